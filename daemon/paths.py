@@ -1,0 +1,68 @@
+"""Where Dropsight keeps its files: platform directories and the frozen bundle."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+from daemon import APP_NAME
+
+# Tests and portable installs point every directory elsewhere with one variable.
+_HOME_ENV = "DROPSIGHT_HOME"
+
+
+def _base(kind: str) -> Path:
+    home = os.environ.get(_HOME_ENV)
+    if home:
+        return Path(home) / kind
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    return Path(
+        {
+            "config": dirs.user_config_dir,
+            "cache": dirs.user_cache_dir,
+            "log": dirs.user_log_dir,
+            "state": dirs.user_state_dir,
+        }[kind]
+    )
+
+
+def config_dir() -> Path:
+    """Folder holding `config.toml`."""
+    return _base("config")
+
+
+def config_file() -> Path:
+    """The user's config file (may not exist yet)."""
+    return config_dir() / "config.toml"
+
+
+def cache_dir() -> Path:
+    """Folder for converted models and other rebuildable files."""
+    return _base("cache")
+
+
+def log_dir() -> Path:
+    """Folder for the rotating log file."""
+    return _base("log")
+
+
+def state_dir() -> Path:
+    """Folder for the instance lock and the control-API endpoint file."""
+    return _base("state")
+
+
+def frozen_root() -> Path | None:
+    """The bundle folder of a PyInstaller build, or None when running from source."""
+    if getattr(sys, "frozen", False):
+        return Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
+    return None
+
+
+def app_dir() -> Path:
+    """Folder next to the executable (frozen) or the source tree root."""
+    if getattr(sys, "frozen", False):
+        return Path(sys.executable).parent
+    return Path(__file__).resolve().parent.parent
