@@ -1,0 +1,1 @@
+"""Named ImageNet models: where their weights come from and how they become `.tflite` files."""

@@ -1,0 +1,289 @@
+"""Typed settings, loaded once from a TOML file and validated with exact error messages."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TOML = Path(__file__).with_name("default.toml")
+
+MODEL_NAMES = ("vgg16", "efficientnet-lite0")
+OBSERVERS = ("auto", "native", "polling")
+RESIZE_POLICIES = ("crop", "squash")
+OUTPUT_MODES = ("beside", "folder")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Which folders and files are watched."""
+
+    folders: tuple[Path, ...] = ()
+    recursive: bool = True
+    extensions: frozenset[str] = frozenset(
+        {"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"}
+    )
+    ignore: tuple[str, ...] = (
+        ".*",
+        "@eaDir",
+        "#recycle",
+        "#snapshot",
+        "*.part",
+        "*.crdownload",
+        "*.download",
+        "*.tmp",
+        "~$*",
+        "Thumbs.db",
+        "desktop.ini",
+    )
+    observer: str = "auto"
+    rescan_interval_s: float = 600.0
+    settle_time_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which classifier runs and how its output is trimmed."""
+
+    name: str = "vgg16"
+    fallback: str = "efficientnet-lite0"
+    weights: Path | None = None
+    allow_download: bool = False
+    top_k: int = 5
+    min_score: float = 0.0
+    resize: str = "crop"
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Where sidecars go."""
+
+    mode: str = "beside"
+    folder: Path | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Process-level knobs."""
+
+    log_level: str = "INFO"
+    decode_threads: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; `source` is the file they came from (None: built-in defaults)."""
+
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    source: Path | None = None
+
+    def with_overrides(
+        self,
+        *,
+        watch: Sequence[Path] = (),
+        model: str | None = None,
+    ) -> Settings:
+        """Return a copy with command-line overrides applied."""
+        out = self
+        if watch:
+            folders = tuple(dict.fromkeys([*self.watch.folders, *(_expand(p) for p in watch)]))
+            out = replace(out, watch=replace(out.watch, folders=folders))
+        if model is not None:
+            _check_choice(str(self.source or "<command line>"), "model.name", model, MODEL_NAMES)
+            out = replace(out, model=replace(out.model, name=model))
+        return out
+
+
+def _expand(p: str | Path) -> Path:
+    return Path(p).expanduser().absolute()
+
+
+def _check_choice(where: str, key: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{where}: {key} = {value!r} is not allowed; use one of: "
+            + ", ".join(repr(a) for a in allowed)
+        )
+
+
+class _Reader:
+    """Reads one TOML table, checking types and ranges, and rejects unknown keys."""
+
+    def __init__(self, where: str, section: str, table: Any) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table, got {type(table).__name__}")
+        self.where = where
+        self.section = section
+        self.table: dict[str, Any] = dict(table)
+        self.seen: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.section}.{key}"
+
+    def _fail(self, key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {self._key(key)} = {value!r} is invalid; {allowed}")
+
+    def get(self, key: str, default: Any, check: Callable[[Any], Any], allowed: str) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        try:
+            return check(value)
+        except (TypeError, ValueError):
+            raise self._fail(key, value, allowed) from None
+
+    def boolean(self, key: str, default: bool) -> bool:
+        def check(v: Any) -> bool:
+            if not isinstance(v, bool):
+                raise TypeError
+            return v
+
+        return bool(self.get(key, default, check, "expected true or false"))
+
+    def number(self, key: str, default: float, lo: float, hi: float, *, integer: bool) -> Any:
+        kind = "an integer" if integer else "a number"
+
+        def check(v: Any) -> float:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise TypeError
+            if integer and not isinstance(v, int):
+                raise TypeError
+            if not lo <= v <= hi:
+                raise ValueError
+            return v
+
+        return self.get(key, default, check, f"expected {kind} from {lo:g} to {hi:g}")
+
+    def choice(self, key: str, default: str, allowed: Sequence[str]) -> str:
+        def check(v: Any) -> str:
+            if v not in allowed:
+                raise ValueError
+            return str(v)
+
+        return str(
+            self.get(key, default, check, "use one of: " + ", ".join(repr(a) for a in allowed))
+        )
+
+    def strings(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
+        def check(v: Any) -> tuple[str, ...]:
+            if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
+                raise TypeError
+            return tuple(v)
+
+        return tuple(self.get(key, default, check, "expected a list of non-empty strings"))
+
+    def path(self, key: str) -> Path | None:
+        def check(v: Any) -> Path | None:
+            if not isinstance(v, str):
+                raise TypeError
+            return _expand(v) if v else None
+
+        result: Path | None = self.get(key, None, check, 'expected a path string ("" for none)')
+        return result
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise ConfigError(
+                f"{self.where}: unknown key {self._key(unknown[0])!r}; "
+                f"[{self.section}] accepts: " + ", ".join(sorted(self.seen))
+            )
+
+
+def parse(data: dict[str, Any], where: str) -> Settings:
+    """Build validated Settings from a parsed TOML document."""
+    sections = {"watch", "model", "output", "service"}
+    for name in data:
+        if name not in sections:
+            raise ConfigError(
+                f"{where}: unknown section [{name}]; allowed: " + ", ".join(sorted(sections))
+            )
+    d = Settings()
+
+    r = _Reader(where, "watch", data.get("watch", {}))
+    folders = tuple(_expand(s) for s in r.strings("folders", ()))
+    exts = r.strings("extensions", sorted(d.watch.extensions))
+    watch = WatchSettings(
+        folders=folders,
+        recursive=r.boolean("recursive", d.watch.recursive),
+        extensions=frozenset(e.lower().lstrip(".") for e in exts),
+        ignore=r.strings("ignore", d.watch.ignore),
+        observer=r.choice("observer", d.watch.observer, OBSERVERS),
+        rescan_interval_s=float(
+            r.number("rescan_interval_s", d.watch.rescan_interval_s, 0, 86400, integer=False)
+        ),
+        settle_time_s=float(
+            r.number("settle_time_s", d.watch.settle_time_s, 0, 3600, integer=False)
+        ),
+    )
+    r.done()
+
+    r = _Reader(where, "model", data.get("model", {}))
+    name = r.choice("name", d.model.name, MODEL_NAMES)
+    fallback = r.choice("fallback", d.model.fallback, (*MODEL_NAMES, ""))
+    model = ModelSettings(
+        name=name,
+        fallback=fallback,
+        weights=r.path("weights"),
+        allow_download=r.boolean("allow_download", d.model.allow_download),
+        top_k=int(r.number("top_k", d.model.top_k, 1, 1000, integer=True)),
+        min_score=float(r.number("min_score", d.model.min_score, 0, 1, integer=False)),
+        resize=r.choice("resize", d.model.resize, RESIZE_POLICIES),
+        batch_size=int(r.number("batch_size", d.model.batch_size, 1, 256, integer=True)),
+    )
+    r.done()
+
+    r = _Reader(where, "output", data.get("output", {}))
+    mode = r.choice("mode", d.output.mode, OUTPUT_MODES)
+    out_folder = r.path("folder")
+    r.done()
+    if mode == "folder" and out_folder is None:
+        raise ConfigError(f'{where}: output.folder must be set when output.mode = "folder"')
+    output = OutputSettings(mode=mode, folder=out_folder)
+
+    r = _Reader(where, "service", data.get("service", {}))
+    level = r.get(
+        "log_level",
+        d.service.log_level,
+        lambda v: _upper_choice(v, LOG_LEVELS),
+        "use one of: " + ", ".join(LOG_LEVELS),
+    )
+    service = ServiceSettings(
+        log_level=level,
+        decode_threads=int(
+            r.number("decode_threads", d.service.decode_threads, 1, 16, integer=True)
+        ),
+    )
+    r.done()
+    return Settings(watch=watch, model=model, output=output, service=service)
+
+
+def _upper_choice(v: Any, allowed: Sequence[str]) -> str:
+    if not isinstance(v, str) or v.upper() not in allowed:
+        raise ValueError
+    return v.upper()
+
+
+def load(path: Path | None) -> Settings:
+    """Load settings from `path`; a missing file means built-in defaults."""
+    if path is None or not path.exists():
+        return Settings(source=None)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return replace(parse(data, str(path)), source=path)

@@ -1,0 +1,215 @@
+"""The `dropsight` command line: classify, service, tray, control commands, bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from config.settings import MODEL_NAMES, RESIZE_POLICIES, ConfigError, Settings
+from config.settings import load as load_settings
+from daemon import __version__, paths
+
+log = logging.getLogger("dropsight")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = args.config if args.config is not None else paths.config_file()
+    if args.config is not None and not args.config.is_file():
+        raise ConfigError(f"{args.config}: config file not found")
+    return load_settings(path)
+
+
+def _expand_inputs(inputs: Sequence[Path], settings: Settings) -> Iterator[Path]:
+    """Files as given, folders walked recursively for photos; missing paths passed through."""
+    from daemon.candidates import PhotoFilter
+
+    photo_filter = PhotoFilter.from_settings(settings.watch)
+    for p in inputs:
+        if p.is_dir():
+            yield from photo_filter.walk(p, recursive=True)
+        else:
+            yield p  # a missing or non-image file becomes an error record, not a crash
+
+
+def _print_human(record: dict[str, Any]) -> None:
+    path = record["image"]["path"]
+    if record["status"] != "ok":
+        print(f"{path}: error: {record['error']['message']}", file=sys.stderr)
+        return
+    print(f"{path}  ({record['model']['name']})")
+    for p in record["predictions"]:
+        print(f"  {p['rank']}. {p['label']:<28} {p['score'] * 100:6.2f}%")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """`dropsight classify`: label files or folders and print the results."""
+    from dataclasses import replace
+
+    from daemon.classifier import load_classifier
+    from daemon.pipeline import classify_paths
+
+    settings = _settings(args)
+    model = replace(
+        settings.model,
+        name=args.model or settings.model.name,
+        top_k=args.top or settings.model.top_k,
+        resize=args.resize or settings.model.resize,
+        allow_download=settings.model.allow_download or args.download,
+        # An explicit --model means exactly that model: no silent fallback.
+        fallback="" if args.model else settings.model.fallback,
+    )
+    settings = replace(settings, model=model)
+    classifier = load_classifier(settings)
+    if classifier.info.is_fallback:
+        print(f"dropsight: warning: {classifier.info.fallback_reason}", file=sys.stderr)
+        print(f"dropsight: using the fallback model {classifier.info.name}", file=sys.stderr)
+    failed = 0
+    for record in classify_paths(
+        classifier,
+        _expand_inputs(args.paths, settings),
+        batch_size=model.batch_size,
+        top_k=model.top_k,
+        min_score=model.min_score,
+        resize=model.resize,
+        threads=settings.service.decode_threads,
+    ):
+        failed += record["status"] != "ok"
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            _print_human(record)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    """`dropsight service`: run the folder-watching service in the foreground."""
+    from daemon.service import run_service
+
+    settings = _settings(args).with_overrides(watch=args.watch, model=args.model)
+    return run_service(settings)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """`dropsight status|pause|resume|rescan|stop`."""
+    from daemon.client import run_command
+
+    return run_command(args.command, args.json)
+
+
+def cmd_tray(args: argparse.Namespace) -> int:
+    """`dropsight tray`: the tray icon (a separate UI package, loaded only here)."""
+    # Imported by name: the daemon package never depends on the UI at import time.
+    tray_app = importlib.import_module("tray.app")
+    result: int = tray_app.main(args.tray_args)
+    return result
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    """`dropsight autostart enable|disable|status`."""
+    autostart = importlib.import_module("tray.autostart")
+    result: int = autostart.autostart_command(args.action)
+    return result
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`dropsight bench`: print throughput and latency figures."""
+    from daemon.bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also the source of `--help`)."""
+    parser = argparse.ArgumentParser(
+        prog="dropsight",
+        description="Label photos with an ImageNet classifier; watch folders and write "
+        "IMG.jpg.json sidecars next to new photos.",
+    )
+    parser.add_argument("--version", action="version", version=f"dropsight {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            type=Path,
+            help=f"TOML config file (default: {paths.config_file()})",
+        )
+
+    c = sub.add_parser("classify", help="label image files or folders and print the top-k")
+    c.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    c.add_argument("--model", choices=MODEL_NAMES, help="model to use (default: from config)")
+    c.add_argument("--top", type=int, metavar="K", help="how many labels per image")
+    c.add_argument("--json", action="store_true", help="print one sidecar-shaped JSON per line")
+    c.add_argument("--resize", choices=RESIZE_POLICIES, help="crop (default) or squash")
+    c.add_argument(
+        "--download", action="store_true", help="allow a one-time download of VGG16 weights"
+    )
+    with_config(c)
+    c.set_defaults(func=cmd_classify)
+
+    s = sub.add_parser("service", help="watch folders and write sidecars (foreground)")
+    s.add_argument("--watch", action="append", type=Path, default=[], metavar="DIR")
+    s.add_argument("--model", choices=MODEL_NAMES)
+    with_config(s)
+    s.set_defaults(func=cmd_service)
+
+    t = sub.add_parser("tray", help="show the tray icon (starts the service if needed)")
+    t.add_argument("tray_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    t.set_defaults(func=cmd_tray)
+
+    for name, text in (
+        ("status", "show what the running service is doing"),
+        ("pause", "pause classification"),
+        ("resume", "resume classification"),
+        ("rescan", "rescan the watched folders now"),
+        ("stop", "stop the running service"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_control)
+
+    a = sub.add_parser("autostart", help="start Dropsight at login (enable/disable/status)")
+    a.add_argument("action", choices=("enable", "disable", "status"))
+    a.set_defaults(func=cmd_autostart)
+
+    b = sub.add_parser("bench", help="measure throughput and latency (prints numbers)")
+    from daemon.bench import add_arguments
+
+    add_arguments(b)
+    with_config(b)
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dropsight` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "classify" and args.top is not None and not 1 <= args.top <= 1000:
+        print("dropsight classify: error: --top must be from 1 to 1000", file=sys.stderr)
+        return EXIT_USAGE
+    if sys.stderr is not None:
+        logging.basicConfig(level=logging.INFO, format="dropsight: %(message)s")
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"dropsight: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from daemon.models.store import ModelUnavailable
+        from daemon.models.weights import WeightsNotFound
+
+        if isinstance(exc, WeightsNotFound | ModelUnavailable):
+            print(f"dropsight: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    return result

@@ -1,0 +1,145 @@
+"""Converted `.tflite` models: bundled with a frozen app, or built once into the cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from config.settings import ModelSettings
+from daemon import __version__, paths
+from daemon.atomic import write_text_atomic
+from daemon.models import weights as weights_mod
+
+log = logging.getLogger(__name__)
+
+INPUT_SIZE = (224, 224)
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be loaded or built here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A ready `.tflite` file and what it is."""
+
+    name: str
+    fingerprint: str
+    tflite: Path
+    input_size: tuple[int, int]
+    origin: str  # where the weights or the file came from
+
+
+def bundled_dir() -> Path | None:
+    """Folder of the models a frozen build carries (None when running from source)."""
+    root = paths.frozen_root()
+    return None if root is None else root / "models"
+
+
+def bundled_models() -> list[str]:
+    """Names of the models this build carries ready-made."""
+    folder = bundled_dir()
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.tflite") if p.with_suffix(".json").is_file())
+
+
+def _meta_path(tflite: Path) -> Path:
+    return tflite.with_suffix(".json")
+
+
+def _read_artifact(tflite: Path, origin: str) -> ModelArtifact | None:
+    """The artifact described by `tflite` + its JSON, or None if missing or inconsistent."""
+    try:
+        meta = json.loads(_meta_path(tflite).read_text("utf-8"))
+        if tflite.stat().st_size != meta["tflite_bytes"]:
+            return None
+        return ModelArtifact(
+            name=meta["name"],
+            fingerprint=meta["fingerprint"],
+            tflite=tflite,
+            input_size=(int(meta["input_size"][0]), int(meta["input_size"][1])),
+            origin=origin,
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def write_meta(tflite: Path, name: str, fingerprint: str) -> None:
+    """Record what a `.tflite` file is, beside it; written last, so it marks completion."""
+    meta = {
+        "name": name,
+        "fingerprint": fingerprint,
+        "input_size": list(INPUT_SIZE),
+        "tflite_bytes": tflite.stat().st_size,
+        "app_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_text_atomic(_meta_path(tflite), json.dumps(meta, indent=2))
+
+
+def invalidate(artifact: ModelArtifact) -> None:
+    """Delete a cache entry that failed to load, so the next resolve rebuilds it."""
+    if artifact.origin == "bundled":
+        return
+    for p in (_meta_path(artifact.tflite), artifact.tflite):
+        p.unlink(missing_ok=True)
+
+
+def resolve(name: str, settings: ModelSettings, config_name: str) -> ModelArtifact:
+    """Find or build the `.tflite` for `name`; raises ModelUnavailable or WeightsNotFound."""
+    folder = bundled_dir()
+    if folder is not None and not (name == "vgg16" and settings.weights):
+        found = _read_artifact(folder / f"{name}.tflite", "bundled")
+        if found is not None:
+            return found
+    if name == "vgg16":
+        wf = weights_mod.find_vgg16(
+            settings.weights, allow_download=settings.allow_download, config_name=config_name
+        )
+        if wf.origin == "download":
+            _run_converter(["download-vgg16"], "download VGG16 weights")
+            wf = weights_mod.WeightsFile(wf.path, "download")
+    elif name == "efficientnet-lite0":
+        wf = weights_mod.find_efficientnet_lite0()
+    else:
+        raise ModelUnavailable(f"unknown model {name!r}")
+    fp = weights_mod.fingerprint(wf.path)
+    tflite = paths.cache_dir() / "models" / f"{name}-{fp[:16]}-{__version__}.tflite"
+    found = _read_artifact(tflite, wf.origin)
+    if found is not None and found.fingerprint == fp:
+        return found
+    log.info("converting %s (weights from %s: %s) into %s", name, wf.origin, wf.path, tflite)
+    _run_converter(["convert", name, str(wf.path), str(tflite)], f"convert {name}")
+    write_meta(tflite, name, fp)
+    artifact = _read_artifact(tflite, wf.origin)
+    if artifact is None:
+        raise ModelUnavailable(f"conversion of {name} left no usable file at {tflite}")
+    return artifact
+
+
+def _run_converter(args: list[str], what: str) -> None:
+    """Run the TensorFlow-side step in a child process (keeps TF out of this process)."""
+    if paths.frozen_root() is not None:
+        carried = ", ".join(bundled_models()) or "none"
+        raise ModelUnavailable(
+            f"cannot {what}: this build has no TensorFlow to build models; "
+            f"it carries: {carried}. Install Dropsight with pip (`pip install dropsight[models]`)"
+            " to build other models."
+        )
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ModelUnavailable(
+            f"cannot {what}: TensorFlow is needed once to build the model. "
+            "Install it with `pip install 'dropsight[models]'`."
+        )
+    cmd = [sys.executable, "-m", "daemon.models.convert", *args]
+    # stderr is inherited so the user sees progress; a windowed build has none to inherit.
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise ModelUnavailable(f"could not {what} (exit {proc.returncode}); see the log above")
