@@ -61,6 +61,8 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     # We join our own threads (with a timeout) instead of the stdlib's unbounded join.
     block_on_close = False
+    # Bursts of clients (tray, viewer, scripts) must not overflow the default backlog of 5.
+    request_queue_size = 128
 
     def __init__(self, controller: Controller, token: str) -> None:
         self.controller = controller
@@ -250,6 +252,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # The stdlib calls this before a request line is parsed (command None or unset).
         if not isinstance(getattr(self, "command", None), str):
             self.command = ""
+        # Unparsable lines count as HTTP/0.9, which has no status line; nobody speaks that.
+        self.request_version = self.protocol_version
         text = message or self.responses.get(code, ("error",))[0]
         with contextlib.suppress(OSError):
             self._send_json(code, {"error": {"code": "http_error", "message": text}})
