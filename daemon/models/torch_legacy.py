@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import struct
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, TypeGuard
@@ -26,8 +28,17 @@ class UnsafeWeightsError(WeightsFileError):
     """A weights file whose pickle asks for a global outside the allow-list."""
 
 
+class _Inert:
+    """Base of every stand-in: a pickle's BUILD opcode must not be able to alter one."""
+
+    def __setstate__(self, state: object) -> None:
+        # Without this, BUILD would write straight into __dict__, even of frozen dataclasses,
+        # and could e.g. change the dtype of the shared FloatStorage stand-in.
+        raise TypeError("the pickle tries to modify a tensor stand-in")
+
+
 @dataclass(frozen=True)
-class _StorageType:
+class _StorageType(_Inert):
     """Stand-in for `torch.FloatStorage` and friends: only carries the element dtype."""
 
     name: str
@@ -52,7 +63,7 @@ _STORAGE_TYPES = {
 
 
 @dataclass(frozen=True)
-class _StorageRef:
+class _StorageRef(_Inert):
     """A storage named by a persistent id; the bytes are read later."""
 
     key: str
@@ -63,7 +74,7 @@ class _StorageRef:
 
 
 @dataclass(frozen=True)
-class _TensorSpec:
+class _TensorSpec(_Inert):
     """What `_rebuild_tensor_v2` was asked to build, materialised once storages are read."""
 
     storage: _StorageRef
@@ -104,12 +115,22 @@ def _rebuild_parameter(data: object, requires_grad: object, backward_hooks: obje
     return data
 
 
+@dataclass(frozen=True)
+class _Constructor(_Inert):
+    """An allow-listed callable; wrapped because BUILD could add attributes to a function."""
+
+    fn: Callable[..., _TensorSpec]
+
+    def __call__(self, *args: object) -> _TensorSpec:
+        return self.fn(*args)
+
+
 # The whole allow-list: everything a plain state dict of dense tensors needs, nothing callable
 # beyond these (storage types are inert values, not classes).
 _ALLOWED: dict[tuple[str, str], object] = {
     ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_tensor_v2"): _Constructor(_rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_parameter"): _Constructor(_rebuild_parameter),
     **{("torch", name): stype for name, stype in _STORAGE_TYPES.items()},
 }
 
@@ -256,15 +277,19 @@ def _load_zip(path: Path, zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
 def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     """Read a PyTorch state dict of dense tensors from `path` as NumPy arrays, safely."""
     path = Path(path)
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                return _load_zip(path, zf)
-        with path.open("rb") as f:
-            return _load_legacy(path, f, path.stat().st_size)
-    except (WeightsFileError, OSError):
-        raise
-    except Exception as exc:  # anything else means the bytes are not what they claim to be
-        raise WeightsFileError(
-            f"{path}: truncated, corrupt or not a PyTorch .pth ({type(exc).__name__}: {exc})"
-        ) from exc
+    with path.open("rb") as f:  # a missing or unreadable file stays an OSError
+        try:
+            # Like torch, decide by the leading bytes: a legacy file's raw float data could
+            # contain something that looks like a zip's trailing directory.
+            is_zip = f.read(4) == b"PK\x03\x04"
+            f.seek(0)
+            if is_zip:
+                with zipfile.ZipFile(f) as zf:
+                    return _load_zip(path, zf)
+            return _load_legacy(path, f, os.fstat(f.fileno()).st_size)
+        except WeightsFileError:
+            raise
+        except Exception as exc:  # anything else means the bytes are not what they claim
+            raise WeightsFileError(
+                f"{path}: truncated, corrupt or not a PyTorch .pth ({type(exc).__name__}: {exc})"
+            ) from exc
