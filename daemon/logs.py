@@ -1,0 +1,44 @@
+"""Logging to a rotating file in the platform log folder and to stderr (when there is one)."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from daemon import paths
+
+LOG_BYTES = 1_000_000
+LOG_BACKUPS = 3
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_file() -> Path:
+    """The service's log file."""
+    return paths.log_dir() / "dropsight.log"
+
+
+def setup(level: str) -> Path:
+    """Send logs to the rotating file and stderr; returns the log file's path."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for h in list(root.handlers):  # replace basicConfig's handler from the CLI
+        root.removeHandler(h)
+    formatter = logging.Formatter(FORMAT)
+    path = log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+        fh.setFormatter(formatter)
+        root.addHandler(fh)
+    except OSError as exc:
+        if sys.stderr is not None:
+            print(f"dropsight: cannot write the log file {path}: {exc}", file=sys.stderr)
+    if sys.stderr is not None:  # frozen windowed builds have no stderr
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(formatter)
+        root.addHandler(sh)
+    return path
