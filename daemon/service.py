@@ -263,6 +263,13 @@ class Service:
             and (rec.get("image") or {}).get("bytes") == st.st_size
         )
 
+    def _recently_modified(self, path: Path) -> bool:
+        try:
+            age_s = time.time() - path.stat().st_mtime
+        except OSError:
+            return False
+        return age_s < max(self.settings.watch.settle_time_s, 1.0)
+
     def _scan_loop(self) -> None:
         interval = self.settings.watch.rescan_interval_s or None
         first = True
@@ -295,7 +302,13 @@ class Service:
         for path in self.filter.walk(root, self.settings.watch.recursive):
             if self._stop.is_set():
                 return
-            if not self._looks_done(path, self._sidecar_for(path, root), fingerprint):
+            if self.settler.is_pending(path):
+                continue  # being written: its events decide when it is complete
+            if self._looks_done(path, self._sidecar_for(path, root), fingerprint):
+                continue
+            if self._recently_modified(path):
+                self.settler.touch(path, wait_close=False)  # maybe still being written
+            else:
                 queued += self.queue.put(path, fresh=False)
         log.info("scanned %s in %.1f s: %d to do", root, time.monotonic() - started, queued)
 
@@ -333,15 +346,16 @@ class Service:
         batch_size = self.settings.model.batch_size
         in_flight: deque[Future[_Item]] = deque()
         while not self._stop.is_set():
-            if not self._resumed.is_set() and not in_flight:
+            if not self._resumed.is_set():  # paused: decoded items wait, nothing new is taken
                 self._resumed.wait(IDLE_POLL_S)
                 continue
-            if self._resumed.is_set():
-                # Keep up to two batches decoding while the current one is classified.
-                room = 2 * batch_size - len(in_flight)
-                if room > 0:
-                    for path in self.queue.take(room, 0 if in_flight else IDLE_POLL_S):
-                        in_flight.append(self._pool.submit(self._prepare, path, classifier))
+            # Keep up to two batches decoding while the current one is classified.
+            room = 2 * batch_size - len(in_flight)
+            if room > 0:
+                for path in self.queue.take(room, 0 if in_flight else IDLE_POLL_S):
+                    in_flight.append(self._pool.submit(self._prepare, path, classifier))
+            if not self._resumed.is_set():
+                continue
             if not in_flight:
                 self._went_idle()
                 continue

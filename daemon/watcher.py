@@ -98,6 +98,11 @@ class Settler:
         with self._cond:
             self._pending.pop(path, None)
 
+    def is_pending(self, path: Path) -> bool:
+        """True while `path` is seen but not yet complete."""
+        with self._cond:
+            return path in self._pending
+
     def pending_count(self) -> int:
         """Files seen but not yet complete."""
         with self._cond:

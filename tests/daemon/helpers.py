@@ -1,0 +1,81 @@
+"""Test helpers for the service: a fast fake classifier, waiting, sidecar checks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+from PIL import Image
+
+from daemon.atomic import TEMP_SUFFIX
+from daemon.classifier import ModelInfo
+from daemon.sidecar import schema
+
+FAKE_FINGERPRINT = "f" * 64
+
+
+class FakeClassifier:
+    """Instant classifier for tests about finding work, ordering and faults (not accuracy)."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.info = ModelInfo(name="fake", fingerprint=FAKE_FINGERPRINT, input_size=(224, 224))
+        self.delay_s = delay_s
+        self.calls = 0
+        self.images = 0
+        self.lock = threading.Lock()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class = mean brightness bucket, so different images get different labels."""
+        with self.lock:
+            self.calls += 1
+            self.images += len(batch)
+        if self.delay_s:
+            time.sleep(self.delay_s * len(batch))
+        probs = np.full((len(batch), 1000), 1e-4, np.float32)
+        for i, img in enumerate(batch):
+            probs[i, int(img.mean()) % 1000] = 0.9
+        return probs / probs.sum(axis=1, keepdims=True)
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Poll `cond` until true or fail after `timeout_s`."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def make_photo(path: Path, seed: int = 0, size: tuple[int, int] = (320, 240)) -> Path:
+    """Write a small, distinct JPEG."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, quality=85)
+    return path
+
+
+def sidecars(root: Path) -> list[Path]:
+    """Every sidecar under `root`."""
+    return sorted(root.rglob("*.json"))
+
+
+def temp_files(root: Path) -> list[Path]:
+    """Every temp file of ours under `root`."""
+    return sorted(root.rglob("*" + TEMP_SUFFIX))
+
+
+def load_valid(path: Path) -> dict[str, Any]:
+    """Read a sidecar and check it against the public schema."""
+    record: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    jsonschema.Draft202012Validator(
+        schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(record)
+    return record

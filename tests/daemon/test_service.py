@@ -1,0 +1,390 @@
+"""The service in-process: real watchdog observers on real folders, a fake fast classifier."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from config.settings import OutputSettings, Settings, WatchSettings
+from daemon.service import Service
+from tests.daemon.helpers import (
+    FakeClassifier,
+    load_valid,
+    make_photo,
+    sidecars,
+    temp_files,
+    wait_for,
+)
+
+StartService = Callable[..., tuple[Service, FakeClassifier]]
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def start_service() -> Iterator[StartService]:
+    """Start a Service on given folders with a FakeClassifier; always joined afterwards."""
+    started: list[Service] = []
+
+    def start(
+        *folders: Path,
+        fake: FakeClassifier | None = None,
+        settle_time_s: float = 0.3,
+        observer: str = "auto",
+        output: OutputSettings | None = None,
+    ) -> tuple[Service, FakeClassifier]:
+        fake = fake or FakeClassifier()
+        settings = Settings(
+            watch=WatchSettings(
+                folders=folders,
+                settle_time_s=settle_time_s,
+                observer=observer,
+                rescan_interval_s=0,
+            ),
+            output=output or OutputSettings(),
+        )
+        service = Service(settings, classifier_factory=lambda _s: fake)
+        service.start()
+        started.append(service)
+        wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
+        return service, fake
+
+    yield start
+    for service in started:
+        service.join()
+
+
+def _status_done(service: Service) -> int:
+    s = service.status()
+    return int(s["done"]) + int(s["failed"])
+
+
+def test_copied_photos_get_one_valid_sidecar(
+    watched: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    service, _ = start_service(watched)
+    shutil.copy(photos["chelsea"], watched / "cat.jpg")
+    wait_for(lambda: (watched / "cat.jpg.json").exists(), 15, "sidecar")
+    record = load_valid(watched / "cat.jpg.json")
+    assert record["status"] == "ok"
+    assert record["image"]["path"] == "cat.jpg"
+    assert record["image"]["width"] == 451
+    assert len(record["predictions"]) == 5
+    assert service.status()["recent"][0]["image"] == str(watched / "cat.jpg")
+
+
+def test_slow_chunked_write_is_processed_once_when_complete(
+    watched: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    service, fake = start_service(watched, settle_time_s=0.3)
+    data = photos["astronaut"].read_bytes()
+    target = watched / "slow.jpg"
+    with target.open("wb") as f:
+        for i in range(0, len(data), len(data) // 6):
+            f.write(data[i : i + len(data) // 6])
+            f.flush()
+            time.sleep(0.6)  # longer than the quiet time: only close-after-write is trusted
+            assert not (watched / "slow.jpg.json").exists(), "taken before it was complete"
+    wait_for(lambda: (watched / "slow.jpg.json").exists(), 15, "sidecar")
+    time.sleep(1.0)
+    record = load_valid(watched / "slow.jpg.json")
+    assert record["status"] == "ok"
+    assert record["image"]["bytes"] == len(data)
+    assert fake.images == 1
+    assert service.status()["failed"] == 0
+
+
+def test_polling_observer_waits_for_a_quiet_file(
+    watched: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    _, fake = start_service(watched, settle_time_s=1.5, observer="polling")
+    data = photos["rocket"].read_bytes()
+    target = watched / "slow.jpg"
+    with target.open("wb") as f:
+        for i in range(0, len(data), len(data) // 4):
+            f.write(data[i : i + len(data) // 4])
+            f.flush()
+            time.sleep(0.5)
+    wait_for(lambda: (watched / "slow.jpg.json").exists(), 20, "sidecar")
+    time.sleep(2.0)
+    assert load_valid(watched / "slow.jpg.json")["status"] == "ok"
+    assert fake.images == 1
+
+
+def test_part_file_renamed_and_moved_in_and_nested(
+    watched: Path, tmp_path: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    start_service(watched)
+    part = watched / "download.jpg.part"
+    shutil.copy(photos["coffee"], part)
+    time.sleep(0.8)
+    assert not list(watched.glob("*.json")), "a .part file was taken"
+    part.rename(watched / "download.jpg")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(photos["rocket"], outside / "moved.jpg")
+    shutil.move(outside / "moved.jpg", watched / "moved.jpg")
+    nested = watched / "2026" / "11" / "trip"
+    nested.mkdir(parents=True)
+    shutil.copy(photos["chelsea"], nested / "deep.JPG")
+    for p in (watched / "download.jpg", watched / "moved.jpg", nested / "deep.JPG"):
+        wait_for(lambda p=p: p.with_name(p.name + ".json").exists(), 15, f"sidecar of {p}")
+        assert load_valid(p.with_name(p.name + ".json"))["status"] == "ok"
+    assert not (watched / "download.jpg.part.json").exists()
+
+
+def test_ignored_and_own_files_never_queue(watched: Path, start_service: StartService) -> None:
+    service, fake = start_service(watched)
+    make_photo(watched / ".hidden.jpg")
+    make_photo(watched / "@eaDir" / "thumb.jpg")
+    make_photo(watched / "~$lock.jpg")
+    (watched / "notes.txt").write_text("hello")
+    (watched / "other.json").write_text("{}")
+    make_photo(watched / "real.jpg")
+    wait_for(lambda: (watched / "real.jpg.json").exists(), 15, "sidecar")
+    time.sleep(1.0)
+    assert [p.name for p in sidecars(watched)] == ["other.json", "real.jpg.json"]
+    assert fake.images == 1
+    assert service.status()["queued"] == 0
+
+
+def test_burst_of_2000_files_gives_exactly_2000_sidecars(
+    watched: Path, start_service: StartService
+) -> None:
+    service, fake = start_service(watched)
+    src = watched.parent / "src"
+    for i in range(50):
+        make_photo(src / f"{i}.jpg", seed=i, size=(64, 48))
+    for i in range(2000):
+        shutil.copy(src / f"{i % 50}.jpg", watched / f"burst_{i:04d}.jpg")
+    service.rescan()  # as the periodic rescan would: catches anything inotify dropped
+    wait_for(lambda: len(list(watched.glob("*.jpg.json"))) == 2000, 180, "2000 sidecars")
+    wait_for(lambda: service.status()["state"] == "idle", 30, "idle")
+    names = {p.name for p in watched.glob("*.json")}
+    assert names == {f"burst_{i:04d}.jpg.json" for i in range(2000)}
+    assert fake.images == 2000, "some image was classified twice"
+    assert not temp_files(watched)
+    for p in list(watched.glob("*.json"))[:50]:
+        load_valid(p)
+
+
+def test_corrupt_empty_and_wrong_content_get_error_sidecars(
+    watched: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    service, _ = start_service(watched)
+    (watched / "empty.jpg").write_bytes(b"")
+    (watched / "text.jpg").write_text("this is not a photo")
+    data = photos["chelsea"].read_bytes()
+    (watched / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    shutil.copy(photos["coffee"], watched / "good.jpg")
+    expected = {"empty.jpg": "empty_file", "text.jpg": "not_an_image", "truncated.jpg": "truncated"}
+    for name in [*expected, "good.jpg"]:
+        wait_for(lambda n=name: (watched / f"{n}.json").exists(), 15, f"sidecar of {name}")
+    for name, kind in expected.items():
+        record = load_valid(watched / f"{name}.json")
+        assert record["status"] == "error"
+        assert record["predictions"] == []
+        assert record["error"]["type"] == kind
+    assert load_valid(watched / "good.jpg.json")["status"] == "ok"
+    status = service.status()
+    assert status["failed"] == 3
+    assert status["done"] == 1
+    assert {e["path"] for e in status["errors"]} >= {str(watched / n) for n in expected}
+
+
+def test_restart_and_rescan_redo_nothing(
+    watched: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    service, fake = start_service(watched)
+    for i in range(5):
+        make_photo(watched / f"{i}.jpg", seed=i)
+    wait_for(lambda: len(sidecars(watched)) == 5, 15, "5 sidecars")
+    wait_for(lambda: service.status()["state"] == "idle", 10, "idle")
+    before = {p: p.stat().st_mtime_ns for p in sidecars(watched)}
+    service.rescan()
+    (watched / "0.jpg").touch()  # a replayed event for an unchanged file
+    time.sleep(1.5)
+    assert fake.images == 5
+    service.join()
+    # A restart finds everything current: nothing classified, nothing rewritten.
+    _, fake2 = start_service(watched)
+    time.sleep(1.0)
+    assert fake2.images == 0
+    assert {p: p.stat().st_mtime_ns for p in sidecars(watched)} == before
+
+
+def test_changed_image_is_reclassified(watched: Path, start_service: StartService) -> None:
+    _, fake = start_service(watched)
+    make_photo(watched / "a.jpg", seed=1)
+    wait_for(lambda: (watched / "a.jpg.json").exists(), 15, "sidecar")
+    first = load_valid(watched / "a.jpg.json")["image"]["sha256"]
+    make_photo(watched / "a.jpg", seed=2)
+    wait_for(
+        lambda: load_valid(watched / "a.jpg.json")["image"]["sha256"] != first, 15, "new sidecar"
+    )
+    assert fake.images == 2
+
+
+def test_catch_up_scan_finds_files_added_while_down(
+    watched: Path, start_service: StartService
+) -> None:
+    for i in range(30):
+        make_photo(watched / "sub" / f"{i}.jpg", seed=i, size=(64, 64))
+    stale = watched / "sub" / ".0.jpg.json.abcd1234.dropsight-tmp"
+    stale.write_text("{half")
+    service, fake = start_service(watched)
+    wait_for(lambda: len(sidecars(watched)) == 30, 30, "30 sidecars")
+    assert fake.images == 30
+    assert not stale.exists(), "stale temp file from a crash left behind"
+
+
+def test_output_folder_mirrors_the_tree(
+    watched: Path, tmp_path: Path, start_service: StartService
+) -> None:
+    out = tmp_path / "out"
+    start_service(watched, output=OutputSettings(mode="folder", folder=out))
+    make_photo(watched / "a" / "b" / "p.jpg")
+    wait_for(lambda: (out / "a" / "b" / "p.jpg.json").exists(), 15, "mirrored sidecar")
+    record = load_valid(out / "a" / "b" / "p.jpg.json")
+    assert record["image"]["path"] == str(watched / "a" / "b" / "p.jpg")
+    assert not sidecars(watched)
+
+
+def test_unwritable_sidecar_target_is_a_status_error_not_a_crash(
+    watched: Path, start_service: StartService
+) -> None:
+    service, _ = start_service(watched)
+    # A folder where the sidecar must go blocks the write even for root.
+    (watched / "blocked.jpg.json").mkdir()
+    make_photo(watched / "blocked.jpg")
+    wait_for(lambda: service.status()["failed"] == 1, 15, "failure counted")
+    status = service.status()
+    assert "cannot write" in status["errors"][0]["message"]
+    assert status["folders"][0]["error"] and "blocked.jpg.json" in status["folders"][0]["error"]
+    assert not temp_files(watched)
+    make_photo(watched / "fine.jpg", seed=3)  # the service goes on
+    wait_for(lambda: (watched / "fine.jpg.json").exists(), 15, "next sidecar")
+    assert service.status()["folders"][0]["healthy"]
+
+
+def test_unwritable_output_folder(
+    watched: Path, tmp_path: Path, start_service: StartService
+) -> None:
+    not_a_folder = tmp_path / "out"
+    not_a_folder.write_text("a file where the output folder should be")
+    service, _ = start_service(watched, output=OutputSettings(mode="folder", folder=not_a_folder))
+    make_photo(watched / "p.jpg")
+    wait_for(lambda: service.status()["failed"] == 1, 15, "failure counted")
+    assert "cannot write" in service.status()["errors"][0]["message"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_folder(watched: Path, start_service: StartService) -> None:
+    service, _ = start_service(watched)
+    make_photo(watched / "p.jpg")
+    watched.chmod(0o555)
+    try:
+        wait_for(lambda: service.status()["failed"] >= 1, 15, "failure counted")
+    finally:
+        watched.chmod(0o755)
+
+
+def test_watched_folder_deleted_and_recreated(watched: Path, start_service: StartService) -> None:
+    service, _ = start_service(watched)
+    make_photo(watched / "before.jpg")
+    wait_for(lambda: (watched / "before.jpg.json").exists(), 15, "first sidecar")
+    shutil.rmtree(watched)
+    wait_for(lambda: not service.status()["folders"][0]["healthy"], 15, "folder reported missing")
+    assert "not found" in service.status()["folders"][0]["error"]
+    watched.mkdir()
+    wait_for(lambda: service.status()["folders"][0]["healthy"], 15, "folder re-armed")
+    make_photo(watched / "after.jpg")
+    wait_for(lambda: (watched / "after.jpg.json").exists(), 15, "sidecar after re-arm")
+
+
+def test_missing_folder_at_start_is_reported_then_armed(
+    tmp_path: Path, start_service: StartService
+) -> None:
+    later = tmp_path / "later"
+    service, _ = start_service(later)
+    assert not service.status()["folders"][0]["healthy"]
+    later.mkdir()
+    make_photo(later / "x.jpg")
+    wait_for(lambda: (later / "x.jpg.json").exists(), 15, "sidecar once the folder exists")
+
+
+def test_pause_holds_work_and_resume_releases_it(
+    watched: Path, start_service: StartService
+) -> None:
+    service, fake = start_service(watched)
+    service.pause()
+    make_photo(watched / "p.jpg")
+    wait_for(lambda: service.status()["queued"] == 1, 10, "queued while paused")
+    assert service.status()["state"] == "paused"
+    time.sleep(0.5)
+    assert fake.images == 0
+    service.resume()
+    wait_for(lambda: (watched / "p.jpg.json").exists(), 15, "sidecar after resume")
+
+
+def test_model_that_fails_to_load_is_a_status_error(watched: Path) -> None:
+    def broken(_s: Settings) -> FakeClassifier:
+        raise RuntimeError("weights are damaged")
+
+    service = Service(Settings(watch=WatchSettings(folders=(watched,))), classifier_factory=broken)
+    service.start()
+    try:
+        wait_for(lambda: service.status()["state"] == "error", 10, "error state")
+        assert "weights are damaged" in service.status()["model"]["error"]
+    finally:
+        service.join()
+
+
+def test_classify_one_file_through_the_controller(
+    watched: Path, start_service: StartService, photos: dict[str, Path]
+) -> None:
+    service, _ = start_service(watched)
+    record = service.classify(photos["coffee"])
+    assert record["status"] == "ok"
+    assert len(record["predictions"]) == 5
+    with pytest.raises(FileNotFoundError):
+        service.classify(watched / "missing.jpg")
+
+
+def test_stop_during_a_batch_leaves_no_partial_files(watched: Path) -> None:
+    fake = FakeClassifier(delay_s=0.05)
+    for i in range(200):
+        make_photo(watched / f"{i}.jpg", seed=i, size=(64, 64))
+    service = Service(
+        Settings(watch=WatchSettings(folders=(watched,), rescan_interval_s=0)),
+        classifier_factory=lambda _s: fake,
+    )
+    service.start()
+    wait_for(lambda: fake.images > 20, 30, "work under way")
+    started = time.monotonic()
+    service.join()
+    assert time.monotonic() - started < 10
+    assert not temp_files(watched)
+    done = sidecars(watched)
+    assert 0 < len(done) < 200
+    for p in done:
+        load_valid(p)
+
+
+def test_settings_overrides_dedupe_folders(watched: Path) -> None:
+    s = Settings(watch=WatchSettings(folders=(watched,)))
+    s2 = s.with_overrides(watch=[watched, watched], model="efficientnet-lite0")
+    assert s2.watch.folders == (watched,)
+    assert s2.model.name == "efficientnet-lite0"
+    assert replace(s2, source=None).model.fallback == "efficientnet-lite0"
