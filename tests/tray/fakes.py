@@ -1,0 +1,148 @@
+"""A fake service for tray and viewer tests: a Controller with fixed answers.
+
+Run as a script (`python -m tests.tray.fakes`) it serves the control API like
+`dropsight service` would, until SIGTERM or the API's stop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__
+
+TOP5 = [
+    ("n02124075", 285, "Egyptian_cat", 0.6123),
+    ("n02123045", 281, "tabby", 0.2231),
+    ("n02123159", 282, "tiger_cat", 0.1187),
+    ("n02127052", 287, "lynx", 0.0208),
+    ("n03958227", 737, "plastic_bag", 0.0034),
+]
+
+
+def sidecar_for(path: Path, status: str = "ok") -> dict[str, Any]:
+    """A sidecar-shaped answer with the fixed top-5."""
+    return {
+        "schema_version": 1,
+        "status": status,
+        "image": {"path": path.name, "sha256": "0" * 64, "bytes": 1, "width": 1, "height": 1},
+        "model": {
+            "name": "vgg16",
+            "fingerprint": "f" * 64,
+            "input_size": [224, 224],
+            "runtime": "litert",
+        },
+        "predictions": [
+            {"rank": i + 1, "class_index": idx, "wnid": wnid, "label": label, "score": score}
+            for i, (wnid, idx, label, score) in enumerate(TOP5)
+        ]
+        if status == "ok"
+        else [],
+        "error": None if status == "ok" else {"type": "UnidentifiedImageError", "message": "bad"},
+        "processed_at": "2026-11-24T05:00:00Z",
+        "generator": {"name": "dropsight", "version": __version__},
+    }
+
+
+class FakeController:
+    """Status with settable fields; classify answers the fixed top-5 for any existing file."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.lock = threading.Lock()
+        self.state = "working"
+        self.done = 12
+        self.queued = 327
+        self.failed = 1
+        self.fallback = False
+        self.folder = folder
+        self.recent: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self.stopped = threading.Event()
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "state": self.state,
+                "done": self.done,
+                "queued": self.queued,
+                "failed": self.failed,
+                "current": None,
+                "model": {
+                    "name": "efficientnet-lite0" if self.fallback else "vgg16",
+                    "requested": "vgg16",
+                    "fallback": self.fallback,
+                    "runtime": "litert",
+                    "fingerprint": "f" * 64,
+                },
+                "folders": [{"path": str(self.folder), "healthy": True, "error": None}]
+                if self.folder
+                else [],
+                "errors": [],
+                "recent": list(self.recent),
+                "version": __version__,
+                "pid": os.getpid(),
+                "config_path": os.path.join(os.environ.get("DROPSIGHT_HOME", ""), "c.toml"),
+                "log_path": os.path.join(os.environ.get("DROPSIGHT_HOME", ""), "d.log"),
+            }
+
+    def add_recent(self, image: Path, sidecar: Path, label: str, score: float) -> None:
+        """Record a finished photo the way the service would."""
+        with self.lock:
+            self.recent.insert(
+                0,
+                {
+                    "image": str(image),
+                    "sidecar": str(sidecar),
+                    "status": "ok",
+                    "label": label,
+                    "score": score,
+                    "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                },
+            )
+
+    def pause(self) -> None:
+        with self.lock:
+            self.calls.append("pause")
+            self.state = "paused"
+
+    def resume(self) -> None:
+        with self.lock:
+            self.calls.append("resume")
+            self.state = "working"
+
+    def rescan(self) -> None:
+        with self.lock:
+            self.calls.append("rescan")
+
+    def classify(self, path: Path) -> dict[str, Any]:
+        if not path.exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        return sidecar_for(path)
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        self.stopped.set()
+
+
+def main() -> int:
+    """Serve a FakeController until stopped (the stand-in for `dropsight service`)."""
+    from daemon.control import ControlServer
+
+    controller = FakeController(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+    signal.signal(signal.SIGTERM, lambda *_: controller.stopped.set())
+    server = ControlServer(controller)
+    server.start()
+    try:
+        controller.stopped.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

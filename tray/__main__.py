@@ -1,0 +1,7 @@
+"""`python -m tray`: the tray icon (the frozen windowed launcher runs this too)."""
+
+import sys
+
+from tray.app import main
+
+sys.exit(main())

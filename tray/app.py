@@ -1,0 +1,384 @@
+"""`dropsight tray`: the tray icon, a thin client that starts and steers the service."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from daemon import APP_NAME, __version__
+from daemon.client import ServiceClient, ServiceError, ServiceNotRunning
+from tray import autostart, desktop, logsetup
+from tray.icons import icon_for, tooltip_for, visual_state
+from tray.menu import MenuItem, build_menu
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+# The service finishes its queue's current batch before it exits; VGG16 batches are slow.
+SERVICE_STOP_TIMEOUT_S = 30.0
+SERVICE_KILL_TIMEOUT_S = 5.0
+# A double click on the xorg icon must not open two viewers.
+VIEWER_DEBOUNCE_S = 1.5
+
+
+class TrayApp:
+    """Tray state and actions, independent of pystray so tests can drive it directly."""
+
+    def __init__(
+        self,
+        *,
+        start_service: bool = True,
+        service_command: list[str] | None = None,
+        spawn: Callable[[list[str]], subprocess.Popen[bytes]] = desktop.spawn,
+        open_path: Callable[[Path], None] = desktop.open_path,
+    ) -> None:
+        self.auto_start = start_service
+        self._service_command = service_command or desktop.service_command()
+        self._spawn = spawn
+        self._open_path = open_path
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._client: ServiceClient | None = None
+        self._status: dict[str, Any] | None = None
+        self._started: subprocess.Popen[bytes] | None = None
+        self._exit_message: str | None = None
+        self._viewers: list[subprocess.Popen[bytes]] = []
+        self._last_viewer: tuple[tuple[str, ...], float] = ((), 0.0)
+        self._autostart = False
+        self.on_quit: Callable[[], None] | None = None
+
+    # --- polling (runs in pystray's setup thread) ---------------------------------------------
+
+    def run_poller(self, on_update: Callable[[], None]) -> None:
+        """Poll the service every POLL_INTERVAL_S until quit; wakes at once on quit."""
+        while True:
+            try:
+                self.poll_once()
+                on_update()
+            except Exception:
+                # One bad poll (or a backend hiccup while redrawing) must not end the loop.
+                log.exception("tray poll failed")
+            if self._stop.wait(POLL_INTERVAL_S):
+                return
+
+    def poll_once(self) -> None:
+        """Refresh the status snapshot; connect, or start the service, when needed."""
+        with contextlib.suppress(OSError):
+            self._autostart = autostart.is_enabled()
+        client = self._client
+        if client is None:
+            try:
+                client = ServiceClient.connect()
+            except ServiceNotRunning as exc:
+                log.debug("%s", exc)
+                client = None
+        status = None
+        if client is not None:
+            try:
+                status = client.status()
+            except ServiceError as exc:
+                log.info("lost the service: %s", exc)
+                client = None
+        with self._lock:
+            self._client, self._status = client, status
+            started = self._started
+        if status is not None:
+            self._exit_message = None
+            return
+        if started is not None and started.poll() is not None:
+            code = started.returncode
+            log.warning("the service started by the tray exited with code %s", code)
+            with self._lock:
+                self._started = None
+            if code:
+                self._exit_message = f"the service exited with code {code}; see its log"
+        elif started is None and self.auto_start and self._exit_message is None:
+            # Only once: after a failed start the user decides (menu: Start service).
+            self.auto_start = False
+            self.start_service()
+
+    def display_status(self) -> dict[str, Any] | None:
+        """The snapshot to show: the service's, or a stand-in while it starts or after it died."""
+        with self._lock:
+            status, started = self._status, self._started
+        if status is not None:
+            return status
+        if started is not None and started.poll() is None:
+            return {"state": "starting", "done": 0, "queued": 0, "failed": 0}
+        if self._exit_message:
+            return {
+                "state": "error",
+                "done": 0,
+                "queued": 0,
+                "failed": 0,
+                "errors": [{"message": self._exit_message}],
+            }
+        return None
+
+    @property
+    def client(self) -> ServiceClient | None:
+        """The connected client, if any."""
+        with self._lock:
+            return self._client
+
+    @property
+    def started_service(self) -> subprocess.Popen[bytes] | None:
+        """The service process this tray started, if it is still ours to stop."""
+        with self._lock:
+            return self._started
+
+    def menu(self) -> list[MenuItem]:
+        """The current menu model."""
+        status = self.display_status()
+        with self._lock:
+            client = self._client if self._status is not None else None
+        return build_menu(status, client, self, self._autostart, can_start_service=True)
+
+    # --- menu host --------------------------------------------------------------------------
+
+    def open_path(self, path: Path) -> None:
+        """Open a file or folder with the desktop."""
+        self._open_path(path)
+
+    def open_viewer(self, *args: str) -> None:
+        """Open the viewer window (its own process: Tk wants a main thread of its own)."""
+        now = time.monotonic()
+        last_args, last_time = self._last_viewer
+        if args == last_args and now - last_time < VIEWER_DEBOUNCE_S:
+            return
+        self._last_viewer = (args, now)
+        self._viewers = [v for v in self._viewers if v.poll() is None]
+        self._viewers.append(self._spawn(desktop.viewer_command(*args)))
+
+    def start_service(self) -> None:
+        """Start `dropsight service` unless one of ours is already running."""
+        with self._lock:
+            if self._started is not None and self._started.poll() is None:
+                return
+        self._exit_message = None
+        process = self._spawn(self._service_command)
+        with self._lock:
+            self._started = process
+
+    def set_autostart(self, enabled: bool) -> None:
+        """Turn starting at login on or off."""
+        if enabled:
+            autostart.enable()
+        else:
+            autostart.disable()
+        self._autostart = autostart.is_enabled()
+
+    def quit(self) -> None:
+        """End the tray (the service it started is stopped in shutdown())."""
+        self._stop.set()
+        if self.on_quit is not None:
+            self.on_quit()
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Close our viewers and stop the service if this tray started it."""
+        self._stop.set()
+        for viewer in self._viewers:
+            _end_process(viewer, 2.0)
+        self._viewers = []
+        with self._lock:
+            started, client = self._started, self._client
+            self._started = None
+        if started is None or started.poll() is not None:
+            return
+        log.info("stopping the service this tray started (pid %d)", started.pid)
+        try:
+            # The API's stop takes the service's one orderly shutdown path.
+            (client or ServiceClient.connect()).stop()
+        except ServiceError as exc:
+            log.warning("could not ask the service to stop: %s", exc)
+            started.terminate()
+        try:
+            started.wait(SERVICE_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("the service did not stop within %.0fs", SERVICE_STOP_TIMEOUT_S)
+            _end_process(started, SERVICE_KILL_TIMEOUT_S)
+
+
+def _end_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Terminate, then kill, a child process; always reap it."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout_s)
+
+
+# --- pystray binding ------------------------------------------------------------------------
+
+
+def _to_pystray(items: list[MenuItem], app: TrayApp) -> list[Any]:
+    import pystray
+
+    converted: list[Any] = []
+    for item in items:
+        if item.is_separator:
+            converted.append(pystray.Menu.SEPARATOR)
+        elif item.submenu:
+            converted.append(
+                pystray.MenuItem(
+                    item.label,
+                    pystray.Menu(*_to_pystray(list(item.submenu), app)),
+                    enabled=item.enabled,
+                )
+            )
+        else:
+            checked = item.checked
+            converted.append(
+                pystray.MenuItem(
+                    item.label,
+                    _safe(item.action),
+                    checked=None if checked is None else (lambda _item, v=checked: v),
+                    enabled=item.enabled and item.action is not None,
+                    default=item.default,
+                )
+            )
+    return converted
+
+
+def _safe(action: Callable[[], None] | None) -> Callable[[Any, Any], None]:
+    """A pystray callback that logs failures instead of tearing down the backend's loop."""
+
+    def run(_icon: Any, _item: Any) -> None:
+        if action is None:
+            return
+        try:
+            action()
+        except Exception:
+            log.exception("menu action failed")
+
+    return run
+
+
+class _IconUpdater:
+    """Pushes status changes to the icon, only when something visible changed."""
+
+    def __init__(self, icon: Any, app: TrayApp) -> None:
+        self.icon = icon
+        self.app = app
+        self._shown: tuple[Any, ...] | None = None
+        self._menu_labels: list[Any] | None = None
+        # update_menu() from a non-UI thread is not safe on win32/macOS (pystray #60); there
+        # the menu is rebuilt after each of its own actions instead.
+        self._can_update_menu = sys.platform not in {"win32", "darwin"}
+
+    def __call__(self) -> None:
+        status = self.app.display_status()
+        title = tooltip_for(status)
+        image = icon_for(status)
+        key = (visual_state(status), title, image.tobytes())
+        if key != self._shown:
+            self._shown = key
+            self.icon.icon = image
+            self.icon.title = title
+        labels = [(i.label, i.enabled, i.checked, len(i.submenu)) for i in self.app.menu()]
+        if labels != self._menu_labels:
+            self._menu_labels = labels
+            if self._can_update_menu:
+                self.icon.update_menu()
+
+
+def _enable_xorg_clicks(icon: Any) -> None:
+    """Let pystray's xorg icon window receive clicks (pystray 0.19 never asks for them).
+
+    Its window selects only Exposure and StructureNotify events, so ButtonPress never
+    arrives and the default action (our viewer) cannot run (pystray #151).
+    """
+    if type(icon).__module__ != "pystray._xorg":
+        return
+    try:
+        import Xlib.X
+
+        icon._window.change_attributes(
+            event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
+        )
+        icon._display.flush()
+    except Exception:
+        log.exception("could not enable clicks on the xorg tray icon")
+
+
+def run_tray(app: TrayApp) -> int:
+    """Show the icon; pystray's loop runs on this (main) thread until Quit."""
+    try:
+        import pystray
+    except Exception as exc:  # no display, no tray backend
+        log.error("cannot show a tray icon: %s", exc)
+        if sys.stderr is not None:
+            print(f"dropsight tray: cannot show a tray icon: {exc}", file=sys.stderr)
+        return 1
+
+    icon = pystray.Icon(
+        APP_NAME,
+        icon=icon_for(None),
+        title=tooltip_for(None),
+        menu=pystray.Menu(lambda: _to_pystray(app.menu(), app)),
+    )
+    app.on_quit = icon.stop
+    _enable_xorg_clicks(icon)
+    updater = _IconUpdater(icon, app)
+
+    def setup(icon: Any) -> None:
+        icon.visible = True
+        # This thread is the poller; it waits on an Event, so stop() never waits for it.
+        app.run_poller(updater)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: quitting", signum)
+        app.quit()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    log.info("tray %s on pystray backend %s", __version__, type(icon).__module__)
+    try:
+        icon.run(setup=setup)
+    finally:
+        app.shutdown()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dropsight tray", description="The Dropsight tray icon.")
+    parser.add_argument(
+        "--no-start-service",
+        action="store_true",
+        help="do not start the service when none is running",
+    )
+    parser.add_argument(
+        "--viewer", action="store_true", help="open only the viewer window (see --help there)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the tray (or, with --viewer, only the viewer window)."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.viewer:
+        from tray.viewer import main as viewer_main
+
+        return viewer_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    logsetup.setup("tray")
+    app = TrayApp(start_service=not args.no_start_service)
+    return run_tray(app)

@@ -1,0 +1,176 @@
+"""The tray menu as plain data built from a status snapshot; each backend renders it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from daemon import paths
+from tray import desktop
+from tray.icons import is_fallback, tooltip_for, visual_state
+
+RECENT_MENU_ITEMS = 10
+SEPARATOR_LABEL = "-"
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    """One entry: a label, whether it can be clicked, what it does, an optional check mark."""
+
+    label: str
+    enabled: bool = True
+    action: Callable[[], None] | None = field(default=None, compare=False)
+    checked: bool | None = None
+    default: bool = False  # the action of a click on the icon itself
+    submenu: tuple[MenuItem, ...] = ()
+
+    @property
+    def is_separator(self) -> bool:
+        """Whether this entry is a separator line."""
+        return self.label == SEPARATOR_LABEL
+
+
+SEPARATOR = MenuItem(SEPARATOR_LABEL, enabled=False)
+
+
+class Commands(Protocol):
+    """The part of the service client the menu drives."""
+
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def rescan(self) -> None: ...
+
+
+class Host(Protocol):
+    """What the tray application does for menu entries that are not service commands."""
+
+    def open_path(self, path: Path) -> None: ...
+    def open_viewer(self, *args: str) -> None: ...
+    def start_service(self) -> None: ...
+    def set_autostart(self, enabled: bool) -> None: ...
+    def quit(self) -> None: ...
+
+
+def build_menu(
+    status: dict[str, Any] | None,
+    client: Commands | None,
+    host: Host,
+    autostart_enabled: bool,
+    can_start_service: bool = False,
+) -> list[MenuItem]:
+    """The menu for this status; `client` is None while no service answers."""
+    state = visual_state(status)
+    connected = client is not None and status is not None
+    items = [MenuItem(tooltip_for(status), enabled=False)]
+    if status and is_fallback(status):
+        model = status.get("model") or {}
+        items.append(
+            MenuItem(
+                f"Using fallback model {model.get('name', '?')} "
+                f"({model.get('requested', '?')} could not be loaded)",
+                enabled=False,
+            )
+        )
+    items.append(MenuItem("Open viewer", action=host.open_viewer, default=True))
+    if state == "paused":
+        items.append(MenuItem("Resume", enabled=connected, action=_call(client, "resume")))
+    else:
+        items.append(MenuItem("Pause", enabled=connected, action=_call(client, "pause")))
+    items += [
+        SEPARATOR,
+        _folders_item(status, host),
+        _recent_item(status, host),
+        MenuItem(
+            "Classify an image...",
+            enabled=connected,
+            action=lambda: host.open_viewer("--choose"),
+        ),
+        MenuItem("Rescan now", enabled=connected, action=_call(client, "rescan")),
+        SEPARATOR,
+        MenuItem(
+            "Start at login",
+            checked=autostart_enabled,
+            action=lambda: host.set_autostart(not autostart_enabled),
+        ),
+        MenuItem("Settings", action=lambda: host.open_path(settings_file(status))),
+        MenuItem("Open log", action=lambda: host.open_path(log_target(status))),
+        SEPARATOR,
+    ]
+    if can_start_service and not connected:
+        items.append(MenuItem("Start service", action=host.start_service))
+    items.append(MenuItem("Quit", action=host.quit))
+    return items
+
+
+def _call(client: Commands | None, name: str) -> Callable[[], None] | None:
+    if client is None:
+        return None
+    method: Callable[[], None] = getattr(client, name)
+    return method
+
+
+def _folders_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
+    folders = [f for f in (status or {}).get("folders") or [] if isinstance(f, dict)]
+    if not folders:
+        return MenuItem("Open watched folder", enabled=False)
+    if len(folders) == 1:
+        path = Path(str(folders[0].get("path")))
+        return MenuItem("Open watched folder", action=lambda: host.open_path(path))
+    entries = []
+    for folder in folders:
+        path = Path(str(folder.get("path")))
+        label = str(path) if folder.get("healthy", True) else f"{path} (unavailable)"
+        entries.append(MenuItem(label, action=_opener(host, path)))
+    return MenuItem("Open watched folder", submenu=tuple(entries))
+
+
+def _recent_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
+    recent = [r for r in (status or {}).get("recent") or [] if isinstance(r, dict)]
+    if not recent:
+        return MenuItem("Recent results", enabled=False)
+    entries = []
+    for entry in recent[:RECENT_MENU_ITEMS]:
+        image = str(entry.get("image") or "")
+        args = ["--image", image]
+        if entry.get("sidecar"):
+            args += ["--sidecar", str(entry["sidecar"])]
+        entries.append(MenuItem(recent_label(entry), action=_viewer(host, args)))
+    return MenuItem("Recent results", submenu=tuple(entries))
+
+
+def recent_label(entry: dict[str, Any]) -> str:
+    """ "IMG_0001.jpg: golden retriever 83%" for one recent result."""
+    name = Path(str(entry.get("image") or "?")).name
+    if entry.get("status") != "ok":
+        return f"{name}: could not be read"
+    label = str(entry.get("label") or "?").replace("_", " ")
+    score = entry.get("score")
+    percent = f" {score * 100:.0f}%" if isinstance(score, int | float) else ""
+    return f"{name}: {label}{percent}"
+
+
+def _opener(host: Host, path: Path) -> Callable[[], None]:
+    return lambda: host.open_path(path)
+
+
+def _viewer(host: Host, args: list[str]) -> Callable[[], None]:
+    return lambda: host.open_viewer(*args)
+
+
+def settings_file(status: dict[str, Any] | None) -> Path:
+    """The config file the service uses, created from the defaults if missing."""
+    configured = (status or {}).get("config_path")
+    path = Path(str(configured)) if configured else paths.config_file()
+    return desktop.ensure_config_file(path)
+
+
+def log_target(status: dict[str, Any] | None) -> Path:
+    """The service's log file, or the log folder while there is none."""
+    configured = (status or {}).get("log_path")
+    path = Path(str(configured)) if configured else paths.log_dir() / "dropsight.log"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent

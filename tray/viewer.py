@@ -1,0 +1,599 @@
+"""The viewer window (Tkinter): pick a photo, see it and its top-5; recent results; controls."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import queue
+import threading
+import tkinter as tk
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from tkinter import filedialog, ttk
+from types import TracebackType
+from typing import Any
+
+from PIL import Image, ImageOps, ImageTk
+
+from daemon.client import ServiceClient, ServiceError, ServiceNotRunning
+from tray import logsetup
+from tray.icons import icon_for, is_fallback, summary, visual_state
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+PHOTO_BOX_PX = (460, 360)
+THUMB_PX = 44
+BAR_WIDTH_PX = 240
+BAR_HEIGHT_PX = 14
+STATUS_POLL_MS = 1000
+RESULT_POLL_MS = 50
+WORKER_JOIN_TIMEOUT_S = 2.0
+RECENT_ROWS = 7
+IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
+
+_ACCENT = "#2176d2"
+_ACCENT_TOP = "#135aa8"
+_TRACK = "#e4e8ee"
+_WARN_BG = "#fff3cd"
+_ERROR_FG = "#b3261e"
+
+
+@dataclass
+class PredictionRow:
+    """The widgets of one of the top-5 lines."""
+
+    label: ttk.Label
+    bar: tk.Canvas
+    score: ttk.Label
+
+
+class _Worker:
+    """One background thread for everything that may block: HTTP calls and image decoding."""
+
+    _STOP = object()
+
+    def __init__(self, results: queue.Queue[tuple[str, Any]]) -> None:
+        self._tasks: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self._results = results
+        self._thread = threading.Thread(target=self._run, name="dropsight-viewer", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, task: Callable[[], Any]) -> bool:
+        """Queue a task; its return value comes back as (kind, value) or (kind+"!", error)."""
+        try:
+            self._tasks.put_nowait((kind, task))
+        except queue.Full:
+            log.warning("viewer busy: dropped a %s task", kind)
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            item = self._tasks.get()
+            if item is self._STOP:
+                return
+            kind, task = item
+            try:
+                self._results.put((kind, task()))
+            except Exception as exc:
+                # One failed task (a service gone away, a broken image) never ends the thread.
+                log.debug("viewer task %s failed: %s", kind, exc)
+                self._results.put((kind + "!", exc))
+
+    def stop(self) -> None:
+        """Wake the thread with a sentinel and join it within a timeout."""
+        try:
+            self._tasks.put(self._STOP, timeout=WORKER_JOIN_TIMEOUT_S)
+        except queue.Full:
+            log.warning("viewer worker queue full at stop")
+        self._thread.join(WORKER_JOIN_TIMEOUT_S)
+
+
+class Viewer:
+    """The window's widgets and behaviour; talks to the service only through the client."""
+
+    def __init__(
+        self,
+        root: tk.Tk,
+        connect: Callable[[], ServiceClient] = ServiceClient.connect,
+        choose_file: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.root = root
+        self._connect = connect
+        self._choose_file = choose_file or self._ask_file
+        self._client: ServiceClient | None = None
+        self._status: dict[str, Any] | None = None
+        self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._worker = _Worker(self._results)
+        self._status_pending = False
+        self._shown_image: Path | None = None
+        self._photo: ImageTk.PhotoImage | None = None
+        self._thumbs: dict[str, ImageTk.PhotoImage] = {}
+        self._thumb_requested: set[str] = set()
+        self._recent_key: tuple[Any, ...] = ()
+        self._recent_rows: dict[str, dict[str, Any]] = {}
+        self._closed = False
+        self._after_ids: list[str] = []
+        self._build()
+        root.protocol("WM_DELETE_WINDOW", self.close)
+        self._schedule(0, self._poll_status)
+        self._schedule(RESULT_POLL_MS, self._drain_results)
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        root = self.root
+        root.title("Dropsight")
+        root.minsize(820, 600)
+        self._build_style()
+        root.columnconfigure(0, weight=1)
+        root.rowconfigure(2, weight=1)
+        self._build_header()
+        self.banner = ttk.Label(root, style="Warn.TLabel", name="banner")
+        self.banner.grid(row=1, column=0, sticky="ew", padx=12)
+        self.banner.grid_remove()
+        body = ttk.Frame(root, padding=(12, 6))
+        body.grid(row=2, column=0, sticky="nsew")
+        body.columnconfigure(0, weight=1)
+        body.rowconfigure(1, weight=1)
+        self._build_photo(body)
+        self._build_predictions(body)
+        self._build_recent()
+
+    def _build_style(self) -> None:
+        style = ttk.Style(self.root)
+        if "clam" in style.theme_names():
+            style.theme_use("clam")
+        style.configure("Status.TLabel", font=("TkDefaultFont", 11, "bold"))
+        style.configure("Title.TLabel", font=("TkDefaultFont", 12, "bold"))
+        style.configure("Pred.TLabel", font=("TkDefaultFont", 11))
+        style.configure("Warn.TLabel", background=_WARN_BG, padding=(10, 6))
+        style.configure("Error.TLabel", foreground=_ERROR_FG)
+        style.configure("Recent.Treeview", rowheight=THUMB_PX + 6)
+
+    def _build_header(self) -> None:
+        header = ttk.Frame(self.root, padding=(12, 10, 12, 4))
+        header.grid(row=0, column=0, sticky="ew")
+        header.columnconfigure(1, weight=1)
+        self._state_icon = ttk.Label(header)
+        self._state_icon.grid(row=0, column=0, padx=(0, 8))
+        self.status_label = ttk.Label(
+            header, text="Connecting to Dropsight\u2026", style="Status.TLabel", name="status"
+        )
+        self.status_label.grid(row=0, column=1, sticky="w")
+        self.pause_button = ttk.Button(
+            header, text="Pause", command=self.toggle_pause, name="pause", width=9
+        )
+        self.pause_button.grid(row=0, column=2, padx=4)
+        self.rescan_button = ttk.Button(
+            header, text="Rescan now", command=self.rescan, name="rescan"
+        )
+        self.rescan_button.grid(row=0, column=3)
+
+    def _build_photo(self, body: ttk.Frame) -> None:
+        picker = ttk.Frame(body)
+        picker.grid(row=0, column=0, columnspan=2, sticky="ew", pady=(0, 6))
+        picker.columnconfigure(1, weight=1)
+        self.choose_button = ttk.Button(
+            picker, text="Choose image...", command=self.choose_image, name="choose"
+        )
+        self.choose_button.grid(row=0, column=0)
+        self.file_label = ttk.Label(picker, text="No image chosen", name="file")
+        self.file_label.grid(row=0, column=1, sticky="w", padx=10)
+
+        photo_frame = ttk.Frame(body, relief="solid", borderwidth=1)
+        photo_frame.grid(row=1, column=0, sticky="nsew")
+        self.photo_label = ttk.Label(
+            photo_frame, anchor="center", text="Choose a photo to classify", name="photo"
+        )
+        self.photo_label.place(relx=0.5, rely=0.5, anchor="center")
+        photo_frame.configure(width=PHOTO_BOX_PX[0], height=PHOTO_BOX_PX[1])
+        photo_frame.grid_propagate(False)
+
+    def _build_predictions(self, body: ttk.Frame) -> None:
+        preds = ttk.Frame(body, padding=(16, 0, 0, 0), name="predictions")
+        preds.grid(row=1, column=1, sticky="nsew")
+        ttk.Label(preds, text="Top 5", style="Title.TLabel").grid(
+            row=0, column=0, columnspan=2, sticky="w", pady=(0, 8)
+        )
+        self.pred_rows: list[PredictionRow] = []
+        for i in range(TOP_K):
+            label = ttk.Label(preds, text="", style="Pred.TLabel", name=f"pred{i}_label")
+            label.grid(row=1 + 2 * i, column=0, columnspan=2, sticky="w", pady=(6, 1))
+            bar = tk.Canvas(
+                preds,
+                width=BAR_WIDTH_PX,
+                height=BAR_HEIGHT_PX,
+                highlightthickness=0,
+                background=_TRACK,
+                name=f"pred{i}_bar",
+            )
+            bar.grid(row=2 + 2 * i, column=0, sticky="w")
+            score = ttk.Label(preds, text="", width=7, anchor="e", name=f"pred{i}_score")
+            score.grid(row=2 + 2 * i, column=1, sticky="e", padx=(8, 0))
+            self.pred_rows.append(PredictionRow(label, bar, score))
+        self._frame_bg = str(ttk.Style(self.root).lookup("TFrame", "background")) or _TRACK
+        for row in self.pred_rows:
+            row.bar.configure(background=self._frame_bg)
+        self.model_label = ttk.Label(preds, text="", name="model", foreground="#5f6b7a")
+        self.model_label.grid(row=1 + 2 * TOP_K, column=0, columnspan=2, sticky="w", pady=(14, 0))
+
+    def _build_recent(self) -> None:
+        root = self.root
+        recent = ttk.LabelFrame(root, text="Recent results", padding=(8, 4), name="recent")
+        recent.grid(row=3, column=0, sticky="nsew", padx=12, pady=(6, 12))
+        recent.columnconfigure(0, weight=1)
+        self.recent_tree = ttk.Treeview(
+            recent,
+            columns=("result", "score", "time"),
+            height=RECENT_ROWS // 2,
+            style="Recent.Treeview",
+            name="recent_tree",
+        )
+        tree = self.recent_tree
+        tree.heading("#0", text="Photo")
+        tree.heading("result", text="Result")
+        tree.heading("score", text="Score")
+        tree.heading("time", text="Time")
+        tree.column("#0", width=260, stretch=True)
+        tree.column("result", width=260, stretch=True)
+        tree.column("score", width=70, anchor="e", stretch=False)
+        tree.column("time", width=170, stretch=False)
+        tree.grid(row=0, column=0, sticky="nsew")
+        scroll = ttk.Scrollbar(recent, orient="vertical", command=tree.yview)
+        scroll.grid(row=0, column=1, sticky="ns")
+        tree.configure(yscrollcommand=scroll.set)
+        tree.bind("<<TreeviewSelect>>", self._on_recent_selected)
+        self._placeholder = ImageTk.PhotoImage(
+            Image.new("RGB", (THUMB_PX, THUMB_PX), _TRACK), master=root
+        )
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    def _schedule(self, delay_ms: int, callback: Callable[[], None]) -> None:
+        if not self._closed:
+            self._after_ids.append(self.root.after(delay_ms, callback))
+            # Keep the list short: ids of callbacks that already ran are harmless to cancel.
+            del self._after_ids[:-8]
+
+    def _drain_results(self) -> None:
+        while True:
+            try:
+                kind, value = self._results.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                self._handle_result(kind, value)
+            except Exception:
+                log.exception("viewer could not show a %s result", kind)
+        self._schedule(RESULT_POLL_MS, self._drain_results)
+
+    def _handle_result(self, kind: str, value: Any) -> None:
+        handlers: dict[str, Callable[[Any], None]] = {
+            "status": self._show_status,
+            "status!": lambda _exc: self._show_status(None),
+            "classify": self._show_sidecar,
+            "classify!": self._show_classify_error,
+            "sidecar": self._show_sidecar,
+            "sidecar!": self._show_classify_error,
+            "thumb": self._set_thumb,
+            "command": lambda _none: self._poll_status(),
+            "command!": self._show_command_error,
+        }
+        handler = handlers.get(kind)
+        if handler is not None:
+            handler(value)
+
+    # --- status -------------------------------------------------------------------------------
+
+    def _poll_status(self) -> None:
+        if not self._status_pending:
+            self._status_pending = self._worker.submit("status", self._fetch_status)
+        self._schedule(STATUS_POLL_MS, self._poll_status)
+
+    def _fetch_status(self) -> dict[str, Any] | None:
+        try:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client.status()
+        except ServiceError:
+            self._client = None
+            return None
+
+    def _show_status(self, status: dict[str, Any] | None) -> None:
+        self._status_pending = False
+        self._status = status
+        text = summary(status)
+        if visual_state(status) == "working":
+            text = f"Working: {text}"
+        model = (status or {}).get("model") or {}
+        if status and model.get("name"):
+            text += f"  \u00b7  model {model['name']}"
+        self.status_label.configure(text=text[:1].upper() + text[1:])
+        icon = icon_for(status).resize((22, 22), Image.Resampling.LANCZOS)
+        self._state_icon_image = ImageTk.PhotoImage(icon, master=self.root)
+        self._state_icon.configure(image=self._state_icon_image)
+        connected = status is not None
+        paused = visual_state(status) == "paused"
+        self.pause_button.configure(
+            text="Resume" if paused else "Pause", state="normal" if connected else "disabled"
+        )
+        self.rescan_button.configure(state="normal" if connected else "disabled")
+        self.choose_button.configure(state="normal" if connected else "disabled")
+        if status is None:
+            self._show_banner(
+                "Dropsight is not running: start it with `dropsight service` or `dropsight tray`."
+            )
+        elif is_fallback(status):
+            self._show_banner(
+                f"Using the fallback model {model.get('name', '?')}: "
+                f"{model.get('requested', '?')} could not be loaded (see the log)."
+            )
+        else:
+            self.banner.grid_remove()
+        self._update_recent((status or {}).get("recent") or [])
+
+    def _show_banner(self, text: str) -> None:
+        self.banner.configure(text=text)
+        self.banner.grid()
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def toggle_pause(self) -> None:
+        """Pause or resume the service."""
+        name = "resume" if visual_state(self._status) == "paused" else "pause"
+        self._command(name)
+
+    def rescan(self) -> None:
+        """Ask the service to rescan its folders."""
+        self._command("rescan")
+
+    def _command(self, name: str) -> None:
+        client = self._client
+        if client is None:
+            return
+        self._worker.submit("command", getattr(client, name))
+
+    def _show_command_error(self, exc: BaseException) -> None:
+        self.status_label.configure(text=f"Command failed: {exc}")
+
+    # --- classifying --------------------------------------------------------------------------
+
+    def _ask_file(self) -> str | None:
+        chosen = filedialog.askopenfilename(
+            parent=self.root,
+            title="Choose an image",
+            filetypes=[("Images", IMAGE_TYPES), ("All files", "*")],
+        )
+        return chosen or None
+
+    def choose_image(self) -> None:
+        """Ask for a photo, show it and classify it through the service."""
+        chosen = self._choose_file()
+        if chosen:
+            self.classify(Path(chosen))
+
+    def classify(self, path: Path) -> None:
+        """Show `path` and ask the service for its top-5."""
+        self._show_photo(path)
+        self._clear_predictions("Classifying\u2026")
+        client = self._client
+        if client is None:
+            try:
+                client = self._client = self._connect()
+            except ServiceError as exc:
+                self._show_classify_error(exc)
+                return
+        self._worker.submit("classify", lambda: client.classify(path))
+
+    def show_result(self, image: Path, sidecar: Path | None) -> None:
+        """Show a photo with the predictions its sidecar already holds (no new work)."""
+        if sidecar is None:
+            self.classify(image)
+            return
+        self._show_photo(image)
+        self._clear_predictions("Reading the result\u2026")
+        self._worker.submit("sidecar", lambda: _read_sidecar(sidecar))
+
+    def _show_photo(self, path: Path) -> None:
+        self._shown_image = path
+        self.file_label.configure(text=str(path))
+        try:
+            with Image.open(path) as img:
+                img.draft("RGB", PHOTO_BOX_PX)  # JPEG: decode at reduced size, much faster
+                shown = ImageOps.exif_transpose(img).convert("RGB")
+            shown.thumbnail(PHOTO_BOX_PX, Image.Resampling.LANCZOS)
+        except Exception as exc:
+            self._photo = None
+            self.photo_label.configure(image="", text=f"Cannot show this file:\n{exc}")
+            return
+        self._photo = ImageTk.PhotoImage(shown, master=self.root)
+        self.photo_label.configure(image=self._photo, text="")
+
+    def _clear_predictions(self, message: str = "") -> None:
+        for i, row in enumerate(self.pred_rows):
+            row.label.configure(text=message if i == 0 else "", style="Pred.TLabel")
+            row.score.configure(text="")
+            row.bar.delete("all")
+            # An empty track only where a score will be drawn; none before the first result.
+            row.bar.configure(background=self._frame_bg)
+        self.model_label.configure(text="")
+
+    def _show_sidecar(self, sidecar: dict[str, Any]) -> None:
+        image = (sidecar.get("image") or {}).get("path")
+        if image and self._shown_image and Path(str(image)).name != self._shown_image.name:
+            return  # an older answer for a photo that is no longer shown
+        self._clear_predictions()
+        if sidecar.get("status") != "ok":
+            error = sidecar.get("error") or {}
+            self._show_classify_error(error.get("message") or "the image could not be read")
+            return
+        for row, pred in zip(self.pred_rows, sidecar.get("predictions") or [], strict=False):
+            score = float(pred.get("score") or 0.0)
+            row.label.configure(text=pretty_label(str(pred.get("label", "?"))))
+            row.score.configure(text=f"{score * 100:.1f}%")
+            width = max(2, round(BAR_WIDTH_PX * min(max(score, 0.0), 1.0)))
+            colour = _ACCENT_TOP if pred.get("rank") == 1 else _ACCENT
+            row.bar.configure(background=_TRACK)
+            row.bar.create_rectangle(0, 0, width, BAR_HEIGHT_PX, fill=colour, width=0)
+        model = sidecar.get("model") or {}
+        if model.get("name"):
+            self.model_label.configure(text=f"Model: {model['name']}")
+
+    def _show_classify_error(self, exc: BaseException | str) -> None:
+        message = str(exc)
+        if isinstance(exc, ServiceNotRunning):
+            message = "Dropsight is not running"
+        self._clear_predictions()
+        self.pred_rows[0].label.configure(
+            text=f"Could not classify: {message}"[:120], style="Error.TLabel"
+        )
+
+    # --- recent results -----------------------------------------------------------------------
+
+    def _update_recent(self, recent: list[Any]) -> None:
+        entries = [e for e in recent if isinstance(e, dict) and e.get("image")]
+        key = tuple((e.get("image"), e.get("time"), e.get("status")) for e in entries)
+        if key == self._recent_key:
+            return
+        self._recent_key = key
+        tree = self.recent_tree
+        tree.delete(*tree.get_children())
+        self._recent_rows = {}
+        for i, entry in enumerate(entries):
+            image = str(entry["image"])
+            iid = f"r{i}"
+            self._recent_rows[iid] = entry
+            score = entry.get("score")
+            tree.insert(
+                "",
+                "end",
+                iid=iid,
+                text="  " + Path(image).name,
+                image=self._thumbs.get(image, self._placeholder),
+                values=(
+                    pretty_label(str(entry.get("label") or "?"))
+                    if entry.get("status") == "ok"
+                    else "could not be read",
+                    f"{score * 100:.1f}%" if isinstance(score, int | float) else "",
+                    local_time(entry.get("time")),
+                ),
+            )
+            if image not in self._thumbs and image not in self._thumb_requested:
+                self._thumb_requested.add(image)
+                self._worker.submit("thumb", _thumbnail_task(image))
+
+    def _set_thumb(self, value: tuple[str, Image.Image | None]) -> None:
+        image, thumb = value
+        if thumb is None:
+            return
+        self._thumbs[image] = ImageTk.PhotoImage(thumb, master=self.root)
+        for iid, entry in self._recent_rows.items():
+            if str(entry.get("image")) == image:
+                self.recent_tree.item(iid, image=self._thumbs[image])
+
+    def _on_recent_selected(self, _event: object = None) -> None:
+        selected = self.recent_tree.selection()
+        entry = self._recent_rows.get(selected[0]) if selected else None
+        if entry is None:
+            return
+        sidecar = entry.get("sidecar")
+        self.show_result(Path(str(entry["image"])), Path(str(sidecar)) if sidecar else None)
+
+    # --- reading the window (tests, accessibility) ---------------------------------------------
+
+    def predictions_shown(self) -> list[tuple[str, str]]:
+        """The (label, percentage) pairs currently on screen."""
+        shown = []
+        for row in self.pred_rows:
+            label, score = str(row.label.cget("text")), str(row.score.cget("text"))
+            if score:
+                shown.append((label, score))
+        return shown
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the worker and destroy the window."""
+        if self._closed:
+            return
+        self._closed = True
+        for after_id in self._after_ids:
+            self.root.after_cancel(after_id)
+        self._worker.stop()
+        self.root.destroy()
+
+
+def pretty_label(label: str) -> str:
+    """ImageNet labels use underscores: "golden_retriever" -> "golden retriever"."""
+    return label.replace("_", " ")
+
+
+def local_time(value: object) -> str:
+    """An ISO timestamp from the service, shown in local time."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value or "")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a sidecar")
+    return data
+
+
+def _thumbnail_task(image: str) -> Callable[[], tuple[str, Image.Image | None]]:
+    return lambda: (image, _thumbnail(Path(image)))
+
+
+def _thumbnail(path: Path) -> Image.Image | None:
+    """A square-ish thumbnail of a photo, or None if it cannot be read any more."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))
+            thumb = ImageOps.exif_transpose(img).convert("RGB")
+        thumb = ImageOps.fit(thumb, (THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+    except Exception as exc:
+        log.debug("no thumbnail for %s: %s", path, exc)
+        return None
+    return thumb
+
+
+def _report_callback_exception(
+    exc: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    # Tk's default prints to stderr, which frozen windowed builds do not have.
+    log.error("viewer callback failed", exc_info=(exc, value, tb))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the viewer window; returns when it is closed."""
+    parser = argparse.ArgumentParser(prog="dropsight tray --viewer")
+    parser.add_argument("--choose", action="store_true", help="ask for an image at once")
+    parser.add_argument("--image", type=Path, help="show this photo")
+    parser.add_argument("--sidecar", type=Path, help="with --image: its existing result")
+    args = parser.parse_args(argv)
+    logsetup.setup("viewer")
+    try:
+        root = tk.Tk(className="Dropsight")
+    except tk.TclError as exc:
+        log.error("cannot open the viewer window: %s", exc)
+        return 1
+    root.report_callback_exception = _report_callback_exception
+    viewer = Viewer(root)
+    if args.image:
+        root.after(300, lambda: viewer.show_result(args.image, args.sidecar))
+    elif args.choose:
+        root.after(300, viewer.choose_image)
+    root.mainloop()
+    viewer.close()
+    return 0
