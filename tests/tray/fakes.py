@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from daemon import __version__
+from daemon import __version__, paths
 
 TOP5 = [
     ("n02124075", 285, "Egyptian_cat", 0.6123),
@@ -86,8 +86,8 @@ class FakeController:
                 "recent": list(self.recent),
                 "version": __version__,
                 "pid": os.getpid(),
-                "config_path": os.path.join(os.environ.get("DROPSIGHT_HOME", ""), "c.toml"),
-                "log_path": os.path.join(os.environ.get("DROPSIGHT_HOME", ""), "d.log"),
+                "config_path": str(paths.config_file()),
+                "log_path": str(paths.log_dir() / "dropsight.log"),
             }
 
     def add_recent(self, image: Path, sidecar: Path, label: str, score: float) -> None:

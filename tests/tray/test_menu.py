@@ -1,0 +1,291 @@
+"""The tray menu model, driven without a display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon import paths
+from tray import desktop
+from tray.icons import tooltip_for
+from tray.menu import MenuItem, build_menu, log_target, settings_file
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+    def rescan(self) -> None:
+        self.calls.append("rescan")
+
+
+class FakeHost:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def open_path(self, path: Path) -> None:
+        self.calls.append(("open_path", path))
+
+    def open_viewer(self, *args: str) -> None:
+        self.calls.append(("open_viewer", *args))
+
+    def start_service(self) -> None:
+        self.calls.append(("start_service",))
+
+    def set_autostart(self, enabled: bool) -> None:
+        self.calls.append(("set_autostart", enabled))
+
+    def quit(self) -> None:
+        self.calls.append(("quit",))
+
+
+def make_status(state: str = "working", **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "state": state,
+        "done": 11,
+        "queued": 328,
+        "failed": 1,
+        "model": {"name": "vgg16", "requested": "vgg16", "fallback": False},
+        "folders": [{"path": "/photos", "healthy": True, "error": None}],
+        "recent": [
+            {
+                "image": "/photos/coffee.jpg",
+                "sidecar": "/photos/coffee.jpg.json",
+                "status": "ok",
+                "label": "espresso",
+                "score": 0.873,
+                "time": "2026-11-24T05:00:00Z",
+            },
+            {
+                "image": "/photos/broken.jpg",
+                "sidecar": "/photos/broken.jpg.json",
+                "status": "error",
+                "label": None,
+                "score": None,
+                "time": "2026-11-24T05:00:01Z",
+            },
+        ],
+    }
+    base.update(extra)
+    return base
+
+
+def by_label(items: list[MenuItem]) -> dict[str, MenuItem]:
+    return {item.label: item for item in items if not item.is_separator}
+
+
+def labels(items: list[MenuItem]) -> list[str]:
+    return [item.label for item in items]
+
+
+@pytest.fixture
+def client() -> FakeClient:
+    return FakeClient()
+
+
+@pytest.fixture
+def host() -> FakeHost:
+    return FakeHost()
+
+
+def test_connected_menu_has_every_entry(client: FakeClient, host: FakeHost) -> None:
+    items = build_menu(make_status(), client, host, autostart_enabled=False)
+    assert labels(items) == [
+        "Dropsight: 12 of 340, 1 failed",
+        "Open viewer",
+        "Pause",
+        "-",
+        "Open watched folder",
+        "Recent results",
+        "Classify an image...",
+        "Rescan now",
+        "-",
+        "Start at login",
+        "Settings",
+        "Open log",
+        "-",
+        "Quit",
+    ]
+    assert all(item.enabled for item in items if not item.is_separator and item is not items[0])
+
+
+def test_status_line_is_the_tooltip_and_disabled(client: FakeClient, host: FakeHost) -> None:
+    status = make_status()
+    first = build_menu(status, client, host, autostart_enabled=False)[0]
+    assert first.label == tooltip_for(status)
+    assert not first.enabled
+    assert first.action is None
+
+
+def test_pause_and_resume_drive_the_client(client: FakeClient, host: FakeHost) -> None:
+    pause = by_label(build_menu(make_status("working"), client, host, False))["Pause"]
+    assert pause.action is not None
+    pause.action()
+    resume = by_label(build_menu(make_status("paused"), client, host, False))["Resume"]
+    assert resume.action is not None
+    resume.action()
+    rescan = by_label(build_menu(make_status(), client, host, False))["Rescan now"]
+    assert rescan.action is not None
+    rescan.action()
+    assert client.calls == ["pause", "resume", "rescan"]
+
+
+def test_click_on_icon_opens_viewer(client: FakeClient, host: FakeHost) -> None:
+    items = build_menu(make_status(), client, host, autostart_enabled=False)
+    defaults = [item for item in items if item.default]
+    assert [item.label for item in defaults] == ["Open viewer"]
+    assert defaults[0].action is not None
+    defaults[0].action()
+    assert host.calls == [("open_viewer",)]
+
+
+def test_disconnected_menu(host: FakeHost) -> None:
+    items = by_label(build_menu(None, None, host, False, can_start_service=True))
+    assert items["Dropsight: not running"].enabled is False
+    for name in ("Pause", "Rescan now", "Classify an image...", "Open watched folder"):
+        assert not items[name].enabled, name
+        assert items[name].action is None or name == "Classify an image..."
+    for name in ("Open viewer", "Settings", "Open log", "Start service", "Quit"):
+        assert items[name].enabled, name
+    start = items["Start service"].action
+    assert start is not None
+    start()
+    assert host.calls == [("start_service",)]
+
+
+def test_start_service_only_offered_when_disconnected(client: FakeClient, host: FakeHost) -> None:
+    items = build_menu(make_status(), client, host, False, can_start_service=True)
+    assert "Start service" not in labels(items)
+
+
+def test_classify_opens_viewer_with_chooser(client: FakeClient, host: FakeHost) -> None:
+    action = by_label(build_menu(make_status(), client, host, False))["Classify an image..."].action
+    assert action is not None
+    action()
+    assert host.calls == [("open_viewer", "--choose")]
+
+
+def test_single_watched_folder_opens_directly(client: FakeClient, host: FakeHost) -> None:
+    item = by_label(build_menu(make_status(), client, host, False))["Open watched folder"]
+    assert item.submenu == ()
+    assert item.action is not None
+    item.action()
+    assert host.calls == [("open_path", Path("/photos"))]
+
+
+def test_several_watched_folders_make_a_submenu(client: FakeClient, host: FakeHost) -> None:
+    folders = [
+        {"path": "/photos", "healthy": True, "error": None},
+        {"path": "/nas/camera", "healthy": False, "error": "gone"},
+    ]
+    item = by_label(build_menu(make_status(folders=folders), client, host, False))[
+        "Open watched folder"
+    ]
+    assert [sub.label for sub in item.submenu] == ["/photos", "/nas/camera (unavailable)"]
+    action = item.submenu[1].action
+    assert action is not None
+    action()
+    assert host.calls == [("open_path", Path("/nas/camera"))]
+
+
+def test_no_watched_folder_is_disabled(client: FakeClient, host: FakeHost) -> None:
+    item = by_label(build_menu(make_status(folders=[]), client, host, False))["Open watched folder"]
+    assert not item.enabled
+
+
+def test_recent_results_submenu(client: FakeClient, host: FakeHost) -> None:
+    item = by_label(build_menu(make_status(), client, host, False))["Recent results"]
+    assert [sub.label for sub in item.submenu] == [
+        "coffee.jpg: espresso 87%",
+        "broken.jpg: could not be read",
+    ]
+    action = item.submenu[0].action
+    assert action is not None
+    action()
+    assert host.calls == [
+        ("open_viewer", "--image", "/photos/coffee.jpg", "--sidecar", "/photos/coffee.jpg.json")
+    ]
+
+
+def test_recent_results_capped_and_disabled_when_empty(client: FakeClient, host: FakeHost) -> None:
+    many = [dict(make_status()["recent"][0], image=f"/p/{i}.jpg") for i in range(30)]
+    item = by_label(build_menu(make_status(recent=many), client, host, False))["Recent results"]
+    assert len(item.submenu) == 10
+    empty = by_label(build_menu(make_status(recent=[]), client, host, False))["Recent results"]
+    assert not empty.enabled
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_start_at_login_toggle(client: FakeClient, host: FakeHost, enabled: bool) -> None:
+    item = by_label(build_menu(make_status(), client, host, enabled))["Start at login"]
+    assert item.checked is enabled
+    assert item.action is not None
+    item.action()
+    assert host.calls == [("set_autostart", not enabled)]
+
+
+def test_fallback_model_warning_line(client: FakeClient, host: FakeHost) -> None:
+    model = {"name": "efficientnet-lite0", "requested": "vgg16", "fallback": True}
+    items = build_menu(make_status(model=model), client, host, False)
+    assert items[1].label == "Using fallback model efficientnet-lite0 (vgg16 could not be loaded)"
+    assert not items[1].enabled
+
+
+def test_quit(client: FakeClient, host: FakeHost) -> None:
+    action = by_label(build_menu(make_status(), client, host, False))["Quit"].action
+    assert action is not None
+    action()
+    assert host.calls == [("quit",)]
+
+
+def test_settings_creates_config_from_defaults(
+    client: FakeClient, host: FakeHost, home: Path
+) -> None:
+    action = by_label(build_menu(None, None, host, False))["Settings"].action
+    assert action is not None
+    action()
+    target = paths.config_file()
+    assert host.calls == [("open_path", target)]
+    template = desktop.default_config_template()
+    if template.exists():
+        assert target.read_text() == template.read_text()
+    else:
+        assert target.read_text().startswith("#")
+
+
+def test_settings_uses_the_services_config_path(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere" / "my.toml"
+    assert settings_file({"config_path": str(config)}) == config
+    assert config.exists()
+
+
+def test_settings_never_overwrites(tmp_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text("[watch]\nfolders = ['~/Pictures']\n")
+    settings_file({"config_path": str(config)})
+    assert config.read_text() == "[watch]\nfolders = ['~/Pictures']\n"
+
+
+def test_settings_without_template_writes_a_comment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(desktop, "default_config_template", lambda: tmp_path / "missing.toml")
+    config = settings_file({"config_path": str(tmp_path / "new.toml")})
+    assert config.read_text().startswith("# Dropsight configuration")
+
+
+def test_open_log_opens_file_or_its_folder(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "dropsight.log"
+    assert log_target({"log_path": str(log_file)}) == log_file.parent
+    assert log_file.parent.is_dir()
+    log_file.write_text("hello\n")
+    assert log_target({"log_path": str(log_file)}) == log_file
+    assert log_target(None) == paths.log_dir()
