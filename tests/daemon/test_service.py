@@ -243,7 +243,7 @@ def test_catch_up_scan_finds_files_added_while_down(
         make_photo(watched / "sub" / f"{i}.jpg", seed=i, size=(64, 64))
     stale = watched / "sub" / ".0.jpg.json.abcd1234.dropsight-tmp"
     stale.write_text("{half")
-    service, fake = start_service(watched)
+    _, fake = start_service(watched)
     wait_for(lambda: len(sidecars(watched)) == 30, 30, "30 sidecars")
     assert fake.images == 30
     assert not stale.exists(), "stale temp file from a crash left behind"

@@ -1,0 +1,186 @@
+"""`dropsight service` as a real process with the real offline model: crashes, signals, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.helpers import load_valid, make_photo, sidecars, temp_files, wait_for
+
+MODEL = "efficientnet-lite0"
+
+
+class ServiceProcess:
+    """A `python -m daemon service` child process with its output captured to a file."""
+
+    def __init__(self, folder: Path, log: Path, model: str | None = MODEL) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        choose = ["--model", model] if model else []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "service", "--watch", str(folder), *choose],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", errors="replace")
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        wait_for(
+            lambda: (
+                "model efficientnet-lite0 ready" in self.output() or self.proc.poll() is not None
+            ),
+            timeout_s,
+            "model ready",
+        )
+        assert self.proc.poll() is None, self.output()
+
+    def finish(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._out.close()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
+    yield started
+    for s in started:
+        s.finish(signal.SIGKILL)
+
+
+@pytest.fixture
+def status_file(app_home: Path) -> Path:
+    return app_home / "state" / "control.json"
+
+
+def _start(
+    services: list[ServiceProcess], folder: Path, tmp_path: Path, model: str | None = MODEL
+) -> ServiceProcess:
+    s = ServiceProcess(folder, tmp_path / f"service-{len(services)}.log", model)
+    services.append(s)
+    return s
+
+
+def test_real_model_labels_dropped_photos_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    svc = _start(services, folder, tmp_path)
+    svc.wait_ready()
+    shutil.copy(photos["chelsea"], folder / "cat.jpg")
+    shutil.copy(photos["coffee"], folder / "coffee.jpg")
+    wait_for(lambda: len(sidecars(folder)) == 2, 30, "sidecars")
+    cat = load_valid(folder / "cat.jpg.json")
+    assert 281 <= cat["predictions"][0]["class_index"] <= 285
+    assert cat["model"]["name"] == MODEL and cat["model"]["runtime"] == "litert"
+    coffee = {p["class_index"] for p in load_valid(folder / "coffee.jpg.json")["predictions"]}
+    assert coffee & {967, 968, 504}
+    started = time.monotonic()
+    assert svc.finish(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 10
+    assert "stopped" in svc.output()
+
+
+def test_second_instance_is_refused(tmp_path: Path, services: list[ServiceProcess]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = _start(services, folder, tmp_path)
+    first.wait_ready()
+    second = _start(services, folder, tmp_path)
+    assert second.proc.wait(60) == 1
+    assert "already running" in second.output()
+    assert f"pid {first.proc.pid}" in second.output()
+    assert first.proc.poll() is None
+
+
+def test_kill_9_mid_burst_then_restart_loses_and_duplicates_nothing(
+    tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = tmp_path / "src"
+    n = 400
+    for i in range(n):
+        make_photo(src / f"{i:03d}.jpg", seed=i, size=(640, 480))
+    svc = _start(services, folder, tmp_path)
+    svc.wait_ready()
+    for i in range(n):
+        shutil.copy(src / f"{i:03d}.jpg", folder / f"{i:03d}.jpg")
+    wait_for(lambda: len(sidecars(folder)) >= 40, 60, "some sidecars")
+    svc.proc.kill()  # SIGKILL: no cleanup at all
+    svc.proc.wait()
+    done_before = {p: p.stat().st_mtime_ns for p in sidecars(folder)}
+    assert len(done_before) < n, "the burst finished before the kill; make it bigger"
+    for p in done_before:
+        load_valid(p)  # every sidecar on disk is complete JSON, even right after a kill
+
+    again = _start(services, folder, tmp_path)
+    again.wait_ready()
+    wait_for(lambda: len(sidecars(folder)) == n, 120, f"{n} sidecars after restart")
+    assert again.finish(signal.SIGTERM) == 0
+    assert {p.name for p in sidecars(folder)} == {f"{i:03d}.jpg.json" for i in range(n)}
+    for p in sidecars(folder):
+        record = load_valid(p)
+        assert record["status"] == "ok"
+    # What was done before the kill was not redone after the restart.
+    assert {p: p.stat().st_mtime_ns for p in done_before} == done_before
+    assert not temp_files(folder)
+
+
+def test_fallback_model_is_used_loudly_when_vgg16_weights_are_missing(
+    tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path], status_file: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # No --model: the default vgg16 has no weights here (KERAS_HOME is an empty temp dir).
+    svc = _start(services, folder, tmp_path, model=None)
+    svc.wait_ready()
+    assert "VGG16 weights not found" in svc.output()
+    shutil.copy(photos["chelsea"], folder / "cat.jpg")
+    wait_for(lambda: (folder / "cat.jpg.json").exists(), 30, "sidecar")
+    model = load_valid(folder / "cat.jpg.json")["model"]
+    assert model["name"] == MODEL
+    assert model["fallback_for"] == "vgg16"
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon", "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    status = json.loads(out.stdout)
+    assert status["model"]["fallback"] is True
+    assert status["model"]["requested"] == "vgg16"
+    assert svc.finish() == 0
+
+
+def test_no_folder_to_watch_is_a_clear_error(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon", "service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ},
+    )
+    assert out.returncode == 2
+    assert "no folders to watch" in out.stderr
