@@ -92,7 +92,7 @@ def prepare_bytes(
         raise ImageError("not_an_image", "not an image file Dropsight can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError.
-        kind = "truncated" if "truncated" in str(exc) else "corrupt"
+        kind = "truncated" if "truncated" in str(exc).lower() else "corrupt"
         raise ImageError(kind, f"cannot decode image: {exc}") from None
     pixels = np.asarray(rgb, dtype=np.float32)
     facts = FileFacts(facts.sha256, facts.size_bytes, width, height)
