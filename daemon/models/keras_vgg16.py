@@ -14,7 +14,7 @@ PREPROCESSING = "keras.applications.vgg16.preprocess_input (RGB->BGR, minus Imag
 
 
 @keras.saving.register_keras_serializable(package="dropsight")
-class VGG16Preprocess(keras.layers.Layer):  # type: ignore[misc]
+class VGG16Preprocess(keras.layers.Layer):
     """Keras' own `vgg16.preprocess_input`, as a layer so the .tflite takes plain RGB."""
 
     def call(self, inputs: Any) -> Any:

@@ -65,9 +65,10 @@ def start_service() -> Iterator[StartService]:
         service.join()
 
 
-def _status_done(service: Service) -> int:
-    s = service.status()
-    return int(s["done"]) + int(s["failed"])
+def _await_sidecar(image: Path, timeout_s: float = 15) -> Path:
+    sidecar = image.with_name(image.name + ".json")
+    wait_for(sidecar.exists, timeout_s, f"sidecar of {image.name}")
+    return sidecar
 
 
 def test_copied_photos_get_one_valid_sidecar(
@@ -139,8 +140,7 @@ def test_part_file_renamed_and_moved_in_and_nested(
     nested.mkdir(parents=True)
     shutil.copy(photos["chelsea"], nested / "deep.JPG")
     for p in (watched / "download.jpg", watched / "moved.jpg", nested / "deep.JPG"):
-        wait_for(lambda p=p: p.with_name(p.name + ".json").exists(), 15, f"sidecar of {p}")
-        assert load_valid(p.with_name(p.name + ".json"))["status"] == "ok"
+        assert load_valid(_await_sidecar(p))["status"] == "ok"
     assert not (watched / "download.jpg.part.json").exists()
 
 
@@ -190,7 +190,7 @@ def test_corrupt_empty_and_wrong_content_get_error_sidecars(
     shutil.copy(photos["coffee"], watched / "good.jpg")
     expected = {"empty.jpg": "empty_file", "text.jpg": "not_an_image", "truncated.jpg": "truncated"}
     for name in [*expected, "good.jpg"]:
-        wait_for(lambda n=name: (watched / f"{n}.json").exists(), 15, f"sidecar of {name}")
+        _await_sidecar(watched / name)
     for name, kind in expected.items():
         record = load_valid(watched / f"{name}.json")
         assert record["status"] == "error"
