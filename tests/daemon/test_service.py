@@ -388,3 +388,36 @@ def test_settings_overrides_dedupe_folders(watched: Path) -> None:
     assert s2.watch.folders == (watched,)
     assert s2.model.name == "efficientnet-lite0"
     assert replace(s2, source=None).model.fallback == "efficientnet-lite0"
+
+
+def test_dead_observer_is_restarted_and_misses_nothing(
+    watched: Path, start_service: StartService
+) -> None:
+    service, _ = start_service(watched)
+    watch = service.watches[0]
+    observer = watch._observer
+    assert observer is not None
+    observer.stop()  # as if the observer thread had died
+    observer.join(5)
+    make_photo(watched / "during.jpg")  # no observer sees this one
+    wait_for(lambda: watch.health.restarts == 1, 15, "observer restarted")
+    # The re-arm triggers a scan, which finds what arrived while nobody watched.
+    wait_for(lambda: (watched / "during.jpg.json").exists(), 15, "sidecar of the missed file")
+
+
+def test_watch_limit_falls_back_to_polling(
+    watched: Path, start_service: StartService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from daemon import watcher
+
+    class LimitedObserver(watcher.PollingObserver):  # stands in for inotify at its limit
+        def schedule(self, *args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher, "Observer", LimitedObserver)
+    service, _ = start_service(watched, settle_time_s=0.5)
+    assert service.status()["folders"][0]["observer"] == "PollingObserver"
+    make_photo(watched / "p.jpg")
+    wait_for(lambda: (watched / "p.jpg.json").exists(), 20, "sidecar via polling")
