@@ -29,10 +29,13 @@ class Outcome:
 
 def prepare_outcome(path: Path, size: tuple[int, int], resize: str) -> Outcome:
     """Decode one image, catching every decode failure into the outcome."""
+    facts: FileFacts | None = None
     try:
-        prepared = imaging.prepare(path, size, resize)
+        data, facts = imaging.read_file(path)
+        prepared = imaging.prepare_bytes(data, facts, size, resize)
     except ImageError as exc:
-        return Outcome(path, error=exc)
+        # A file that was read but not decoded still records its hash and size.
+        return Outcome(path, error=exc, facts=facts)
     return Outcome(path, prepared=prepared, facts=prepared.facts)
 
 
