@@ -18,7 +18,7 @@ from typing import Any
 from daemon import APP_NAME, __version__
 from daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from tray import autostart, desktop, logsetup
-from tray.icons import icon_for, tooltip_for, visual_state
+from tray.icons import flatten, icon_for, tooltip_for, visual_state
 from tray.menu import MenuItem, build_menu
 
 log = logging.getLogger(__name__)
@@ -280,11 +280,14 @@ class _IconUpdater:
         # update_menu() from a non-UI thread is not safe on win32/macOS (pystray #60); there
         # the menu is rebuilt after each of its own actions instead.
         self._can_update_menu = sys.platform not in {"win32", "darwin"}
+        self._no_alpha = type(icon).__module__ == "pystray._xorg"
 
     def __call__(self) -> None:
         status = self.app.display_status()
         title = tooltip_for(status)
         image = icon_for(status)
+        if self._no_alpha:
+            image = flatten(image)
         key = (visual_state(status), title, image.tobytes())
         if key != self._shown:
             self._shown = key
@@ -326,9 +329,12 @@ def run_tray(app: TrayApp) -> int:
             print(f"dropsight tray: cannot show a tray icon: {exc}", file=sys.stderr)
         return 1
 
+    first_image = icon_for(None)
+    if pystray.Icon.__module__ == "pystray._xorg":
+        first_image = flatten(first_image)
     icon = pystray.Icon(
         APP_NAME,
-        icon=icon_for(None),
+        icon=first_image,
         title=tooltip_for(None),
         menu=pystray.Menu(lambda: _to_pystray(app.menu(), app)),
     )

@@ -183,6 +183,15 @@ def _warning_badge(draw: ImageDraw.ImageDraw, cx: float, cy: float, size: float)
     draw.ellipse(_box(cx, cy + h * 0.33, w * 0.6), fill=(40, 40, 40, 255))
 
 
+def flatten(image: Image.Image) -> Image.Image:
+    """The icon as RGB on the panel colour, for backends that drop alpha (pystray xorg).
+
+    Such a backend resizes the RGBA image itself; Pillow's premultiplied resize turns the
+    transparent corners black and fringes the edges, so hand it finished RGB instead.
+    """
+    return _on_panel(image).convert("RGB")
+
+
 def _on_panel(image: Image.Image) -> Image.Image:
     """Pre-blend edge pixels onto the panel colour so the RGB alone also looks right."""
     alpha = image.getchannel("A")

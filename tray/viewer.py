@@ -136,7 +136,7 @@ class Viewer:
         self.banner = ttk.Label(root, style="Warn.TLabel", name="banner")
         self.banner.grid(row=1, column=0, sticky="ew", padx=12)
         self.banner.grid_remove()
-        body = ttk.Frame(root, padding=(12, 6))
+        body = ttk.Frame(root, padding=(12, 6), name="body")
         body.grid(row=2, column=0, sticky="nsew")
         body.columnconfigure(0, weight=1)
         body.rowconfigure(1, weight=1)
@@ -156,7 +156,7 @@ class Viewer:
         style.configure("Recent.Treeview", rowheight=THUMB_PX + 6)
 
     def _build_header(self) -> None:
-        header = ttk.Frame(self.root, padding=(12, 10, 12, 4))
+        header = ttk.Frame(self.root, padding=(12, 10, 12, 4), name="header")
         header.grid(row=0, column=0, sticky="ew")
         header.columnconfigure(1, weight=1)
         self._state_icon = ttk.Label(header)

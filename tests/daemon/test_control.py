@@ -103,23 +103,10 @@ class FakeController:
         }
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"leaked threads: {leaked}")
-
-
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DROPSIGHT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home(app_home: Path) -> Path:
+    """DROPSIGHT_HOME, already a temp folder (tests/conftest.py)."""
+    return app_home
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ Run as a script (`python -m tests.tray.fakes`) it serves the control API like
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import sys
@@ -133,7 +134,13 @@ def main() -> int:
     """Serve a FakeController until stopped (the stand-in for `dropsight service`)."""
     from daemon.control import ControlServer
 
-    controller = FakeController(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+    controller = FakeController(folder)
+    # Photos already in the folder count as finished, with sidecars, like a real service's.
+    for image in sorted(folder.glob("*.jpg")) if folder else []:
+        sidecar = image.with_name(image.name + ".json")
+        sidecar.write_text(json.dumps(sidecar_for(image)), encoding="utf-8")
+        controller.add_recent(image, sidecar, TOP5[0][2], TOP5[0][3])
     signal.signal(signal.SIGTERM, lambda *_: controller.stopped.set())
     server = ControlServer(controller)
     server.start()

@@ -247,7 +247,7 @@ def test_quit(client: FakeClient, host: FakeHost) -> None:
 
 
 def test_settings_creates_config_from_defaults(
-    client: FakeClient, host: FakeHost, home: Path
+    client: FakeClient, host: FakeHost, app_home: Path
 ) -> None:
     action = by_label(build_menu(None, None, host, False))["Settings"].action
     assert action is not None

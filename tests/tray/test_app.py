@@ -1,0 +1,203 @@
+"""The tray application's logic without a display: starting, watching and stopping a service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.control import ControlServer, control_file
+from tests.tray.fakes import FakeController
+from tray import app as tray_app
+from tray import desktop
+from tray.app import TrayApp
+
+FAKE_SERVICE = [sys.executable, "-m", "tests.tray.fakes"]
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        time.sleep(0.05)
+
+
+class Spawner:
+    """Records commands; runs the fake service for the service command, a sleeper otherwise."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, command: list[str]) -> subprocess.Popen[bytes]:
+        self.commands.append(command)
+        real = command if command[:3] == FAKE_SERVICE[:3] or "-c" in command else SLEEPER
+        process = subprocess.Popen(real, cwd=desktop.working_dir())
+        self.processes.append(process)
+        return process
+
+    def cleanup(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def spawner() -> Iterator[Spawner]:
+    spawn = Spawner()
+    try:
+        yield spawn
+    finally:
+        spawn.cleanup()
+
+
+def test_starts_service_and_stops_it_on_quit(spawner: Spawner) -> None:
+    app = TrayApp(start_service=True, service_command=FAKE_SERVICE, spawn=spawner)
+    app.poll_once()
+    assert spawner.commands == [FAKE_SERVICE]
+    status = app.display_status()
+    assert status is not None
+    assert status["state"] == "starting"
+
+    def connected() -> bool:
+        app.poll_once()
+        return app.client is not None
+
+    wait_for(connected)
+    shown = app.display_status()
+    assert shown is not None
+    assert shown["done"] == 12
+    assert app.menu()[0].label == "Dropsight: 13 of 340, 1 failed"
+    service = app.started_service
+    assert service is not None
+    app.quit()
+    app.shutdown()
+    # Stopped through the API (the service's own shutdown path), not killed.
+    assert service.wait(10) == 0
+    assert not control_file().exists()
+
+
+def test_leaves_a_service_it_did_not_start_running(spawner: Spawner) -> None:
+    fake = FakeController()
+    with ControlServer(fake):
+        app = TrayApp(start_service=True, service_command=FAKE_SERVICE, spawn=spawner)
+        app.poll_once()
+        assert spawner.commands == []
+        assert app.client is not None
+        app.shutdown()
+        assert fake.calls == []
+
+
+def test_no_start_service_option(spawner: Spawner) -> None:
+    app = TrayApp(start_service=False, service_command=FAKE_SERVICE, spawn=spawner)
+    app.poll_once()
+    app.poll_once()
+    assert spawner.commands == []
+    assert app.display_status() is None
+    labels = [item.label for item in app.menu()]
+    assert labels[0] == "Dropsight: not running"
+    assert "Start service" in labels
+
+
+def test_service_that_dies_shows_an_error_and_is_not_restarted(spawner: Spawner) -> None:
+    dying = [sys.executable, "-c", "raise SystemExit(4)"]
+    app = TrayApp(start_service=True, service_command=dying, spawn=spawner)
+    app.poll_once()
+    spawner.processes[0].wait(10)
+    app.poll_once()
+    status = app.display_status()
+    assert status is not None
+    assert status["state"] == "error"
+    assert "code 4" in status["errors"][0]["message"]
+    app.poll_once()
+    assert len(spawner.commands) == 1  # the user restarts it from the menu
+    app.start_service()
+    assert len(spawner.commands) == 2
+    app.shutdown()
+
+
+def test_reconnects_after_the_service_restarts(spawner: Spawner) -> None:
+    fake = FakeController()
+    app = TrayApp(start_service=False, spawn=spawner)
+    with ControlServer(fake):
+        app.poll_once()
+        assert app.client is not None
+    app.poll_once()
+    assert app.display_status() is None
+    with ControlServer(fake):  # new port, new token
+        app.poll_once()
+        status = app.display_status()
+        assert status is not None
+        assert status["state"] == "working"
+    app.shutdown()
+
+
+def test_viewer_opens_once_per_click_burst_and_closes_with_tray(spawner: Spawner) -> None:
+    app = TrayApp(start_service=False, spawn=spawner)
+    app.open_viewer()
+    app.open_viewer()  # a double click
+    app.open_viewer("--choose")
+    assert spawner.commands == [desktop.viewer_command(), desktop.viewer_command("--choose")]
+    app.shutdown()
+    assert all(p.poll() is not None for p in spawner.processes)
+
+
+def test_quit_calls_the_backend_stop() -> None:
+    app = TrayApp(start_service=False)
+    stopped: list[bool] = []
+    app.on_quit = lambda: stopped.append(True)
+    app.quit()
+    assert stopped == [True]
+
+
+def test_poller_wakes_at_once_on_quit() -> None:
+    app = TrayApp(start_service=False)
+    updates: list[int] = []
+
+    def update() -> None:
+        updates.append(1)
+        app.quit()
+
+    started = time.monotonic()
+    app.run_poller(update)
+    assert time.monotonic() - started < tray_app.POLL_INTERVAL_S
+    assert updates == [1]
+
+
+def test_poller_survives_a_failing_update() -> None:
+    app = TrayApp(start_service=False)
+    calls: list[int] = []
+
+    def update() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("backend hiccup")
+        app.quit()
+
+    app.run_poller(update)
+    assert len(calls) == 2
+
+
+def test_set_autostart_from_menu(tmp_path: Path) -> None:
+    app = TrayApp(start_service=False)
+    app.set_autostart(True)
+    if sys.platform not in {"win32", "darwin"}:
+        assert (tmp_path / "xdg-config" / "autostart" / "dropsight.desktop").exists()
+    app.poll_once()
+    assert next(i for i in app.menu() if i.label == "Start at login").checked is True
+    app.set_autostart(False)
+    app.poll_once()
+    assert next(i for i in app.menu() if i.label == "Start at login").checked is False
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as info:
+        tray_app.main(["--frobnicate"])
+    assert info.value.code == 2

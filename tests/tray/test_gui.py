@@ -1,0 +1,378 @@
+"""The real viewer and the real tray icon under a private Xvfb, with screenshots."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from daemon.client import ServiceClient
+from daemon.control import ControlServer, control_file
+from tests.tray.fakes import TOP5, FakeController, sidecar_for
+from tray import desktop
+
+pytestmark = pytest.mark.gui
+
+SCREEN = (1024, 768)
+TRAY_TITLE = "Dropsight: 13 of 340, 1 failed"
+
+
+def need(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(
+            f"needs {', '.join(missing)} on PATH "
+            "(apt-get install xvfb xdotool trayer imagemagick x11-utils)"
+        )
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[str]:
+    """A private Xvfb for the whole run; its number is chosen by the server (-displayfd).
+
+    One per session, not per test: Tk keeps its display connection after a window is
+    destroyed, and an X server dying under a live connection ends the process (XIOError).
+    """
+    need("Xvfb")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            f"{SCREEN[0]}x{SCREEN[1]}x24",
+            "-nolisten",
+            "tcp",
+        ],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], 20)
+        number = os.read(read_fd, 64).decode().strip() if ready else ""
+        if not number:
+            pytest.fail("Xvfb did not report a display number")
+        yield f":{number}"
+    finally:
+        os.close(read_fd)
+        stop_process(server)
+
+
+@pytest.fixture
+def display(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DISPLAY pointing at the private Xvfb for this test (and its child processes)."""
+    monkeypatch.setenv("DISPLAY", xvfb)
+    return xvfb
+
+
+def screenshot(path: Path, display: str, box: tuple[int, int, int, int] | None = None) -> None:
+    """The whole screen via ImageMagick's import (Pillow's ImageGrab as a fallback)."""
+    if shutil.which("import"):
+        subprocess.run(
+            ["import", "-display", display, "-window", "root", str(path)],
+            check=True,
+            timeout=30,
+            capture_output=True,
+        )
+    else:
+        from PIL import ImageGrab
+
+        ImageGrab.grab(xdisplay=display).save(path)
+    if box is not None:
+        with Image.open(path) as full:
+            full.crop(box).save(path)
+    with Image.open(path) as shot:
+        extrema = shot.convert("L").getextrema()
+        assert isinstance(extrema, tuple)
+        assert extrema[0] != extrema[1], "blank screenshot"
+
+
+@pytest.fixture
+def gui_photos(tmp_path: Path) -> dict[str, Path]:
+    from skimage import data
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    out = {}
+    for name in ("chelsea", "coffee", "astronaut"):
+        path = folder / f"{name}.jpg"
+        Image.fromarray(getattr(data, name)()).save(path, quality=90)
+        out[name] = path
+    return out
+
+
+def test_viewer_classifies_a_photo(
+    display: str, gui_photos: dict[str, Path], tmp_path: Path
+) -> None:
+    import tkinter as tk
+
+    from tray.viewer import Viewer, pretty_label
+
+    fake = FakeController(gui_photos["chelsea"].parent)
+    for name, label, score in (("astronaut", "space_suit", 0.412), ("coffee", "espresso", 0.873)):
+        sidecar = gui_photos[name].with_name(gui_photos[name].name + ".json")
+        sidecar.write_text(json.dumps(sidecar_for(gui_photos[name])))
+        fake.add_recent(gui_photos[name], sidecar, label, score)
+
+    with ControlServer(fake):
+        root = tk.Tk(className="Dropsight")
+        root.geometry("+0+0")
+        viewer = Viewer(root, choose_file=lambda: str(gui_photos["chelsea"]))
+        try:
+
+            def pump_until(condition: Callable[[], object], what: str) -> None:
+                def check() -> object:
+                    root.update()
+                    return condition()
+
+                wait_for(check, 20, what)
+
+            pump_until(lambda: "13 of 340" in str(viewer.status_label.cget("text")), "status")
+            pump_until(lambda: len(viewer.recent_tree.get_children()) == 2, "recent list")
+
+            viewer.choose_button.invoke()
+            pump_until(lambda: len(viewer.predictions_shown()) == 5, "top-5")
+            # Read the labels off the widgets themselves, by their names.
+            shown = [
+                (
+                    str(root.nametowidget(f".body.predictions.pred{i}_label").cget("text")),
+                    str(root.nametowidget(f".body.predictions.pred{i}_score").cget("text")),
+                )
+                for i in range(5)
+            ]
+            assert shown == [
+                (pretty_label(label), f"{score * 100:.1f}%") for *_, label, score in TOP5
+            ]
+            assert shown[0] == ("Egyptian cat", "61.2%")
+            assert viewer.photo_label.cget("image")  # the photo is on screen
+            assert str(gui_photos["chelsea"]) in str(viewer.file_label.cget("text"))
+
+            rows = [viewer.recent_tree.item(iid) for iid in viewer.recent_tree.get_children()]
+            assert [r["text"].strip() for r in rows] == ["coffee.jpg", "astronaut.jpg"]
+            assert [r["values"][0] for r in rows] == ["espresso", "space suit"]
+            pump_until(
+                lambda: all(
+                    viewer.recent_tree.item(iid, "image")
+                    and viewer.recent_tree.item(iid, "image")[0] != str(viewer._placeholder)
+                    for iid in viewer.recent_tree.get_children()
+                ),
+                "thumbnails",
+            )
+            root.update_idletasks()
+            box = (
+                root.winfo_rootx(),
+                root.winfo_rooty(),
+                root.winfo_rootx() + root.winfo_width(),
+                root.winfo_rooty() + root.winfo_height(),
+            )
+            screenshot(tmp_path / "viewer.png", display, box)
+
+            viewer.pause_button.invoke()
+            pump_until(lambda: viewer.pause_button.cget("text") == "Resume", "paused state")
+            assert fake.calls == ["pause"]
+            viewer.rescan_button.invoke()
+            pump_until(lambda: "rescan" in fake.calls, "rescan")
+
+            # A recent entry shows its stored result without classifying again.
+            viewer.recent_tree.selection_set(viewer.recent_tree.get_children()[0])
+            pump_until(lambda: "coffee.jpg" in str(viewer.file_label.cget("text")), "selection")
+            pump_until(lambda: len(viewer.predictions_shown()) == 5, "stored top-5")
+        finally:
+            viewer.close()
+
+
+def test_viewer_without_service(display: str, tmp_path: Path) -> None:
+    import tkinter as tk
+
+    from tray.viewer import Viewer
+
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    try:
+        deadline = time.monotonic() + 10
+        while "not running" not in str(viewer.status_label.cget("text")).lower():
+            assert time.monotonic() < deadline
+            root.update()
+            time.sleep(0.05)
+        assert str(viewer.pause_button.cget("state")) == "disabled"
+        assert "not running" in str(viewer.banner.cget("text"))
+        screenshot(
+            tmp_path / "viewer-offline.png",
+            display,
+            (0, 0, root.winfo_width(), root.winfo_height()),
+        )
+    finally:
+        viewer.close()
+
+
+def xdotool_search(name_regex: str) -> list[str]:
+    found = subprocess.run(
+        ["xdotool", "search", "--name", name_regex],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,  # exit 1 just means "no such window yet"
+    )
+    return found.stdout.split()
+
+
+def window_tree() -> str:
+    return subprocess.run(
+        ["xwininfo", "-root", "-tree"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+
+
+@pytest.fixture
+def fake_service(display: str, gui_photos: dict[str, Path]) -> Iterator[subprocess.Popen[bytes]]:
+    """The stand-in service in its own process, as the tray would find a real one."""
+    service = subprocess.Popen(
+        [sys.executable, "-m", "tests.tray.fakes", str(gui_photos["chelsea"].parent)],
+        cwd=desktop.working_dir(),
+    )
+    try:
+        wait_for(control_file().exists, 20, "control.json")
+        yield service
+    finally:
+        stop_process(service)
+
+
+@pytest.fixture
+def panel(display: str) -> Iterator[subprocess.Popen[bytes]]:
+    """trayer: a small system tray (XEMBED) docked at the top right."""
+    need("trayer", "xdotool", "xwininfo")
+    trayer = subprocess.Popen(
+        [
+            "trayer",
+            "--SetDockType",
+            "true",
+            "--edge",
+            "top",
+            "--align",
+            "right",
+            "--widthtype",
+            "pixel",
+            "--width",
+            "64",
+            "--heighttype",
+            "pixel",
+            "--height",
+            "28",
+            "--tint",
+            "0x303030",
+            "--transparent",
+            "true",
+            "--alpha",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: xdotool_search("^panel$"), 20, "trayer's panel")
+        yield trayer
+    finally:
+        stop_process(trayer)
+
+
+def zoomed_tray_shot(path: Path, display: str) -> None:
+    """The panel corner, enlarged so the 24 px icon can be looked at."""
+    screenshot(path, display, (SCREEN[0] - 96, 0, SCREEN[0], 32))
+    with Image.open(path) as shot:
+        shot.resize((shot.width * 4, shot.height * 4), Image.Resampling.NEAREST).save(path)
+
+
+def test_tray_docks_updates_and_opens_viewer_on_click(
+    display: str,
+    panel: subprocess.Popen[bytes],
+    fake_service: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
+    env = dict(os.environ, PYSTRAY_BACKEND="xorg", DISPLAY=display)
+    started = time.monotonic()
+    tray = subprocess.Popen(
+        [sys.executable, "-m", "tray", "--no-start-service"],
+        cwd=desktop.working_dir(),
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: xdotool_search(f"^{TRAY_TITLE}$"), 20, "the tray icon window")
+        startup_s = time.monotonic() - started
+        icon_window = xdotool_search(f"^{TRAY_TITLE}$")[0]
+        # Docked: trayer reparented the icon window into its panel.
+        tree = window_tree()
+        panel_block = tree[tree.index('"panel"') :]
+        assert f'"{TRAY_TITLE}"' in panel_block
+        geometry = subprocess.run(
+            ["xdotool", "getwindowgeometry", icon_window],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "Position" in geometry
+
+        time.sleep(0.5)  # let the icon paint
+        zoomed_tray_shot(tmp_path / "tray.png", display)
+
+        # A change in the service shows in the icon's title within a poll or two.
+        ServiceClient.connect().pause()
+        wait_for(
+            lambda: xdotool_search("^Dropsight: paused, 327 waiting, 1 failed$"), 10, "paused title"
+        )
+        zoomed_tray_shot(tmp_path / "tray-paused.png", display)
+        ServiceClient.connect().resume()
+        wait_for(lambda: xdotool_search(f"^{TRAY_TITLE}$"), 10, "working title")
+
+        # The xorg backend has no menu: a left click opens the viewer window.
+        subprocess.run(
+            ["xdotool", "mousemove", "--window", icon_window, "8", "8", "click", "1"],
+            check=True,
+            timeout=10,
+        )
+        wait_for(lambda: xdotool_search("^Dropsight$"), 30, "the viewer window")
+        time.sleep(2)  # let the viewer fetch its status and thumbnails, and paint
+        screenshot(tmp_path / "tray-click-viewer.png", display)
+
+        tray.send_signal(signal.SIGTERM)
+        assert tray.wait(20) == 0
+        # The tray closes the viewer it opened and leaves the service it did not start.
+        wait_for(lambda: not xdotool_search("^Dropsight$"), 10, "viewer to close")
+        assert fake_service.poll() is None
+    finally:
+        stop_process(tray)
+        stderr = tray.stderr.read().decode() if tray.stderr else ""
+        tray.stderr and tray.stderr.close()
+    assert "Traceback" not in stderr, stderr
+    assert startup_s < 10
