@@ -220,6 +220,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _ApiError(404, "file_not_found", str(exc) or f"no such file: {raw}") from None
         except ValueError as exc:
             raise _ApiError(400, "bad_path", str(exc) or f"cannot classify: {raw}") from None
+        except RuntimeError as exc:
+            # Not the request's fault: e.g. the model is still loading or failed to load.
+            raise _ApiError(503, "unavailable", str(exc) or "cannot classify now") from None
 
     # --- responses -----------------------------------------------------------------------
 

@@ -43,6 +43,12 @@ def progress(status: dict[str, Any] | None) -> tuple[int, int] | None:
     """(processed, total) of the current work, or None when there is nothing to count."""
     if not status:
         return None
+    # The service's own count for the current burst, when it reports one.
+    burst = status.get("progress")
+    if isinstance(burst, dict):
+        done, total = burst.get("done"), burst.get("total")
+        if isinstance(done, int) and isinstance(total, int) and 0 <= done <= total and total:
+            return (done, total)
     done, failed, queued = (_count(status, key) for key in ("done", "failed", "queued"))
     processed = done + failed
     total = processed + queued

@@ -91,6 +91,8 @@ class FakeController:
             raise FileNotFoundError(f"no such file: {path}")
         if path.suffix == ".txt":
             raise ValueError(f"not an image: {path}")
+        if path.name == "early.jpg":
+            raise RuntimeError("the model is still loading")
         self.classified.append(path)
         return {
             "schema_version": 1,
@@ -480,6 +482,9 @@ def test_client_round_trip(server: ControlServer, fake: FakeController, tmp_path
         client.classify(tmp_path / "missing.jpg")
     with pytest.raises(ValueError, match="not an image"):
         client.classify(tmp_path / "notes.txt")
+    with pytest.raises(ServiceError, match="still loading") as info:
+        client.classify(tmp_path / "early.jpg")
+    assert info.value.status == 503
 
 
 def test_client_sends_absolute_paths(

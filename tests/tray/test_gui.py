@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -376,3 +377,94 @@ def test_tray_docks_updates_and_opens_viewer_on_click(
         tray.stderr and tray.stderr.close()
     assert "Traceback" not in stderr, stderr
     assert startup_s < 10
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`dropsight ARGS` from the source tree."""
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        cwd=desktop.working_dir(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_real_tray_starts_the_service_and_shows_a_new_photo(
+    display: str, panel: subprocess.Popen[bytes], app_home: Path, tmp_path: Path
+) -> None:
+    """`dropsight tray` under Xvfb: icon, a real service started, a dropped photo counted."""
+    from skimage import data
+
+    from daemon import paths
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f'[watch]\nfolders = [{json.dumps(str(inbox))}]\n\n[model]\nname = "efficientnet-lite0"\n',
+        encoding="utf-8",
+    )
+    service_log = paths.log_dir() / "dropsight.log"
+    env = dict(os.environ, PYSTRAY_BACKEND="xorg", DISPLAY=display)
+    tray = subprocess.Popen([sys.executable, "-m", "tray"], cwd=desktop.working_dir(), env=env)
+
+    def log_tail() -> str:
+        text = service_log.read_text(errors="replace") if service_log.exists() else "(no log)"
+        return text[-3000:]
+
+    try:
+        wait_for(lambda: xdotool_search("^Dropsight: "), 20, "the tray icon window")
+        wait_for(control_file().exists, 120, "the service the tray started")
+        service_pid = json.loads(control_file().read_text())["pid"]
+        assert service_pid != tray.pid
+
+        def state() -> str:
+            answer = run_cli("status", "--json")
+            return json.loads(answer.stdout)["state"] if answer.returncode == 0 else "down"
+
+        # The model may need converting once (cached for the rest of the run).
+        deadline = time.monotonic() + 300
+        while state() != "idle":
+            assert time.monotonic() < deadline, log_tail()
+            assert tray.poll() is None, log_tail()
+            time.sleep(1)
+        wait_for(lambda: xdotool_search("^Dropsight: idle, 0 done$"), 10, "idle title")
+
+        # Drop a photo the way a browser would: a partial name, then a rename.
+        partial = inbox / "chelsea.jpg.part"
+        Image.fromarray(data.chelsea()).save(partial, format="JPEG", quality=90)
+        partial.rename(inbox / "chelsea.jpg")
+
+        def counted() -> bool:
+            answer = run_cli("status", "--json")
+            return answer.returncode == 0 and json.loads(answer.stdout)["done"] == 1
+
+        wait_for(counted, 120, "the photo in `dropsight status --json`")
+        wait_for(lambda: xdotool_search("^Dropsight: idle, 1 done$"), 10, "tray title update")
+        human = run_cli("status")
+        assert human.returncode == 0
+        assert "1 done" in human.stdout
+        assert (inbox / "chelsea.jpg.json").exists()
+        sidecar = json.loads((inbox / "chelsea.jpg.json").read_text())
+        assert sidecar["predictions"][0]["label"] in {"tabby", "tiger_cat", "Egyptian_cat"}
+        time.sleep(0.5)
+        zoomed_tray_shot(tmp_path / "tray-real-service.png", display)
+
+        # Quit (SIGTERM takes the same path): the tray stops the service it started.
+        tray.send_signal(signal.SIGTERM)
+        assert tray.wait(60) == 0
+        assert not control_file().exists()
+        not_running = run_cli("status")
+        assert not_running.returncode == 3
+        assert "Dropsight is not running" in not_running.stderr
+    finally:
+        stop_process(tray)
+        # Never leave the service behind, even when the tray failed to stop it.
+        if control_file().exists():
+            pid = json.loads(control_file().read_text()).get("pid")
+            if isinstance(pid, int) and pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)

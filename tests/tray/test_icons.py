@@ -100,6 +100,14 @@ def test_visual_state(state: dict | None, expected: str) -> None:
     assert visual_state(state) == expected
 
 
+def test_progress_prefers_the_services_burst_counts() -> None:
+    s = status("working", done=900, failed=3, queued=28, progress={"done": 12, "total": 40})
+    assert progress(s) == (12, 40)
+    assert tooltip_for(s) == "Dropsight: 12 of 40, 3 failed"
+    broken = status("working", done=1, queued=1, progress={"done": 5, "total": 2})
+    assert progress(broken) == (1, 2)
+
+
 def test_progress_counts_failures_as_processed() -> None:
     assert progress(status("working", done=11, failed=1, queued=328)) == (12, 340)
     assert progress(status("idle")) is None
