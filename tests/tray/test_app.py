@@ -201,3 +201,32 @@ def test_unknown_option_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         tray_app.main(["--frobnicate"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), [(["--viewer"], 1), (["--frobnicate"], 2), (["--viewer", "--bogus"], 2)]
+)
+def test_windowed_build_without_standard_streams(
+    args: list[str], expected: int, app_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frozen windowed builds have sys.stdout/sys.stderr None: nothing may write to them."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    code = (
+        "import sys\n"
+        "sys.stdout = sys.stderr = None\n"
+        "from tray.app import main\n"
+        f"raise SystemExit(main({args!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=desktop.working_dir(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    # An uncaught exception would also exit 1, silently: the log tells them apart.
+    assert done.returncode == expected
+    if expected == 1:
+        viewer_log = (app_home / "log" / "viewer.log").read_text()
+        assert "cannot open the viewer window" in viewer_log
+        assert "Traceback" not in viewer_log

@@ -137,7 +137,7 @@ def gui_photos(tmp_path: Path) -> dict[str, Path]:
 def test_viewer_classifies_a_photo(
     display: str, gui_photos: dict[str, Path], tmp_path: Path
 ) -> None:
-    import tkinter as tk
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
     from tray.viewer import Viewer, pretty_label
 
@@ -215,7 +215,7 @@ def test_viewer_classifies_a_photo(
 
 
 def test_viewer_without_service(display: str, tmp_path: Path) -> None:
-    import tkinter as tk
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
     from tray.viewer import Viewer
 
