@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="build_models.py", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "build" / "models")
     p.add_argument(
-        "--cache", type=Path, default=ROOT / "build" / "model-cache",
+        "--cache",
+        type=Path,
+        default=ROOT / "build" / "model-cache",
         help="where converted models are cached between builds (DROPSIGHT_HOME for the build)",
     )
     p.add_argument("--vgg16-weights", type=Path, help="VGG16 .h5 weights file to bundle")
