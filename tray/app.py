@@ -288,11 +288,15 @@ class _IconUpdater:
         image = icon_for(status)
         if self._no_alpha:
             image = flatten(image)
+        if self._no_alpha:
+            # python-xlib writes the window name as Latin-1 (WM_NAME/STRING); a file name
+            # in an error message may hold anything.
+            title = title.encode("latin-1", "replace").decode("latin-1")
         key = (visual_state(status), title, image.tobytes())
         if key != self._shown:
-            self._shown = key
             self.icon.icon = image
             self.icon.title = title
+            self._shown = key  # only once shown: a failed update is retried next poll
         labels = [(i.label, i.enabled, i.checked, len(i.submenu)) for i in self.app.menu()]
         if labels != self._menu_labels:
             self._menu_labels = labels

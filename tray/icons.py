@@ -80,7 +80,7 @@ def summary(status: dict[str, Any] | None) -> str:
         errors = status.get("errors") or []
         last = errors[-1].get("message") if errors and isinstance(errors[-1], dict) else None
         return f"error: {last}" if last else "error"
-    return f"{state}\u2026"  # starting..., stopping...
+    return f"{state}..."  # starting..., stopping...
 
 
 def tooltip_for(status: dict[str, Any] | None) -> str:
@@ -90,7 +90,7 @@ def tooltip_for(status: dict[str, Any] | None) -> str:
         model = status.get("model") or {}
         text += f" (fallback model {model.get('name', '?')})"
     if len(text) > TOOLTIP_MAX_CHARS:
-        text = text[: TOOLTIP_MAX_CHARS - 1] + "\u2026"
+        text = text[: TOOLTIP_MAX_CHARS - 3] + "..."
     return text
 
 

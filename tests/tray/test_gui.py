@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -21,6 +22,7 @@ from daemon.client import ServiceClient
 from daemon.control import ControlServer, control_file
 from tests.tray.fakes import TOP5, FakeController, sidecar_for
 from tray import desktop
+from tray.icons import tooltip_for
 
 pytestmark = pytest.mark.gui
 
@@ -249,6 +251,11 @@ def xdotool_search(name_regex: str) -> list[str]:
     return found.stdout.split()
 
 
+def window_named(name: str) -> bool:
+    """Whether a window with exactly this name exists."""
+    return bool(xdotool_search(f"^{re.escape(name)}$"))
+
+
 def window_tree() -> str:
     return subprocess.run(
         ["xwininfo", "-root", "-tree"], capture_output=True, text=True, timeout=10, check=True
@@ -443,7 +450,15 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
             return answer.returncode == 0 and json.loads(answer.stdout)["done"] == 1
 
         wait_for(counted, 120, "the photo in `dropsight status --json`")
-        wait_for(lambda: xdotool_search("^Dropsight: idle, 1 done$"), 10, "tray title update")
+
+        def tray_agrees_with_cli() -> bool:
+            # The tray's title is the tooltip of what `dropsight status --json` reports.
+            answer = run_cli("status", "--json")
+            status = json.loads(answer.stdout) if answer.returncode == 0 else None
+            expected = tooltip_for(status)
+            return bool(status and status["done"] == 1 and window_named(expected))
+
+        wait_for(tray_agrees_with_cli, 30, "the tray title to show the new photo")
         human = run_cli("status")
         assert human.returncode == 0
         assert "1 done" in human.stdout

@@ -122,7 +122,7 @@ def test_progress_counts_failures_as_processed() -> None:
         (status("idle", done=340, failed=2), "Dropsight: idle, 340 done, 2 failed"),
         (status("paused", queued=5), "Dropsight: paused, 5 waiting"),
         (status("paused"), "Dropsight: paused"),
-        (status("starting"), "Dropsight: starting\u2026"),
+        (status("starting"), "Dropsight: starting..."),
         (
             status("error", errors=[{"message": "x"}, {"message": "disk full"}]),
             "Dropsight: error: disk full",
@@ -143,7 +143,7 @@ def test_tooltip_fits_windows_limit() -> None:
     long_error = status("error", errors=[{"message": "x" * 500}])
     text = tooltip_for(long_error)
     assert len(text) == TOOLTIP_MAX_CHARS
-    assert text.endswith("\u2026")
+    assert text.endswith("...")
 
 
 def test_summary_without_status() -> None:
