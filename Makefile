@@ -80,7 +80,7 @@ linux-release:
 	cp packaging/linux/install.sh packaging/linux/uninstall.sh build/$(RELEASE)/
 	cp packaging/linux/dropsight.desktop packaging/linux/dropsight.service build/$(RELEASE)/share/
 	-$(BIN)/python -c "from tray.icons import draw_icon; \
-	  draw_icon('idle').convert('RGBA').resize((256, 256)).save('build/$(RELEASE)/share/dropsight.png')"
+	  draw_icon('idle').convert('RGBA').save('build/$(RELEASE)/share/dropsight.png')"
 	cp packaging/README.md build/$(RELEASE)/README.md
 	tar -C build -czf dist/$(RELEASE).tar.gz $(RELEASE)
 	@ls -l dist/$(RELEASE).tar.gz

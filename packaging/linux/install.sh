@@ -40,16 +40,13 @@ BINDIR="$PREFIX/bin"
 DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
 APPLICATIONS="$DATA_HOME/applications"
-ICONS="$DATA_HOME/icons/hicolor/256x256/apps"
+ICONS="$DATA_HOME/icons/hicolor/64x64/apps"
 AUTOSTART_DIR="$CONFIG_HOME/autostart"
 UNIT_DIR="$CONFIG_HOME/systemd/user"
 
 if [ ! -x "$BUNDLE/dropsight" ] || [ ! -x "$BUNDLE/dropsight-tray" ]; then
     echo "install.sh: no Dropsight bundle at $BUNDLE (run this from the unpacked release)" >&2
     exit 1
-fi
-if [ "$(id -u)" = 0 ] && [ "$PREFIX" = "$HOME/.local" ]; then
-    echo "install.sh: note: installing for root; Dropsight is meant to be installed per user." >&2
 fi
 
 # Quote a path for a desktop entry Exec key: a double-quoted argument with " ` $ \ escaped,

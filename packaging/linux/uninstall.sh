@@ -83,7 +83,7 @@ for name in dropsight dropsight-tray; do
 done
 
 rm -f "$DATA_HOME/applications/dropsight.desktop"
-rm -f "$DATA_HOME/icons/hicolor/256x256/apps/dropsight.png"
+rm -f "$DATA_HOME/icons/hicolor/64x64/apps/dropsight.png"
 # The tray's autostart entry (written by install.sh or by `dropsight autostart enable` of this
 # install; one that starts another copy, e.g. a source checkout, is left alone).
 AUTOSTART="$CONFIG_HOME/autostart/dropsight.desktop"

@@ -127,10 +127,12 @@ class Chroot:
     def cmd(self, *args: str) -> list[str]:
         return [shutil.which("chroot") or "/usr/sbin/chroot", str(self.root), *args]
 
-    def run(self, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None, **kw
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.cmd(*args),
-            env=self.env(),
+            env=env or self.env(),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -331,3 +333,107 @@ def test_tray_launcher_without_a_display_fails_cleanly(debian: Chroot) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "ModuleNotFoundError" not in proc.stderr
+
+
+def test_linux_release_install_upgrade_uninstall(debian: Chroot, photos: dict[str, Path]) -> None:
+    """install.sh/uninstall.sh from the release layout, in a home inside the Debian root."""
+    release = debian.host(f"{debian.run_dir}/release")
+    shutil.copytree(
+        debian.host(f"{debian.run_dir}/dropsight"),
+        release / "dropsight",
+        symlinks=True,
+        copy_function=os.link,
+    )
+    linux = ROOT / "packaging" / "linux"
+    for name in ("install.sh", "uninstall.sh"):
+        shutil.copy2(linux / name, release / name)
+    (release / "share").mkdir()
+    for name in ("dropsight.desktop", "dropsight.service"):
+        shutil.copy2(linux / name, release / "share" / name)
+    home_inside = f"{debian.run_dir}/user"
+    home = debian.host(home_inside)
+    home.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": home_inside}
+    rel = f"{debian.run_dir}/release"
+
+    proc = debian.run("sh", f"{rel}/install.sh", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    app = home / ".local/share/dropsight/app"
+    expected = [
+        app / "dropsight",
+        app / "dropsight-tray",
+        home / ".local/bin/dropsight",
+        home / ".local/bin/dropsight-tray",
+        home / ".local/share/applications/dropsight.desktop",
+        home / ".config/autostart/dropsight.desktop",
+        home / ".config/systemd/user/dropsight.service",
+        home / ".local/share/dropsight/uninstall.sh",
+    ]
+    for path in expected:
+        assert path.exists() or path.is_symlink(), f"{path} not installed"
+    unit = (home / ".config/systemd/user/dropsight.service").read_text()
+    assert f'ExecStart="{home_inside}/.local/share/dropsight/app/dropsight" service' in unit
+    desktop = (home / ".local/share/applications/dropsight.desktop").read_text()
+    assert f'Exec="{home_inside}/.local/share/dropsight/app/dropsight-tray"' in desktop
+
+    # The installed command works from its link, with the user's real config folders.
+    photo = f"{debian.run_dir}/photos/chelsea.jpg"
+    proc = debian.run(f"{home_inside}/.local/bin/dropsight", "classify", "--json", photo, env=env)
+    assert proc.returncode == 0, proc.stderr
+    _assert_cat(json.loads(proc.stdout.splitlines()[0]))
+
+    watch_inside = f"{home_inside}/Pictures"
+    watch = debian.host(watch_inside)
+    watch.mkdir()
+    config = home / ".config/dropsight/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[watch]\nfolders = ["{watch_inside}"]\n')
+
+    def start_service() -> subprocess.Popen[bytes]:
+        service = subprocess.Popen(
+            debian.cmd(f"{home_inside}/.local/bin/dropsight", "service"),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Running once the control API answers.
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            status = debian.run(f"{home_inside}/.local/bin/dropsight", "status", env=env)
+            if status.returncode == 0:
+                return service
+            assert service.poll() is None, "the installed service exited at start"
+            time.sleep(0.2)
+        service.kill()
+        service.wait()
+        raise AssertionError("the installed service did not come up")
+
+    for step in ("upgrade", "uninstall"):
+        service = start_service()
+        try:
+            _drop(photos["coffee"], watch, f"{step}.jpg")
+            _wait_for(watch / f"{step}.jpg.json", 60, service)
+            script = (
+                f"{rel}/install.sh"
+                if step == "upgrade"
+                else (f"{home_inside}/.local/share/dropsight/uninstall.sh")
+            )
+            proc = debian.run("sh", script, env=env)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            # Stopped first (cleanly, through the control API).
+            assert service.wait(timeout=30) == 0
+        finally:
+            if service.poll() is None:
+                service.kill()
+                service.wait()
+        if step == "upgrade":
+            assert (app / "dropsight").is_file()
+
+    for path in expected:
+        assert not (path.exists() or path.is_symlink()), f"{path} left behind"
+    assert not (home / ".local/share/dropsight").exists()
+    # The user's things stay.
+    assert config.is_file()
+    assert (watch / "upgrade.jpg.json").is_file()
+    assert (watch / "uninstall.jpg.json").is_file()
