@@ -1,11 +1,14 @@
 """Time the frozen service: from starting it to its first sidecar, and from a drop to its sidecar.
 
     python packaging/time_to_sidecar.py [--bundle dist/dropsight] [--runs 3] [--photo FILE]
+                                        [--fresh]
 
 Each run starts `<bundle>/dropsight service --watch TMP --model efficientnet-lite0` with one
-photo already waiting in TMP (found by the start-up scan), waits for its sidecar, drops a
-second photo in (temp name, then rename), waits for that sidecar, and stops the service
-with SIGTERM. All app folders go to a temp DROPSIGHT_HOME. Prints one line per run and the
+photo already waiting in TMP, found by the start-up scan (its mtime is an hour old, as for
+photos that arrived while the service was down; with --fresh it was just written, and the
+service waits its 2 s settle time). It waits for that sidecar, drops a second photo in (temp
+name, then rename), waits for that sidecar, and stops the service (SIGTERM; `dropsight stop`
+on Windows). All app folders go to a temp DROPSIGHT_HOME. Prints one line per run and the
 medians. The photo defaults to scikit-image's `chelsea` sample (a cat).
 """
 
@@ -72,10 +75,13 @@ def one_run(exe: Path, photo: Path, work: Path, old: bool) -> tuple[float, float
         dropped = time.monotonic()
         tmp.rename(watch / "dropped.jpg")
         latency = _wait(watch / "dropped.jpg.json", proc, 60) - dropped
-        proc.send_signal(signal.SIGTERM)
+        if sys.platform == "win32":  # SIGTERM there is TerminateProcess: ask it to stop instead
+            subprocess.run([str(exe), "stop"], env=env, timeout=60, check=False)
+        else:
+            proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=30)
         if rc != 0:
-            raise SystemExit(f"the service exited {rc} on SIGTERM")
+            raise SystemExit(f"the service exited {rc} when asked to stop")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -64,13 +64,14 @@ sed_repl() {
 }
 
 # 1. Stop a running copy (an upgrade replaces its files).
+# (systemd unit, then `dropsight stop`, then the tray; see uninstall.sh --stop-only)
+WAS_ACTIVE=0
+if command -v systemctl >/dev/null 2>&1 && systemctl --user is-active --quiet dropsight.service 2>/dev/null; then
+    WAS_ACTIVE=1
+fi
 if [ -x "$APPDIR/dropsight" ]; then
     echo "Stopping the running Dropsight (if any)..."
-    if command -v systemctl >/dev/null 2>&1 && [ -f "$UNIT_DIR/dropsight.service" ]; then
-        systemctl --user stop dropsight.service >/dev/null 2>&1 || true
-    fi
-    "$APPDIR/dropsight" stop >/dev/null 2>&1 || true
-    "$HERE/uninstall.sh" --prefix "$PREFIX" --stop-only || true
+    sh "$HERE/uninstall.sh" --prefix "$PREFIX" --stop-only || true
 fi
 
 # 2. The app: copied beside the old one, then swapped in.
@@ -120,9 +121,10 @@ if command -v systemctl >/dev/null 2>&1 && systemctl --user show-environment >/d
     HAVE_SYSTEMD=1
     systemctl --user daemon-reload || true
 fi
-if [ "$SYSTEMD" = 1 ]; then
+if [ "$SYSTEMD" = 1 ] || [ "$WAS_ACTIVE" = 1 ]; then
     if [ "$HAVE_SYSTEMD" = 1 ]; then
-        systemctl --user enable --now dropsight.service
+        systemctl --user enable dropsight.service
+        systemctl --user restart dropsight.service
     else
         echo "install.sh: no systemd user session here; the unit is at" \
              "$UNIT_DIR/dropsight.service (enable it with: systemctl --user enable --now dropsight)" >&2

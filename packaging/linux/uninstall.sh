@@ -31,36 +31,49 @@ CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
 UNIT="$CONFIG_HOME/systemd/user/dropsight.service"
 
 # This user's processes whose executable lives in $APPDIR (also after its files were
-# replaced: the kernel then reports "<path> (deleted)").
+# replaced: the kernel then reports "<path> (deleted)"). With "service": only
+# `dropsight service` processes.
 our_pids() {
     me=$(id -u)
     for d in /proc/[0-9]*; do
         [ -O "$d" ] || [ "$me" = 0 ] || continue
         exe=$(readlink "$d/exe" 2>/dev/null) || continue
-        case "$exe" in "$APPDIR"/*) echo "${d#/proc/}" ;; esac
+        case "$exe" in "$APPDIR"/*) ;; *) continue ;; esac
+        if [ "${1:-}" = service ]; then
+            [ "$(tr '\0' '\n' < "$d/cmdline" 2>/dev/null | sed -n 2p)" = service ] || continue
+        fi
+        echo "${d#/proc/}"
     done
+}
+
+# Wait up to $2 tenths of a second for `our_pids $1` to be empty.
+wait_gone() {
+    i=0
+    while [ $i -lt "$2" ]; do
+        [ -n "$(our_pids "$1")" ] || return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
 }
 
 stop_app() {
     if command -v systemctl >/dev/null 2>&1 && [ -f "$UNIT" ]; then
         systemctl --user stop dropsight.service >/dev/null 2>&1 || true
     fi
-    if [ -x "$APPDIR/dropsight" ]; then
-        "$APPDIR/dropsight" stop >/dev/null 2>&1 || true
+    # The service first, through its control API: it finishes the sidecar in hand and exits 0.
+    if [ -x "$APPDIR/dropsight" ] && "$APPDIR/dropsight" stop >/dev/null 2>&1; then
+        wait_gone service 150 || true
     fi
+    # Then the rest (the tray, a service that did not answer): SIGTERM, then SIGKILL.
     pids=$(our_pids)
     [ -n "$pids" ] || return 0
     # shellcheck disable=SC2086  # word splitting of the pid list is intended
     kill -TERM $pids 2>/dev/null || true
-    i=0
-    while [ $i -lt 50 ]; do  # up to 10 s for a clean exit
-        pids=$(our_pids)
-        [ -n "$pids" ] || return 0
-        sleep 0.2
-        i=$((i + 1))
-    done
+    wait_gone all 100 && return 0
+    pids=$(our_pids)
     # shellcheck disable=SC2086
-    kill -KILL $pids 2>/dev/null || true
+    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
 }
 
 stop_app
