@@ -437,3 +437,62 @@ def test_linux_release_install_upgrade_uninstall(debian: Chroot, photos: dict[st
     assert config.is_file()
     assert (watch / "upgrade.jpg.json").is_file()
     assert (watch / "uninstall.jpg.json").is_file()
+
+
+@pytest.fixture()
+def xvfb_display() -> Iterator[str]:
+    """A private Xvfb screen (its number chosen by Xvfb itself)."""
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb not installed (Debian package `xvfb`)")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        [exe, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as fh:
+            number = fh.readline().strip()
+        if not number:
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_frozen_viewer_opens_a_photo(bundle: Path, xvfb_display: str, tmp_path: Path) -> None:
+    """The windowed launcher's viewer (Tk + ImageTk) runs from the bundle and stays up."""
+    from PIL import Image
+
+    skdata = pytest.importorskip("skimage.data")
+    photo = tmp_path / "chelsea.jpg"
+    Image.fromarray(skdata.chelsea()).save(photo)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DISPLAY": xvfb_display,
+        "DROPSIGHT_HOME": str(tmp_path / "home"),
+    }
+    viewer = subprocess.Popen(
+        [str(bundle / "dropsight-tray"), "--viewer", "--image", str(photo)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(6)
+        alive = viewer.poll() is None
+    finally:
+        viewer.terminate()
+        try:
+            output, _ = viewer.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            viewer.kill()
+            output, _ = viewer.communicate()
+    assert alive, f"the frozen viewer exited ({viewer.returncode}):\n{output}"
+    assert "Traceback" not in output, output
