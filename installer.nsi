@@ -92,18 +92,30 @@ VIAddVersionKey "LegalCopyright" "MIT licence"
 !insertmacro MUI_LANGUAGE "English"
 
 ; Stop a running Dropsight (tray and service) so its files can be replaced or removed.
-; First politely through the control API (`dropsight stop`), then by image name.
+; The tray first (force: it holds no state), then the service politely through its control
+; API (`dropsight stop`: it finishes the sidecar in hand), waiting up to 15 s for it to exit,
+; then by force whatever is left. A non-admin user cannot end another user's processes, so
+; taskkill by image name only reaches this user's.
 !macro STOP_APP UN
   Function ${UN}StopApp
-    ${If} ${FileExists} "$INSTDIR\${CLI_EXE}"
-      DetailPrint "Stopping ${APP_NAME} if it is running..."
-      nsExec::ExecToLog '"$INSTDIR\${CLI_EXE}" stop'
-      Pop $0
-    ${EndIf}
-    ; The tray does not stop with the service; end both images. A non-admin user cannot end
-    ; another user's processes, so this only reaches this user's.
+    DetailPrint "Stopping ${APP_NAME} if it is running..."
     nsExec::ExecToLog '"$SYSDIR\taskkill.exe" /F /IM ${TRAY_EXE}'
     Pop $0
+    ${If} ${FileExists} "$INSTDIR\${CLI_EXE}"
+      nsExec::ExecToLog '"$INSTDIR\${CLI_EXE}" stop'
+      Pop $0
+      ${If} $0 == 0
+        StrCpy $1 0
+        ${Do}
+          nsExec::ExecToStack 'cmd.exe /c tasklist /NH /FI "IMAGENAME eq ${CLI_EXE}" | find /I "${CLI_EXE}"'
+          Pop $0 ; exit code: 0 while it is listed
+          Pop $2 ; output
+          ${IfThen} $0 != 0 ${|} ${Break} ${|}
+          Sleep 250
+          IntOp $1 $1 + 1
+        ${LoopWhile} $1 < 60
+      ${EndIf}
+    ${EndIf}
     nsExec::ExecToLog '"$SYSDIR\taskkill.exe" /F /IM ${CLI_EXE}'
     Pop $0
     Sleep 500

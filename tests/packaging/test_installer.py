@@ -229,18 +229,24 @@ def test_silent_install_and_uninstall_under_wine(tmp_path: Path, wine: Wine) -> 
     weights.parent.mkdir()
     weights.write_bytes(b"weights")
 
-    # Uninstall while the app runs: the uninstaller must stop it first.
-    tray = wine.popen(str(instdir / "dropsight-tray.exe"))
+    # Uninstall while the app runs (a tray and a service that does not stop when asked): the
+    # uninstaller must end both before removing files.
+    running = [
+        wine.popen(str(instdir / "dropsight-tray.exe")),
+        wine.popen(str(instdir / "dropsight.exe"), "service"),
+    ]
     try:
         time.sleep(2)
-        assert tray.poll() is None, "the stand-in tray did not start"
+        assert all(p.poll() is None for p in running), "the stand-in app did not start"
         proc = wine.run(str(instdir / "uninstall.exe"), "/S", f"_?={win_instdir}", timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert _wait_gone(tray, 30), "the uninstaller left the running tray alive"
+        for p in running:
+            assert _wait_gone(p, 30), "the uninstaller left the running app alive"
     finally:
-        if tray.poll() is None:
-            tray.kill()
-            tray.wait()
+        for p in running:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     for rel in ("dropsight.exe", "dropsight-tray.exe", "_internal"):
         assert not (instdir / rel).exists(), f"{rel} left behind"
