@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label photos with an ImageNet classifier; watch folders and write "
         "IMG.jpg.json sidecars next to new photos.",
     )
-    parser.add_argument("--version", action="version", version=f"dropsight {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -189,8 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from daemon.models.store import bundled_models
+
+    carried = bundled_models()
+    return f"dropsight {__version__}" + (f" (models: {', '.join(carried)})" if carried else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dropsight` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["tray"]:
+        # The tray parses its own options (argparse.REMAINDER drops leading ones).
+        return cmd_tray(argparse.Namespace(tray_args=argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "classify" and args.top is not None and not 1 <= args.top <= 1000:
         print("dropsight classify: error: --top must be from 1 to 1000", file=sys.stderr)

@@ -54,6 +54,14 @@ def state_dir() -> Path:
     return _base("state")
 
 
+def default_watch_folder() -> Path:
+    """The folder watched when none is configured: Pictures/Dropsight."""
+    home = os.environ.get(_HOME_ENV)
+    if home:
+        return Path(home) / "Pictures" / "Dropsight"
+    return Path(platformdirs.user_pictures_dir()) / "Dropsight"
+
+
 def frozen_root() -> Path | None:
     """The bundle folder of a PyInstaller build, or None when running from source."""
     if getattr(sys, "frozen", False):

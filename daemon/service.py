@@ -485,11 +485,19 @@ def run_service(settings: Settings) -> int:
     """Run the service in the foreground until SIGTERM/SIGINT or a stop request."""
     log_path = logs.setup(settings.service.log_level)
     if not settings.watch.folders:
-        log.error(
-            "no folders to watch: pass --watch DIR or set watch.folders in %s",
+        # A fresh install (tray, autostart, systemd unit) must do something useful at once.
+        default = paths.default_watch_folder()
+        try:
+            default.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("cannot create the default folder %s: %s", default, exc)
+            return 2
+        log.info(
+            "no folders configured: watching %s (set watch.folders in %s or pass --watch DIR)",
+            default,
             settings.source or paths.config_file(),
         )
-        return 2
+        settings = settings.with_overrides(watch=[default])
     lock = InstanceLock(paths.state_dir() / "service.lock")
     try:
         lock.acquire()

@@ -95,7 +95,15 @@ def invalidate(artifact: ModelArtifact) -> None:
 def resolve(name: str, settings: ModelSettings, config_name: str) -> ModelArtifact:
     """Find or build the `.tflite` for `name`; raises ModelUnavailable or WeightsNotFound."""
     folder = bundled_dir()
-    if folder is not None and not (name == "vgg16" and settings.weights):
+    if folder is not None and name not in bundled_models():
+        # A frozen build has no TensorFlow: weights alone cannot become a model here.
+        raise ModelUnavailable(
+            f"this build does not carry {name}; it carries: "
+            + (", ".join(bundled_models()) or "none")
+            + ". Use --model efficientnet-lite0, or install Dropsight with pip to build "
+            f"{name} from its weights."
+        )
+    if folder is not None:
         found = _read_artifact(folder / f"{name}.tflite", "bundled")
         if found is not None:
             return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -22,12 +21,13 @@ MODEL = "efficientnet-lite0"
 class ServiceProcess:
     """A `python -m daemon service` child process with its output captured to a file."""
 
-    def __init__(self, folder: Path, log: Path, model: str | None = MODEL) -> None:
+    def __init__(self, folder: Path | None, log: Path, model: str | None = MODEL) -> None:
         self.log = log
         self._out = log.open("ab")
+        watch = ["--watch", str(folder)] if folder else []
         choose = ["--model", model] if model else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "service", "--watch", str(folder), *choose],
+            [sys.executable, "-m", "daemon", "service", *watch, *choose],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -72,7 +72,7 @@ def status_file(app_home: Path) -> Path:
 
 
 def _start(
-    services: list[ServiceProcess], folder: Path, tmp_path: Path, model: str | None = MODEL
+    services: list[ServiceProcess], folder: Path | None, tmp_path: Path, model: str | None = MODEL
 ) -> ServiceProcess:
     s = ServiceProcess(folder, tmp_path / f"service-{len(services)}.log", model)
     services.append(s)
@@ -173,14 +173,14 @@ def test_fallback_model_is_used_loudly_when_vgg16_weights_are_missing(
     assert svc.finish() == 0
 
 
-def test_no_folder_to_watch_is_a_clear_error(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "daemon", "service"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ},
-    )
-    assert out.returncode == 2
-    assert "no folders to watch" in out.stderr
+def test_no_folder_configured_watches_the_default_folder(
+    tmp_path: Path, app_home: Path, services: list[ServiceProcess], photos: dict[str, Path]
+) -> None:
+    svc = _start(services, None, tmp_path)
+    svc.wait_ready()
+    default = app_home / "Pictures" / "Dropsight"
+    assert default.is_dir()
+    assert f"no folders configured: watching {default}" in svc.output()
+    shutil.copy(photos["chelsea"], default / "cat.jpg")
+    wait_for(lambda: (default / "cat.jpg.json").exists(), 30, "sidecar in the default folder")
+    assert svc.finish() == 0
