@@ -421,3 +421,13 @@ def test_watch_limit_falls_back_to_polling(
     assert service.status()["folders"][0]["observer"] == "PollingObserver"
     make_photo(watched / "p.jpg")
     wait_for(lambda: (watched / "p.jpg.json").exists(), 20, "sidecar via polling")
+
+
+def test_whole_folder_moved_in(watched: Path, tmp_path: Path, start_service: StartService) -> None:
+    start_service(watched)
+    album = tmp_path / "album"
+    for i in range(5):
+        make_photo(album / "day1" / f"{i}.jpg", seed=i)
+    shutil.move(album, watched / "album")
+    for i in range(5):
+        _await_sidecar(watched / "album" / "day1" / f"{i}.jpg")
