@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from daemon import APP_NAME, __version__
+from daemon import APP_NAME, __version__, paths
 from daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from tray import autostart, desktop, logsetup
 from tray.icons import flatten, icon_for, tooltip_for, visual_state
@@ -55,6 +56,7 @@ class TrayApp:
         self._viewers: list[subprocess.Popen[bytes]] = []
         self._last_viewer: tuple[tuple[str, ...], float] = ((), 0.0)
         self._autostart = False
+        self._last_problem = ""
         self.on_quit: Callable[[], None] | None = None
 
     # --- polling (runs in pystray's setup thread) ---------------------------------------------
@@ -79,8 +81,9 @@ class TrayApp:
         if client is None:
             try:
                 client = ServiceClient.connect()
+                log.info("connected to the service (pid %s, port %d)", client.pid, client.port)
             except ServiceNotRunning as exc:
-                log.debug("%s", exc)
+                self._note_problem(str(exc))
                 client = None
         status = None
         if client is not None:
@@ -106,6 +109,12 @@ class TrayApp:
             # Only once: after a failed start the user decides (menu: Start service).
             self.auto_start = False
             self.start_service()
+
+    def _note_problem(self, problem: str) -> None:
+        """Log why the service cannot be reached, once per distinct reason."""
+        if problem != self._last_problem:
+            self._last_problem = problem
+            log.info("%s", problem)
 
     def display_status(self) -> dict[str, Any] | None:
         """The snapshot to show: the service's, or a stand-in while it starts or after it died."""
@@ -296,12 +305,28 @@ class _IconUpdater:
         if key != self._shown:
             self.icon.icon = image
             self.icon.title = title
+            if self._no_alpha:
+                _xorg_sync(self.icon)
             self._shown = key  # only once shown: a failed update is retried next poll
         labels = [(i.label, i.enabled, i.checked, len(i.submenu)) for i in self.app.menu()]
         if labels != self._menu_labels:
             self._menu_labels = labels
             if self._can_update_menu:
                 self.icon.update_menu()
+
+
+def _xorg_sync(icon: Any) -> None:
+    """Make sure pystray's xorg requests reach the X server now.
+
+    Its mainloop thread queues the new WM_NAME and pixels, then blocks reading events; with
+    python-xlib's threaded I/O a request queued while another thread was sending can sit
+    in the buffer until the next event arrives, leaving a stale title. A round trip from
+    this thread (XSync) sends everything queued before it.
+    """
+    try:
+        icon._display.sync()
+    except Exception:
+        log.debug("xorg sync failed", exc_info=True)
 
 
 def _enable_xorg_clicks(icon: Any) -> None:
@@ -321,6 +346,20 @@ def _enable_xorg_clicks(icon: Any) -> None:
         icon._display.flush()
     except Exception:
         log.exception("could not enable clicks on the xorg tray icon")
+
+
+def _stack_dumps_on_sigusr1() -> None:
+    """`kill -USR1 <tray pid>` writes every thread's stack to tray-stacks.log (a hung UI)."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    try:
+        folder = paths.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        # Kept open for the process lifetime: faulthandler writes from a signal handler.
+        dump = (folder / "tray-stacks.log").open("a", encoding="utf-8")
+    except OSError:
+        return
+    faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
 
 
 def run_tray(app: TrayApp) -> int:
@@ -358,6 +397,7 @@ def run_tray(app: TrayApp) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        _stack_dumps_on_sigusr1()
     log.info("tray %s on pystray backend %s", __version__, type(icon).__module__)
     try:
         icon.run(setup=setup)

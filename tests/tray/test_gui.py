@@ -39,11 +39,16 @@ def need(*tools: str) -> None:
         )
 
 
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], object],
+    timeout_s: float,
+    what: str,
+    details: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what}\n{details()}")
         time.sleep(0.1)
 
 
@@ -276,39 +281,49 @@ def fake_service(display: str, gui_photos: dict[str, Path]) -> Iterator[subproce
         stop_process(service)
 
 
+TRAYER = [
+    "trayer",
+    "--SetDockType",
+    "true",
+    "--edge",
+    "top",
+    "--align",
+    "right",
+    "--widthtype",
+    "pixel",
+    "--width",
+    "64",
+    "--heighttype",
+    "pixel",
+    "--height",
+    "28",
+    "--tint",
+    "0x303030",
+    "--transparent",
+    "true",
+    "--alpha",
+    "0",
+]
+
+
 @pytest.fixture
 def panel(display: str) -> Iterator[subprocess.Popen[bytes]]:
     """trayer: a small system tray (XEMBED) docked at the top right."""
     need("trayer", "xdotool", "xwininfo")
-    trayer = subprocess.Popen(
-        [
-            "trayer",
-            "--SetDockType",
-            "true",
-            "--edge",
-            "top",
-            "--align",
-            "right",
-            "--widthtype",
-            "pixel",
-            "--width",
-            "64",
-            "--heighttype",
-            "pixel",
-            "--height",
-            "28",
-            "--tint",
-            "0x303030",
-            "--transparent",
-            "true",
-            "--alpha",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # trayer (GTK 2) now and then dies while starting on a bare Xvfb; give it three tries.
+    for _attempt in range(3):
+        trayer = subprocess.Popen(TRAYER, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and trayer.poll() is None:
+            if xdotool_search("^panel$"):
+                break
+            time.sleep(0.1)
+        if trayer.poll() is None and xdotool_search("^panel$"):
+            break
+        stop_process(trayer)
+    else:
+        pytest.fail("trayer did not show its panel in three tries")
     try:
-        wait_for(lambda: xdotool_search("^panel$"), 20, "trayer's panel")
         yield trayer
     finally:
         stop_process(trayer)
@@ -419,8 +434,19 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
     tray = subprocess.Popen([sys.executable, "-m", "tray"], cwd=desktop.working_dir(), env=env)
 
     def log_tail() -> str:
+        tray.send_signal(signal.SIGUSR1)  # the tray dumps its threads' stacks
+        time.sleep(0.5)
+        stacks = paths.log_dir() / "tray-stacks.log"
+        stack_text = stacks.read_text(errors="replace") if stacks.exists() else "(none)"
         text = service_log.read_text(errors="replace") if service_log.exists() else "(no log)"
-        return text[-3000:]
+        tray_log = paths.log_dir() / "tray.log"
+        tray_text = tray_log.read_text(errors="replace") if tray_log.exists() else "(no log)"
+        windows = [line for line in window_tree().splitlines() if "Dropsight" in line]
+        return (
+            f"windows: {windows}\nstatus: {run_cli('status', '--json').stdout[-1500:]}\n"
+            f"tray log: {tray_text[-2000:]}\nservice log: {text[-2000:]}\n"
+            f"tray stacks: {stack_text[-4000:]}"
+        )
 
     try:
         wait_for(lambda: xdotool_search("^Dropsight: "), 20, "the tray icon window")
@@ -438,7 +464,7 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
             assert time.monotonic() < deadline, log_tail()
             assert tray.poll() is None, log_tail()
             time.sleep(1)
-        wait_for(lambda: xdotool_search("^Dropsight: idle, 0 done$"), 10, "idle title")
+        wait_for(lambda: window_named("Dropsight: idle, 0 done"), 10, "idle title", log_tail)
 
         # Drop a photo the way a browser would: a partial name, then a rename.
         partial = inbox / "chelsea.jpg.part"
@@ -458,7 +484,7 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
             expected = tooltip_for(status)
             return bool(status and status["done"] == 1 and window_named(expected))
 
-        wait_for(tray_agrees_with_cli, 30, "the tray title to show the new photo")
+        wait_for(tray_agrees_with_cli, 30, "the tray title to show the new photo", log_tail)
         human = run_cli("status")
         assert human.returncode == 0
         assert "1 done" in human.stdout
