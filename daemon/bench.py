@@ -206,7 +206,7 @@ def bench_e2e(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
             target = folder / f"single_{i}.jpg"
             started = time.perf_counter()
             shutil.copy(f, target)
-            _wait(lambda t=target: t.with_name(t.name + ".json").exists(), 60)
+            _wait(target.with_name(target.name + ".json").exists, 60)
             lat.append((time.perf_counter() - started) * 1000)
         out["single_12mp_latency_ms"] = round(statistics.median(lat), 1)
         out["bare_batch1_latency_ms"] = bare_b1_ms

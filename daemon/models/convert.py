@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter quiet
+
+from daemon.models import registry
 
 
 def _say(msg: str) -> None:
@@ -24,12 +27,7 @@ def convert(name: str, weights: Path, out: Path) -> None:
 
     started = time.monotonic()
     _say(f"building {name} in Keras from {weights} ...")
-    if name == "vgg16":
-        from daemon.models import keras_vgg16 as builder
-    elif name == "efficientnet-lite0":
-        from daemon.models import keras_efficientnet_lite as builder  # type: ignore[no-redef]
-    else:
-        raise SystemExit(f"unknown model {name!r}")
+    builder = importlib.import_module(registry.spec(name).builder)
     model = builder.build(weights)
     _say(f"converting {name} to LiteRT (a one-time step; VGG16 takes about 30 s) ...")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

@@ -14,11 +14,10 @@ from pathlib import Path
 from config.settings import ModelSettings
 from daemon import __version__, paths
 from daemon.atomic import write_text_atomic
+from daemon.models import registry
 from daemon.models import weights as weights_mod
 
 log = logging.getLogger(__name__)
-
-INPUT_SIZE = (224, 224)
 
 
 class ModelUnavailable(RuntimeError):
@@ -76,7 +75,7 @@ def write_meta(tflite: Path, name: str, fingerprint: str) -> None:
     meta = {
         "name": name,
         "fingerprint": fingerprint,
-        "input_size": list(INPUT_SIZE),
+        "input_size": list(registry.spec(name).input_size),
         "tflite_bytes": tflite.stat().st_size,
         "app_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -107,17 +106,13 @@ def resolve(name: str, settings: ModelSettings, config_name: str) -> ModelArtifa
         found = _read_artifact(folder / f"{name}.tflite", "bundled")
         if found is not None:
             return found
-    if name == "vgg16":
-        wf = weights_mod.find_vgg16(
-            settings.weights, allow_download=settings.allow_download, config_name=config_name
-        )
-        if wf.origin == "download":
-            _run_converter(["download-vgg16"], "download VGG16 weights")
-            wf = weights_mod.WeightsFile(wf.path, "download")
-    elif name == "efficientnet-lite0":
-        wf = weights_mod.find_efficientnet_lite0()
-    else:
-        raise ModelUnavailable(f"unknown model {name!r}")
+    try:
+        model = registry.spec(name)
+    except KeyError as exc:
+        raise ModelUnavailable(str(exc)) from None
+    wf = model.locate(settings, config_name)
+    if wf.origin == "download":
+        _run_converter(["download-vgg16"], "download VGG16 weights")
     fp = weights_mod.fingerprint(wf.path)
     tflite = paths.cache_dir() / "models" / f"{name}-{fp[:16]}-{__version__}.tflite"
     found = _read_artifact(tflite, wf.origin)

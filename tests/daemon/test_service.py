@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -413,7 +414,7 @@ def test_watch_limit_falls_back_to_polling(
     from daemon import watcher
 
     class LimitedObserver(watcher.PollingObserver):  # stands in for inotify at its limit
-        def schedule(self, *args: object, **kwargs: object) -> None:
+        def schedule(self, *args: Any, **kwargs: Any) -> Any:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
     monkeypatch.setattr(watcher, "Observer", LimitedObserver)

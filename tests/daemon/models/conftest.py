@@ -17,7 +17,7 @@ def vgg16_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Random weights give an almost uniform softmax, so the last layer is scaled up: the top-5
     classes are then well separated and a comparison of orderings means something.
     """
-    import h5py  # type: ignore[import-untyped]
+    import h5py
     import keras
     from keras.applications import vgg16
     from keras.src.legacy.saving import legacy_h5_format
