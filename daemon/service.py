@@ -13,12 +13,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
 from daemon import __version__, logs, paths, sidecar
+from daemon.activity import Activity
 from daemon.candidates import PhotoFilter, stale_temp_files
 from daemon.classifier import Classifier, load_classifier
 from daemon.imaging import ImageError, prepare_bytes, read_file
@@ -33,8 +33,6 @@ BATCH_WAIT_S = 0.005  # how long a batch waits for one more decoded image
 SUPERVISE_EVERY_S = 2.0  # folder health checks: vanished folders, dead observers
 IDLE_POLL_S = 0.5  # worker wake-up when nothing is queued, to notice pause/stop
 STOP_TIMEOUT_S = 8.0  # shutdown budget per thread (the issue allows 10 s in all)
-RECENT_MAX = 20
-ERRORS_MAX = 20
 
 
 @dataclass
@@ -65,13 +63,7 @@ class Service:
         self._resumed = threading.Event()
         self._resumed.set()
         self._scan_request = threading.Event()
-        self._status_lock = threading.Lock()
-        self._done = self._failed = self._skipped = 0
-        self._burst_done = 0
-        self._current: str | None = None
-        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_MAX)
-        self._errors: deque[dict[str, Any]] = deque(maxlen=ERRORS_MAX)
-        self._write_errors: dict[Path, str] = {}
+        self.activity = Activity()
         self.settler = Settler(self._on_complete, settings.watch.settle_time_s)
         self.watches = [
             FolderWatch(
@@ -143,7 +135,7 @@ class Service:
                 fn()
             except Exception:
                 log.exception("%s thread failed; stopping", threading.current_thread().name)
-                self._add_error(None, f"internal error in {threading.current_thread().name}")
+                self.activity.error(None, f"internal error in {threading.current_thread().name}")
                 self.stop()
 
         return run
@@ -186,49 +178,43 @@ class Service:
         """A JSON-ready snapshot of what the service is doing."""
         pending = self.queue.pending() + self.queue.in_flight() + self.settler.pending_count()
         c = self._classifier
-        with self._status_lock:
-            if self._stop.is_set():
-                state = "stopping"
-            elif c is None:
-                state = "error" if self._model_error else "starting"
-            elif not self._resumed.is_set():
-                state = "paused"
-            else:
-                state = "working" if pending else "idle"
-            folders = [
+        if self._stop.is_set():
+            state = "stopping"
+        elif c is None:
+            state = "error" if self._model_error else "starting"
+        elif not self._resumed.is_set():
+            state = "paused"
+        else:
+            state = "working" if pending else "idle"
+        folders = []
+        for w in self.watches:
+            write_error = self.activity.write_error(w.root)
+            folders.append(
                 {
                     "path": str(w.root),
-                    "healthy": w.health.healthy and w.root not in self._write_errors,
-                    "error": w.health.error or self._write_errors.get(w.root),
+                    "healthy": w.health.healthy and write_error is None,
+                    "error": w.health.error or write_error,
                     "observer": w.health.observer_kind,
                 }
-                for w in self.watches
-            ]
-            return {
-                "state": state,
-                "done": self._done,
-                "failed": self._failed,
-                "skipped": self._skipped,
-                "queued": pending,
-                "progress": {"done": self._burst_done, "total": self._burst_done + pending},
-                "current": self._current,
-                "model": {
-                    "name": c.info.name if c else self.settings.model.name,
-                    "requested": self.settings.model.name,
-                    "fallback": bool(c and c.info.is_fallback),
-                    "fallback_reason": c.info.fallback_reason if c else None,
-                    "runtime": c.info.runtime if c else None,
-                    "fingerprint": c.info.fingerprint if c else None,
-                    "error": self._model_error,
-                },
-                "folders": folders,
-                "errors": list(self._errors),
-                "recent": list(self._recent),
-                "version": __version__,
-                "pid": os.getpid(),
-                "config_path": str(self.settings.source or paths.config_file()),
-                "log_path": str(logs.log_file()),
-            }
+            )
+        return {
+            "state": state,
+            **self.activity.snapshot(pending),
+            "model": {
+                "name": c.info.name if c else self.settings.model.name,
+                "requested": self.settings.model.name,
+                "fallback": bool(c and c.info.is_fallback),
+                "fallback_reason": c.info.fallback_reason if c else None,
+                "runtime": c.info.runtime if c else None,
+                "fingerprint": c.info.fingerprint if c else None,
+                "error": self._model_error,
+            },
+            "folders": folders,
+            "version": __version__,
+            "pid": os.getpid(),
+            "config_path": str(self.settings.source or paths.config_file()),
+            "log_path": str(logs.log_file()),
+        }
 
     # --- finding work ----------------------------------------------------------------------
 
@@ -328,10 +314,10 @@ class Service:
         except Exception as exc:
             self._model_error = f"no model could be loaded: {exc}"
             log.error("%s", self._model_error)
-            self._add_error(None, self._model_error)
+            self.activity.error(None, self._model_error)
             return None
         if classifier.info.is_fallback:
-            self._add_error(
+            self.activity.error(
                 None,
                 f"using fallback model {classifier.info.name}: {classifier.info.fallback_reason}",
             )
@@ -357,7 +343,7 @@ class Service:
             if not self._resumed.is_set():
                 continue
             if not in_flight:
-                self._went_idle()
+                self.activity.idle()
                 continue
             batch = [in_flight.popleft().result()]
             deadline = time.monotonic() + BATCH_WAIT_S
@@ -376,11 +362,6 @@ class Service:
         for fut in in_flight:  # stopping: hand taken paths back (found again at next start)
             fut.cancel()
 
-    def _went_idle(self) -> None:
-        with self._status_lock:
-            self._burst_done = 0
-            self._current = None
-
     def _prepare(self, path: Path, classifier: Classifier) -> _Item:
         """Runs in the decode pool: skip what is current, else decode (errors kept)."""
         item = _Item(path)
@@ -397,11 +378,9 @@ class Service:
             if sidecar.is_current(
                 sidecar.read(item.sidecar), facts.sha256, classifier.info.fingerprint
             ):
-                with self._status_lock:
-                    self._skipped += 1
+                self.activity.skipped_current()
                 return item
-            with self._status_lock:
-                self._current = str(path)
+            self.activity.started(path)
             try:
                 prepared = prepare_bytes(
                     data, facts, classifier.info.input_size, self.settings.model.resize
@@ -439,46 +418,11 @@ class Service:
         except OSError as exc:
             msg = f"cannot write {item.sidecar}: {exc.strerror or exc}"
             log.error("%s", msg)
-            with self._status_lock:
-                self._failed += 1
-                self._burst_done += 1
-                if root is not None:
-                    self._write_errors[root] = msg
-            self._add_error(item.path, msg)
+            self.activity.write_failed(item.path, root, msg)
             return
-        ok = record["status"] == "ok"
-        top = record["predictions"][0] if record["predictions"] else None
-        with self._status_lock:
-            if root is not None:
-                self._write_errors.pop(root, None)
-            self._burst_done += 1
-            if ok:
-                self._done += 1
-            else:
-                self._failed += 1
-            self._recent.appendleft(
-                {
-                    "image": str(item.path),
-                    "sidecar": str(item.sidecar),
-                    "status": record["status"],
-                    "label": top["label"] if top else None,
-                    "score": top["score"] if top else None,
-                    "time": record["processed_at"],
-                }
-            )
-        if not ok:
-            self._add_error(item.path, f"{record['error']['type']}: {record['error']['message']}")
+        self.activity.written(item.path, item.sidecar, root, record)
+        if record["status"] != "ok":
             log.warning("%s: %s", item.path, record["error"]["message"])
-
-    def _add_error(self, path: Path | None, message: str) -> None:
-        with self._status_lock:
-            self._errors.appendleft(
-                {
-                    "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "path": str(path) if path else None,
-                    "message": message,
-                }
-            )
 
 
 def run_service(settings: Settings) -> int:
