@@ -76,7 +76,9 @@ class Service:
             )
             for root in settings.watch.folders
         ]
-        self._pool = ThreadPoolExecutor(settings.service.decode_threads, "decode")
+        self._pool = ThreadPoolExecutor(
+            settings.service.decode_threads, "decode", initializer=_yield_to_inference
+        )
         self._threads = [
             threading.Thread(target=self._guard(self._work), name="worker", daemon=True),
             threading.Thread(target=self._guard(self._scan_loop), name="scanner", daemon=True),
@@ -423,6 +425,20 @@ class Service:
         self.activity.written(item.path, item.sidecar, root, record)
         if record["status"] != "ok":
             log.warning("%s: %s", item.path, record["error"]["message"])
+
+
+DECODE_NICENESS = 5
+
+
+def _yield_to_inference() -> None:
+    """Lower this decode thread's priority (Linux: per thread) so inference keeps both cores.
+
+    The inference runtime splits each layer across all cores; a decode running on one of
+    them stalls the whole layer, so decoding should fill the gaps rather than compete.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
 
 
 def run_service(settings: Settings) -> int:
