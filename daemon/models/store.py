@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,9 @@ from daemon.models import registry
 from daemon.models import weights as weights_mod
 
 log = logging.getLogger(__name__)
+
+PROGRESS_PREFIX = "dropsight: "  # what daemon.models.convert prints its progress with
+CONVERTER_TAIL_LINES = 40
 
 
 class ModelUnavailable(RuntimeError):
@@ -142,7 +146,20 @@ def _run_converter(args: list[str], what: str) -> None:
             "Install it with `pip install 'dropsight[models]'`."
         )
     cmd = [sys.executable, "-m", "daemon.models.convert", *args]
-    # stderr is inherited so the user sees progress; a windowed build has none to inherit.
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+    # Our progress lines go to the log as they come; TensorFlow's start-up chatter (CUDA
+    # probes and the like) is kept back and shown only if the step fails. Keras' download
+    # progress bar writes to stdout, which the download step inherits.
+    stdout = None if args[0] == "download-vgg16" else subprocess.DEVNULL
+    other: deque[str] = deque(maxlen=CONVERTER_TAIL_LINES)
+    with subprocess.Popen(
+        cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as proc:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.rstrip()
+            if line.startswith(PROGRESS_PREFIX):
+                log.info("%s", line.removeprefix(PROGRESS_PREFIX))
+            elif line:
+                other.append(line)
     if proc.returncode != 0:
-        raise ModelUnavailable(f"could not {what} (exit {proc.returncode}); see the log above")
+        raise ModelUnavailable(f"could not {what} (exit {proc.returncode}):\n" + "\n".join(other))
