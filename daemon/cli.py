@@ -155,9 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(c)
     c.set_defaults(func=cmd_classify)
 
-    s = sub.add_parser("service", help="watch folders and write sidecars (foreground)")
-    s.add_argument("--watch", action="append", type=Path, default=[], metavar="DIR")
-    s.add_argument("--model", choices=MODEL_NAMES)
+    s = sub.add_parser(
+        "service",
+        help="watch folders and write sidecars (foreground)",
+        description="Watch folders and write a sidecar JSON next to every finished photo. "
+        "Runs until SIGTERM/Ctrl+C or `dropsight stop`. With no folder configured or given, "
+        f"watches {paths.default_watch_folder()}.",
+    )
+    s.add_argument(
+        "--watch",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a folder to watch (repeatable; added to watch.folders from the config)",
+    )
+    s.add_argument("--model", choices=MODEL_NAMES, help="model to use (default: from config)")
     with_config(s)
     s.set_defaults(func=cmd_service)
 
