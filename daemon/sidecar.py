@@ -74,20 +74,30 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _record(
+    display_path: str,
+    facts: FileFacts | None,
+    model: ModelInfo,
+    predictions: list[dict[str, Any]],
+    error: dict[str, str] | None,
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "error" if error else "ok",
+        "image": _image_block(display_path, facts),
+        "model": _model_block(model),
+        "predictions": predictions,
+        "error": error,
+        "processed_at": _now(),
+        "generator": {"name": APP_NAME, "version": __version__},
+    }
+
+
 def ok_record(
     display_path: str, facts: FileFacts, model: ModelInfo, predictions: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A sidecar for a classified image."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "ok",
-        "image": _image_block(display_path, facts),
-        "model": _model_block(model),
-        "predictions": predictions,
-        "error": None,
-        "processed_at": _now(),
-        "generator": {"name": APP_NAME, "version": __version__},
-    }
+    return _record(display_path, facts, model, predictions, None)
 
 
 def error_record(
@@ -98,16 +108,7 @@ def error_record(
     message: str,
 ) -> dict[str, Any]:
     """A sidecar telling other tools the image was tried and why it failed."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "error",
-        "image": _image_block(display_path, facts),
-        "model": _model_block(model),
-        "predictions": [],
-        "error": {"type": kind, "message": message},
-        "processed_at": _now(),
-        "generator": {"name": APP_NAME, "version": __version__},
-    }
+    return _record(display_path, facts, model, [], {"type": kind, "message": message})
 
 
 def dumps(record: dict[str, Any]) -> str:
