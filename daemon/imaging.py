@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from config.settings import RESIZE_POLICIES
+
 try:  # HEIC/HEIF is what iPhones write by default.
     import pillow_heif
 
@@ -21,7 +23,6 @@ except ImportError:  # pragma: no cover - optional at run time
     HEIF_SUPPORTED = False
 
 CROP_SHORT_SIDE = 256  # shorter side before the centre crop, as in the ImageNet evaluation
-RESIZE_POLICIES = ("crop", "squash")
 
 
 class ImageError(Exception):

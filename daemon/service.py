@@ -40,6 +40,7 @@ class _Item:
     """One taken path on its way through decode, inference and writing."""
 
     path: Path
+    root: Path | None = None
     sidecar: Path | None = None
     outcome: Outcome | None = None  # None: nothing to do (up to date, vanished, not ours)
 
@@ -368,7 +369,7 @@ class Service:
         """Runs in the decode pool: skip what is current, else decode (errors kept)."""
         item = _Item(path)
         try:
-            root = self._root_for(path)
+            root = item.root = self._root_for(path)
             if root is None or not path.is_file():
                 return item  # not ours, or gone since the event
             item.sidecar = self._sidecar_for(path, root)
@@ -414,7 +415,7 @@ class Service:
 
     def _write(self, item: _Item, record: dict[str, Any]) -> None:
         assert item.sidecar is not None
-        root = self._root_for(item.path)
+        root = item.root
         try:
             sidecar.write(item.sidecar, record)
         except OSError as exc:

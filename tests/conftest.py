@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,8 +40,6 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     deadline_s = 5.0
     leaked: list[threading.Thread] = []
-    import time
-
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         leaked = [
