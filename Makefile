@@ -32,7 +32,10 @@ lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy cannot follow the editable install's import hook, so it reads the package through links.
 typecheck: $(VENV)/.dev-deps
+	mkdir -p build/typing/dropsight
+	for p in daemon tray config; do ln -sfn ../../../$$p build/typing/dropsight/$$p; done
 	$(BIN)/mypy
 
 pytest: $(VENV)/.dev-deps
@@ -79,7 +82,7 @@ linux-release:
 	cp -R dist/dropsight build/$(RELEASE)/dropsight
 	cp packaging/linux/install.sh packaging/linux/uninstall.sh build/$(RELEASE)/
 	cp packaging/linux/dropsight.desktop packaging/linux/dropsight.service build/$(RELEASE)/share/
-	-$(BIN)/python -c "from tray.icons import draw_icon; \
+	-$(BIN)/python -c "from dropsight.tray.icons import draw_icon; \
 	  draw_icon('idle').convert('RGBA').save('build/$(RELEASE)/share/dropsight.png')"
 	cp packaging/README.md build/$(RELEASE)/README.md
 	tar -C build -czf dist/$(RELEASE).tar.gz $(RELEASE)

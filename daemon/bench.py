@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from config.settings import ModelSettings, Settings, WatchSettings
-from config.settings import load as load_settings
-from daemon import imaging, paths
-from daemon.classifier import load_classifier
+from dropsight.config.settings import ModelSettings, Settings, WatchSettings
+from dropsight.config.settings import load as load_settings
+from dropsight.daemon import imaging, paths
+from dropsight.daemon.classifier import load_classifier
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample-100"
 PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo
@@ -105,14 +105,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _keras_model(name: str, model: ModelSettings, config_name: str) -> Any:
     """The Keras reference model (with preprocessing inside), built from the same weights."""
-    from daemon.models import weights as w
+    from dropsight.daemon.models import weights as w
 
     if name == "vgg16":
-        from daemon.models import keras_vgg16
+        from dropsight.daemon.models import keras_vgg16
 
         found = w.find_vgg16(model.weights, allow_download=False, config_name=config_name)
         return keras_vgg16.build(found.path)
-    from daemon.models import keras_efficientnet_lite
+    from dropsight.daemon.models import keras_efficientnet_lite
 
     return keras_efficientnet_lite.build(w.find_efficientnet_lite0().path)
 
@@ -168,7 +168,7 @@ def _decode_ms(files: list[Path], *, draft: bool) -> float:
 
 def bench_e2e(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
     """A real service on a real folder: burst throughput, single-photo latency, idle CPU."""
-    from daemon.service import Service
+    from dropsight.daemon.service import Service
 
     photos = _photos(args.images, args.count)
     phone = _phone_photos(photos, work / "phone-src")
@@ -232,7 +232,7 @@ def _tutorial_rate(args: argparse.Namespace, settings: Settings, files: list[Pat
     """The original tutorial: keras load_img(target_size=224) + preprocess + predict per photo."""
     import keras
 
-    from daemon.models import weights as w
+    from dropsight.daemon.models import weights as w
 
     if args.model == "vgg16":
         from keras.applications import vgg16

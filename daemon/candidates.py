@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.settings import WatchSettings
-from daemon.atomic import TEMP_SUFFIX
+from dropsight.config.settings import WatchSettings
+from dropsight.daemon.atomic import TEMP_SUFFIX
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from typing import Protocol
 
 import numpy as np
 
-from config.settings import Settings
-from daemon.models import store
-from daemon.models.weights import WeightsNotFound
+from dropsight.config.settings import Settings
+from dropsight.daemon.models import store
+from dropsight.daemon.models.weights import WeightsNotFound
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,9 @@ class ClassIndex:
 @cache
 def imagenet() -> ClassIndex:
     """Load the shipped class index (Keras' imagenet_class_index.json layout)."""
-    text = resources.files("config").joinpath("imagenet_class_index.json").read_text("utf-8")
+    text = (
+        resources.files("dropsight.config").joinpath("imagenet_class_index.json").read_text("utf-8")
+    )
     raw: dict[str, list[str]] = json.loads(text)
     entries = [raw[str(i)] for i in range(len(raw))]
     return ClassIndex(

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from config.settings import MODEL_NAMES, RESIZE_POLICIES, ConfigError, Settings
-from config.settings import load as load_settings
-from daemon import __version__, paths
+from dropsight.config.settings import MODEL_NAMES, RESIZE_POLICIES, ConfigError, Settings
+from dropsight.config.settings import load as load_settings
+from dropsight.daemon import __version__, paths
 
 log = logging.getLogger("dropsight")
 
@@ -29,7 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _expand_inputs(inputs: Sequence[Path], settings: Settings) -> Iterator[Path]:
     """Files as given, folders walked recursively for photos; missing paths passed through."""
-    from daemon.candidates import PhotoFilter
+    from dropsight.daemon.candidates import PhotoFilter
 
     photo_filter = PhotoFilter.from_settings(settings.watch)
     for p in inputs:
@@ -53,8 +53,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     """`dropsight classify`: label files or folders and print the results."""
     from dataclasses import replace
 
-    from daemon.classifier import load_classifier
-    from daemon.pipeline import classify_paths
+    from dropsight.daemon.classifier import load_classifier
+    from dropsight.daemon.pipeline import classify_paths
 
     settings = _settings(args)
     model = replace(
@@ -91,7 +91,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_service(args: argparse.Namespace) -> int:
     """`dropsight service`: run the folder-watching service in the foreground."""
-    from daemon.service import run_service
+    from dropsight.daemon.service import run_service
 
     settings = _settings(args).with_overrides(watch=args.watch, model=args.model)
     return run_service(settings)
@@ -99,7 +99,7 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 def cmd_control(args: argparse.Namespace) -> int:
     """`dropsight status|pause|resume|rescan|stop`."""
-    from daemon.client import run_command
+    from dropsight.daemon.client import run_command
 
     return run_command(args.command, args.json)
 
@@ -107,21 +107,21 @@ def cmd_control(args: argparse.Namespace) -> int:
 def cmd_tray(args: argparse.Namespace) -> int:
     """`dropsight tray`: the tray icon (a separate UI package, loaded only here)."""
     # Imported by name: the daemon package never depends on the UI at import time.
-    tray_app = importlib.import_module("tray.app")
+    tray_app = importlib.import_module("dropsight.tray.app")
     result: int = tray_app.main(args.tray_args)
     return result
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:
     """`dropsight autostart enable|disable|status`."""
-    autostart = importlib.import_module("tray.autostart")
+    autostart = importlib.import_module("dropsight.tray.autostart")
     result: int = autostart.autostart_command(args.action)
     return result
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """`dropsight bench`: print throughput and latency figures."""
-    from daemon.bench import run_bench
+    from dropsight.daemon.bench import run_bench
 
     return run_bench(args)
 
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_autostart)
 
     b = sub.add_parser("bench", help="measure throughput and latency (prints numbers)")
-    from daemon.bench import add_arguments
+    from dropsight.daemon.bench import add_arguments
 
     add_arguments(b)
     with_config(b)
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from daemon.models.store import bundled_models
+    from dropsight.daemon.models.store import bundled_models
 
     carried = bundled_models()
     return f"dropsight {__version__}" + (f" (models: {', '.join(carried)})" if carried else "")
@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from daemon.models.store import ModelUnavailable
-        from daemon.models.weights import WeightsNotFound
+        from dropsight.daemon.models.store import ModelUnavailable
+        from dropsight.daemon.models.weights import WeightsNotFound
 
         if isinstance(exc, WeightsNotFound | ModelUnavailable):
             print(f"dropsight: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon.control import control_file
+from dropsight.daemon.control import control_file
 
 log = logging.getLogger(__name__)
 

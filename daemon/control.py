@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon import __version__, paths
+from dropsight.daemon import __version__, paths
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from config.settings import RESIZE_POLICIES
+from dropsight.config.settings import RESIZE_POLICIES
 
 try:  # HEIC/HEIF is what iPhones write by default.
     import pillow_heif

@@ -7,7 +7,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-from daemon import paths
+from dropsight.daemon import paths
 
 LOG_BYTES = 1_000_000
 LOG_BACKUPS = 3

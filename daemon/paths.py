@@ -8,7 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
-from daemon import APP_NAME
+from dropsight.daemon import APP_NAME
 
 # Tests and portable installs point every directory elsewhere with one variable.
 _HOME_ENV = "DROPSIGHT_HOME"

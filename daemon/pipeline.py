@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from daemon import imaging
-from daemon.classifier import Classifier
-from daemon.imaging import FileFacts, ImageError, PreparedImage
-from daemon.sidecar import error_record, ok_record, top_predictions
+from dropsight.daemon import imaging
+from dropsight.daemon.classifier import Classifier
+from dropsight.daemon.imaging import FileFacts, ImageError, PreparedImage
+from dropsight.daemon.sidecar import error_record, ok_record, top_predictions
 
 
 @dataclass(frozen=True)

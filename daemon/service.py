@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings
-from daemon import __version__, logs, paths, sidecar
-from daemon.activity import Activity
-from daemon.candidates import PhotoFilter, stale_temp_files
-from daemon.classifier import Classifier, load_classifier
-from daemon.imaging import ImageError, prepare_bytes, read_file
-from daemon.jobs import JobQueue
-from daemon.lock import AlreadyRunning, InstanceLock
-from daemon.pipeline import Outcome, records
-from daemon.watcher import FolderWatch, Settler
+from dropsight.config.settings import Settings
+from dropsight.daemon import __version__, logs, paths, sidecar
+from dropsight.daemon.activity import Activity
+from dropsight.daemon.candidates import PhotoFilter, stale_temp_files
+from dropsight.daemon.classifier import Classifier, load_classifier
+from dropsight.daemon.imaging import ImageError, prepare_bytes, read_file
+from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.lock import AlreadyRunning, InstanceLock
+from dropsight.daemon.pipeline import Outcome, records
+from dropsight.daemon.watcher import FolderWatch, Settler
 
 log = logging.getLogger(__name__)
 
@@ -465,7 +465,7 @@ def run_service(settings: Settings) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
-    from daemon.control import ControlServer
+    from dropsight.daemon.control import ControlServer
 
     service = Service(settings)
     control = ControlServer(service)

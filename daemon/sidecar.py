@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from daemon import APP_NAME, __version__
-from daemon.atomic import write_text_atomic
-from daemon.classifier import ModelInfo
-from daemon.classindex import imagenet
-from daemon.imaging import FileFacts
+from dropsight.daemon import APP_NAME, __version__
+from dropsight.daemon.atomic import write_text_atomic
+from dropsight.daemon.classifier import ModelInfo
+from dropsight.daemon.classindex import imagenet
+from dropsight.daemon.imaging import FileFacts
 
 SCHEMA_VERSION = 1
 SUFFIX = ".json"
@@ -142,6 +142,6 @@ def is_current(record: dict[str, Any] | None, sha256: str, fingerprint: str) -> 
 @cache
 def schema() -> dict[str, Any]:
     """The public JSON Schema of sidecars (shipped in config/)."""
-    text = resources.files("config").joinpath("sidecar.schema.json").read_text("utf-8")
+    text = resources.files("dropsight.config").joinpath("sidecar.schema.json").read_text("utf-8")
     result: dict[str, Any] = json.loads(text)
     return result

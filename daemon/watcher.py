@@ -23,7 +23,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon.candidates import PhotoFilter
+from dropsight.daemon.candidates import PhotoFilter
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ def _say(msg: str) -> None:
 
 
 def _vgg16_weights(explicit: Path | None) -> Path | None:
-    from daemon.models import weights
+    from dropsight.daemon.models import weights
 
     try:
         found = weights.find_vgg16(
@@ -49,8 +49,8 @@ def _vgg16_weights(explicit: Path | None) -> Path | None:
 
 
 def _build(name: str, weights: Path | None, out: Path) -> Path:
-    from config.settings import ModelSettings
-    from daemon.models import store
+    from dropsight.config.settings import ModelSettings
+    from dropsight.daemon.models import store
 
     started = time.monotonic()
     artifact = store.resolve(name, ModelSettings(name=name, weights=weights), "build_models")
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
 
-    from daemon.models.store import ModelUnavailable
-    from daemon.models.weights import WeightsNotFound
+    from dropsight.daemon.models.store import ModelUnavailable
+    from dropsight.daemon.models.weights import WeightsNotFound
 
     try:
         _build("efficientnet-lite0", None, args.out)

@@ -2,6 +2,6 @@
 
 import sys
 
-from tray.app import main
+from dropsight.tray.app import main
 
 sys.exit(main())

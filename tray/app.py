@@ -16,11 +16,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from daemon import APP_NAME, __version__, paths
-from daemon.client import ServiceClient, ServiceError, ServiceNotRunning
-from tray import autostart, desktop, logsetup
-from tray.icons import flatten, icon_for, tooltip_for, visual_state
-from tray.menu import MenuItem, build_menu
+from dropsight.daemon import APP_NAME, __version__, paths
+from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.tray import autostart, desktop, logsetup
+from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
+from dropsight.tray.menu import MenuItem, build_menu
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.viewer:
-        from tray.viewer import main as viewer_main
+        from dropsight.tray.viewer import main as viewer_main
 
         return viewer_main(rest)
     if rest:

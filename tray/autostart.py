@@ -12,8 +12,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from daemon import APP_NAME
-from tray import desktop
+from dropsight.daemon import APP_NAME
+from dropsight.tray import desktop
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon import paths
+from dropsight.daemon import paths
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def service_command() -> list[str]:
     """How to start `dropsight service`."""
     if is_frozen():
         return [str(_exe(CLI_EXE_NAME)), "service"]
-    return [sys.executable, "-m", "daemon", "service"]
+    return [sys.executable, "-m", "dropsight.daemon", "service"]
 
 
 def tray_command() -> list[str]:
@@ -56,7 +56,7 @@ def tray_command() -> list[str]:
         if launcher.exists():
             return [str(launcher)]
         return [str(_exe(CLI_EXE_NAME)), "tray"]
-    return [_gui_python(), "-m", "tray"]
+    return [_gui_python(), "-m", "dropsight.tray"]
 
 
 def viewer_command(*args: str) -> list[str]:
@@ -104,7 +104,9 @@ def open_path(path: Path) -> None:
 
 def default_config_template() -> Path:
     """The documented default config shipped with the app."""
-    return (paths.frozen_root() or paths.app_dir()) / "config" / "default.toml"
+    from dropsight.config.settings import DEFAULT_TOML
+
+    return DEFAULT_TOML
 
 
 def ensure_config_file(path: Path) -> Path:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon import paths
-from tray import desktop
-from tray.icons import is_fallback, tooltip_for, visual_state
+from dropsight.daemon import paths
+from dropsight.tray import desktop
+from dropsight.tray.icons import is_fallback, tooltip_for, visual_state
 
 RECENT_MENU_ITEMS = 10
 SEPARATOR_LABEL = "-"

@@ -18,9 +18,9 @@ from typing import Any
 
 from PIL import Image, ImageOps, ImageTk
 
-from daemon.client import ServiceClient, ServiceError, ServiceNotRunning
-from tray import logsetup
-from tray.icons import icon_for, is_fallback, summary, visual_state
+from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.tray import logsetup
+from dropsight.tray.icons import icon_for, is_fallback, summary, visual_state
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter quiet
 
-from daemon.models import registry
+from dropsight.daemon.models import registry
 
 
 def _say(msg: str) -> None:
@@ -23,7 +23,7 @@ def convert(name: str, weights: Path, out: Path) -> None:
     """Build `name` from `weights` in Keras and write it to `out` as a float32 .tflite."""
     import tensorflow as tf
 
-    from daemon.atomic import write_bytes_atomic
+    from dropsight.daemon.atomic import write_bytes_atomic
 
     started = time.monotonic()
     _say(f"building {name} in Keras from {weights} ...")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("download-vgg16")
     args = p.parse_args(argv)
     if args.cmd == "download-vgg16":
-        from daemon.models import keras_vgg16
+        from dropsight.daemon.models import keras_vgg16
 
         _say(f"downloaded {keras_vgg16.download()}")
         return 0

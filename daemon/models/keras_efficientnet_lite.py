@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from daemon.models.torch_legacy import WeightsFileError, load_state_dict
+from dropsight.daemon.models.torch_legacy import WeightsFileError, load_state_dict
 
 NAME = "efficientnet-lite0"
 INPUT_SIZE = 224

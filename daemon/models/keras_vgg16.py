@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras.applications import vgg16
 
-from daemon.models.weights import VGG16_WEIGHTS_FILE, VGG16_WEIGHTS_MD5, VGG16_WEIGHTS_URL
+from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE, VGG16_WEIGHTS_MD5, VGG16_WEIGHTS_URL
 
 PREPROCESSING = "keras.applications.vgg16.preprocess_input (RGB->BGR, minus ImageNet mean)"
 

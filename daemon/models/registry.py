@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from config.settings import MODEL_NAMES, ModelSettings
-from daemon.models import weights
+from dropsight.config.settings import MODEL_NAMES, ModelSettings
+from dropsight.daemon.models import weights
 
 INPUT_SIZE = (224, 224)
 
@@ -37,13 +37,13 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec(
             name="vgg16",
-            builder="daemon.models.keras_vgg16",
+            builder="dropsight.daemon.models.keras_vgg16",
             preprocessing="keras.applications.vgg16.preprocess_input (BGR, minus ImageNet mean)",
             locate=_vgg16_weights,
         ),
         ModelSpec(
             name="efficientnet-lite0",
-            builder="daemon.models.keras_efficientnet_lite",
+            builder="dropsight.daemon.models.keras_efficientnet_lite",
             preprocessing="(x - 127) / 128 on RGB",
             locate=_efficientnet_weights,
         ),

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from config.settings import ModelSettings
-from daemon import __version__, paths
-from daemon.atomic import write_text_atomic
-from daemon.models import registry
-from daemon.models import weights as weights_mod
+from dropsight.config.settings import ModelSettings
+from dropsight.daemon import __version__, paths
+from dropsight.daemon.atomic import write_text_atomic
+from dropsight.daemon.models import registry
+from dropsight.daemon.models import weights as weights_mod
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _run_converter(args: list[str], what: str) -> None:
             f"cannot {what}: TensorFlow is needed once to build the model. "
             "Install it with `pip install 'dropsight[models]'`."
         )
-    cmd = [sys.executable, "-m", "daemon.models.convert", *args]
+    cmd = [sys.executable, "-m", "dropsight.daemon.models.convert", *args]
     # Our progress lines go to the log as they come; TensorFlow's start-up chatter (CUDA
     # probes and the like) is kept back and shown only if the step fails. Keras' download
     # progress bar writes to stdout, which the download step inherits.

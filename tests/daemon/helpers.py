@@ -13,9 +13,9 @@ import jsonschema
 import numpy as np
 from PIL import Image
 
-from daemon.atomic import TEMP_SUFFIX
-from daemon.classifier import ModelInfo
-from daemon.sidecar import schema
+from dropsight.daemon.atomic import TEMP_SUFFIX
+from dropsight.daemon.classifier import ModelInfo
+from dropsight.daemon.sidecar import schema
 
 FAKE_FINGERPRINT = "f" * 64
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.classindex import imagenet
+from dropsight.daemon.classindex import imagenet
 from tests.daemon.test_sidecar import validate
 
 
@@ -22,7 +22,7 @@ def test_efficientnet_lite0_accuracy_on_imagenet_sample(
     assert len(wnids) == 1000
     command = ["classify", "--model", "efficientnet-lite0", "--json", str(imagenet_sample)]
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon", *command],
+        [sys.executable, "-m", "dropsight.daemon", *command],
         cwd=tmp_path,
         env=os.environ.copy(),
         capture_output=True,

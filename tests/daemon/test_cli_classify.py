@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from daemon import paths
-from daemon.classindex import imagenet
-from daemon.models.weights import VGG16_WEIGHTS_FILE
+from dropsight.daemon import paths
+from dropsight.daemon.classindex import imagenet
+from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE
 from tests.daemon.test_sidecar import validate
 
 CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -29,7 +29,7 @@ PRED_LINE = re.compile(r"^\s+(\d+)\. (\S+)\s+(\d+\.\d\d)%$")
 def dropsight(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run `python -m daemon ...` as a user would (env inherited: DROPSIGHT_HOME is a temp dir)."""
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *map(str, args)],
+        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
         cwd=cwd,
         env=os.environ.copy(),
         capture_output=True,

@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from daemon import __version__
-from daemon.client import (
+from dropsight.daemon import __version__
+from dropsight.daemon.client import (
     NOT_RUNNING_MESSAGE,
     ServiceClient,
     ServiceError,
     ServiceNotRunning,
     run_command,
 )
-from daemon.control import MAX_BODY_BYTES, ControlServer, control_file
+from dropsight.daemon.control import MAX_BODY_BYTES, ControlServer, control_file
 
 TOTAL = 500
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from config.settings import ModelSettings, Settings
-from daemon import imaging
-from daemon.classifier import load_classifier
-from daemon.imaging import ImageError, prepare, prepare_bytes, read_file
-from daemon.pipeline import classify_paths
+from dropsight.config.settings import ModelSettings, Settings
+from dropsight.daemon import imaging
+from dropsight.daemon.classifier import load_classifier
+from dropsight.daemon.imaging import ImageError, prepare, prepare_bytes, read_file
+from dropsight.daemon.pipeline import classify_paths
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

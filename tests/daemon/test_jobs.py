@@ -6,7 +6,7 @@ import threading
 import tracemalloc
 from pathlib import Path
 
-from daemon.jobs import JobQueue
+from dropsight.daemon.jobs import JobQueue
 
 
 def test_duplicates_are_queued_once() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from config.settings import OutputSettings, Settings, WatchSettings
-from daemon.service import Service
+from dropsight.config.settings import OutputSettings, Settings, WatchSettings
+from dropsight.daemon.service import Service
 from tests.daemon.helpers import (
     FakeClassifier,
     load_valid,
@@ -411,7 +411,7 @@ def test_watch_limit_falls_back_to_polling(
 ) -> None:
     import errno
 
-    from daemon import watcher
+    from dropsight.daemon import watcher
 
     class LimitedObserver(watcher.PollingObserver):  # stands in for inotify at its limit
         def schedule(self, *args: Any, **kwargs: Any) -> Any:

@@ -27,7 +27,7 @@ class ServiceProcess:
         watch = ["--watch", str(folder)] if folder else []
         choose = ["--model", model] if model else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "service", *watch, *choose],
+            [sys.executable, "-m", "dropsight.daemon", "service", *watch, *choose],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -161,7 +161,7 @@ def test_fallback_model_is_used_loudly_when_vgg16_weights_are_missing(
     assert model["name"] == MODEL
     assert model["fallback_for"] == "vgg16"
     out = subprocess.run(
-        [sys.executable, "-m", "daemon", "status", "--json"],
+        [sys.executable, "-m", "dropsight.daemon", "status", "--json"],
         capture_output=True,
         text=True,
         timeout=30,

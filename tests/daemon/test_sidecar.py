@@ -15,10 +15,10 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from daemon import __version__, sidecar
-from daemon.classifier import ModelInfo
-from daemon.classindex import imagenet
-from daemon.imaging import FileFacts
+from dropsight.daemon import __version__, sidecar
+from dropsight.daemon.classifier import ModelInfo
+from dropsight.daemon.classindex import imagenet
+from dropsight.daemon.imaging import FileFacts
 
 FP = hashlib.sha256(b"weights").hexdigest()
 MODEL = ModelInfo(name="efficientnet-lite0", fingerprint=FP, input_size=(224, 224))

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from daemon import __version__, paths
+from dropsight.daemon import __version__, paths
 
 TOP5 = [
     ("n02124075", 285, "Egyptian_cat", 0.6123),
@@ -132,7 +132,7 @@ class FakeController:
 
 def main() -> int:
     """Serve a FakeController until stopped (the stand-in for `dropsight service`)."""
-    from daemon.control import ControlServer
+    from dropsight.daemon.control import ControlServer
 
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     controller = FakeController(folder)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.control import ControlServer, control_file
+from dropsight.daemon.control import ControlServer, control_file
+from dropsight.tray import app as tray_app
+from dropsight.tray import desktop
+from dropsight.tray.app import TrayApp
 from tests.tray.fakes import FakeController
-from tray import app as tray_app
-from tray import desktop
-from tray.app import TrayApp
 
 FAKE_SERVICE = [sys.executable, "-m", "tests.tray.fakes"]
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tray import autostart, desktop
-from tray.autostart import (
+from dropsight.tray import autostart, desktop
+from dropsight.tray.autostart import (
     RUN_KEY,
     RUN_VALUE_NAME,
     LaunchAgentAutostart,
@@ -99,8 +99,8 @@ def test_xdg_dir_ignores_relative_config_home(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     "command",
     [
-        ["/usr/bin/python3", "-m", "tray"],
-        ["/home/me/My Apps/python", "-m", "tray"],
+        ["/usr/bin/python3", "-m", "dropsight.tray"],
+        ["/home/me/My Apps/python", "-m", "dropsight.tray"],
         ['/odd/"quoted"/py', "$HOME", "back\\slash", "100%", "`tick`"],
         ["/path/with=equals", "semi;colon", "#hash"],
     ],
@@ -235,6 +235,6 @@ def test_frozen_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_source_commands() -> None:
-    assert desktop.service_command() == [sys.executable, "-m", "daemon", "service"]
-    assert desktop.tray_command()[1:] == ["-m", "tray"]
+    assert desktop.service_command() == [sys.executable, "-m", "dropsight.daemon", "service"]
+    assert desktop.tray_command()[1:] == ["-m", "dropsight.tray"]
     assert desktop.viewer_command("--image", "x.jpg")[-3:] == ["--viewer", "--image", "x.jpg"]

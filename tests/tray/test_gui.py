@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from daemon.client import ServiceClient
-from daemon.control import ControlServer, control_file
+from dropsight.daemon.client import ServiceClient
+from dropsight.daemon.control import ControlServer, control_file
+from dropsight.tray import desktop
+from dropsight.tray.icons import tooltip_for
 from tests.tray.fakes import TOP5, FakeController, sidecar_for
-from tray import desktop
-from tray.icons import tooltip_for
 
 pytestmark = pytest.mark.gui
 
@@ -146,7 +146,7 @@ def test_viewer_classifies_a_photo(
 ) -> None:
     tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
-    from tray.viewer import Viewer, pretty_label
+    from dropsight.tray.viewer import Viewer, pretty_label
 
     fake = FakeController(gui_photos["chelsea"].parent)
     for name, label, score in (("astronaut", "space_suit", 0.412), ("coffee", "espresso", 0.873)):
@@ -224,7 +224,7 @@ def test_viewer_classifies_a_photo(
 def test_viewer_without_service(display: str, tmp_path: Path) -> None:
     tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
-    from tray.viewer import Viewer
+    from dropsight.tray.viewer import Viewer
 
     root = tk.Tk(className="Dropsight")
     viewer = Viewer(root)
@@ -345,7 +345,7 @@ def test_tray_docks_updates_and_opens_viewer_on_click(
     env = dict(os.environ, PYSTRAY_BACKEND="xorg", DISPLAY=display)
     started = time.monotonic()
     tray = subprocess.Popen(
-        [sys.executable, "-m", "tray", "--no-start-service"],
+        [sys.executable, "-m", "dropsight.tray", "--no-start-service"],
         cwd=desktop.working_dir(),
         env=env,
         stderr=subprocess.PIPE,
@@ -404,7 +404,7 @@ def test_tray_docks_updates_and_opens_viewer_on_click(
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`dropsight ARGS` from the source tree."""
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "dropsight.daemon", *args],
         cwd=desktop.working_dir(),
         capture_output=True,
         text=True,
@@ -419,7 +419,7 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
     """`dropsight tray` under Xvfb: icon, a real service started, a dropped photo counted."""
     from skimage import data
 
-    from daemon import paths
+    from dropsight.daemon import paths
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -431,7 +431,9 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
     )
     service_log = paths.log_dir() / "dropsight.log"
     env = dict(os.environ, PYSTRAY_BACKEND="xorg", DISPLAY=display)
-    tray = subprocess.Popen([sys.executable, "-m", "tray"], cwd=desktop.working_dir(), env=env)
+    tray = subprocess.Popen(
+        [sys.executable, "-m", "dropsight.tray"], cwd=desktop.working_dir(), env=env
+    )
 
     def log_tail() -> str:
         tray.send_signal(signal.SIGUSR1)  # the tray dumps its threads' stacks

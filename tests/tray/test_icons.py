@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tray.icons import (
+from dropsight.tray.icons import (
     ICON_SIZE_PX,
     TOOLTIP_MAX_CHARS,
     icon_for,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from daemon import paths
-from tray import desktop
-from tray.icons import tooltip_for
-from tray.menu import MenuItem, build_menu, log_target, settings_file
+from dropsight.daemon import paths
+from dropsight.tray import desktop
+from dropsight.tray.icons import tooltip_for
+from dropsight.tray.menu import MenuItem, build_menu, log_target, settings_file
 
 
 class FakeClient:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.models.weights import VGG16_WEIGHTS_FILE
+from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE
 
 
 @pytest.fixture(scope="session")

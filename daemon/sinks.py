@@ -1,0 +1,37 @@
+"""Where results go after their sidecar is written: XMP, the library index, events, hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Written:
+    """One photo whose sidecar the writer stage has just written."""
+
+    photo: Path  # the photo's path on disk (may hold surrogate-escaped bytes on POSIX)
+    root: Path  # the watched (or given) folder it was found under
+    sidecar: Path  # where its JSON sidecar now is
+    record: dict[str, Any]  # the sidecar record exactly as written (public contract)
+
+
+class ResultSink(Protocol):
+    """Something that acts on written sidecars; called from the writer stage, per batch.
+
+    `accept` runs off the inference path but on the writer's thread: a sink that may be slow
+    (a subprocess, a network share) must hand work to a thread of its own. A sink's
+    exception is logged by the writer and never stops the service or other sinks.
+    """
+
+    name: str
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        """Act on sidecars just written (ok and error records alike)."""
+        ...
+
+    def close(self) -> None:
+        """Finish pending work and release resources (called once, at shutdown)."""
+        ...
