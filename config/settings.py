@@ -15,6 +15,7 @@ OBSERVERS = ("auto", "native", "polling")
 RESIZE_POLICIES = ("crop", "squash")
 OUTPUT_MODES = ("beside", "folder")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+RELABEL_POLICIES = ("on-change", "on-demand")
 
 
 class ConfigError(ValueError):
@@ -60,6 +61,7 @@ class ModelSettings:
     min_score: float = 0.0
     resize: str = "crop"
     batch_size: int = 16
+    relabel: str = "on-change"  # photos labelled by another model: again at once, or on request
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ class ServiceSettings:
     """Process-level knobs."""
 
     log_level: str = "INFO"
-    decode_threads: int = 2
+    decode_threads: int = 0  # 0: automatic (daemon/budget.py)
+    cores: int = 0  # CPU cores labelling may use; 0: all of them
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,7 @@ def parse(data: dict[str, Any], where: str) -> Settings:
         min_score=float(r.number("min_score", d.model.min_score, 0, 1, integer=False)),
         resize=r.choice("resize", d.model.resize, RESIZE_POLICIES),
         batch_size=int(r.number("batch_size", d.model.batch_size, 1, 256, integer=True)),
+        relabel=r.choice("relabel", d.model.relabel, RELABEL_POLICIES),
     )
     r.done()
 
@@ -263,8 +267,9 @@ def parse(data: dict[str, Any], where: str) -> Settings:
     service = ServiceSettings(
         log_level=level,
         decode_threads=int(
-            r.number("decode_threads", d.service.decode_threads, 1, 16, integer=True)
+            r.number("decode_threads", d.service.decode_threads, 0, 16, integer=True)
         ),
+        cores=int(r.number("cores", d.service.cores, 0, 256, integer=True)),
     )
     r.done()
     return Settings(watch=watch, model=model, output=output, service=service)

@@ -1,58 +1,79 @@
-"""What the service has done lately: counters, recent results and errors, for status."""
+"""What the service has done lately: counters, recent results, errors and burst summaries."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from dropsight.daemon.contracts import ErrorEntry, RecentResult, SidecarRecord
+
+log = logging.getLogger(__name__)
 
 RECENT_MAX = 20
 ERRORS_MAX = 20
 
 
 class Activity:
-    """Thread-safe record of results; `snapshot()` is the status' view of it."""
+    """Thread-safe record of results; `snapshot()` parts feed the status."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.done = self.failed = self.skipped = 0
         self.burst_done = 0  # finished since the queue was last empty: "12 of 340"
+        self._burst_failed = 0
+        self._burst_started: float | None = None
         self.current: str | None = None
-        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_MAX)
-        self._errors: deque[dict[str, Any]] = deque(maxlen=ERRORS_MAX)
+        self._recent: deque[RecentResult] = deque(maxlen=RECENT_MAX)
+        self._errors: deque[ErrorEntry] = deque(maxlen=ERRORS_MAX)  # newest first
         self._write_errors: dict[Path, str] = {}  # by watched root; cleared by a good write
 
     def started(self, path: Path) -> None:
         """`path` is being decoded and classified."""
         with self._lock:
             self.current = str(path)
+            if self._burst_started is None:
+                self._burst_started = time.monotonic()
 
     def skipped_current(self) -> None:
-        """An image already had an up-to-date sidecar."""
+        """A photo already had an up-to-date sidecar."""
         with self._lock:
             self.skipped += 1
 
-    def idle(self) -> None:
-        """The queue ran empty: the next burst counts from zero."""
+    def burst_finished(self) -> None:
+        """The queue ran empty: log a summary of the burst; the next one counts from zero."""
         with self._lock:
-            self.burst_done = 0
+            done, failed, started = self.burst_done, self._burst_failed, self._burst_started
+            self.burst_done = self._burst_failed = 0
+            self._burst_started = None
             self.current = None
+        if done and started is not None:
+            took = max(time.monotonic() - started, 1e-3)
+            log.info(
+                "labelled %d photo%s in %.1f s (%.1f/s)%s",
+                done,
+                "" if done == 1 else "s",
+                took,
+                done / took,
+                f", {failed} failed" if failed else "",
+            )
 
-    def written(
-        self, image: Path, sidecar: Path, root: Path | None, record: dict[str, Any]
-    ) -> None:
+    def written(self, image: Path, sidecar: Path, root: Path | None, record: SidecarRecord) -> None:
         """A sidecar (ok or error) was written."""
         top = record["predictions"][0] if record["predictions"] else None
+        ok = record["status"] == "ok"
         with self._lock:
             if root is not None:
                 self._write_errors.pop(root, None)
             self.burst_done += 1
-            if record["status"] == "ok":
+            if ok:
                 self.done += 1
             else:
                 self.failed += 1
+                self._burst_failed += 1
             self._recent.appendleft(
                 {
                     "image": str(image),
@@ -63,14 +84,16 @@ class Activity:
                     "time": record["processed_at"],
                 }
             )
-        if record["status"] != "ok":
-            self.error(image, f"{record['error']['type']}: {record['error']['message']}")
+        error = record["error"]
+        if error is not None:
+            self.error(image, f"{error['type']}: {error['message']}")
 
     def write_failed(self, image: Path, root: Path | None, message: str) -> None:
         """A sidecar could not be written (read-only folder, full disk, blocked target)."""
         with self._lock:
             self.failed += 1
             self.burst_done += 1
+            self._burst_failed += 1
             if root is not None:
                 self._write_errors[root] = message
         self.error(image, message)
@@ -91,16 +114,12 @@ class Activity:
         with self._lock:
             return self._write_errors.get(root)
 
-    def snapshot(self, pending: int) -> dict[str, Any]:
-        """Counters, progress, recent results and errors as JSON-ready values."""
+    def errors(self) -> list[ErrorEntry]:
+        """Recent errors, newest first."""
         with self._lock:
-            return {
-                "done": self.done,
-                "failed": self.failed,
-                "skipped": self.skipped,
-                "queued": pending,
-                "progress": {"done": self.burst_done, "total": self.burst_done + pending},
-                "current": self.current,
-                "errors": list(self._errors),
-                "recent": list(self._recent),
-            }
+            return list(self._errors)
+
+    def recent(self) -> list[RecentResult]:
+        """Recent results, newest first."""
+        with self._lock:
+            return list(self._recent)

@@ -1,11 +1,11 @@
-"""`dropsight bench`: model throughput, decode cost, and end-to-end service figures."""
+"""`dropsight bench`: model throughput, decode cost, end-to-end service figures (numbers only)."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dropsight.config.settings import ModelSettings, Settings, WatchSettings
+from dropsight.config.settings import ModelSettings, Settings
 from dropsight.config.settings import load as load_settings
 from dropsight.daemon import imaging, paths
-from dropsight.daemon.classifier import load_classifier
+from dropsight.daemon.classifier import Classifier, LiteRTClassifier, load_classifier
+from dropsight.daemon.models import store
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample-100"
 PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo
+PHONE_SOURCES = 8  # distinct 12 MP photos made per run; the rest are copies
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet-lite0", help="model to measure")
     p.add_argument("--images", type=Path, help=f"folder of photos (default: {SAMPLE})")
     p.add_argument("--mode", choices=("model", "e2e", "all"), default="all")
-    p.add_argument("--count", type=int, default=64, help="photos per burst / throughput run")
+    p.add_argument(
+        "--count", type=int, default=0, help="photos per burst (default: 600 light, 48 heavy)"
+    )
+    p.add_argument(
+        "--bare-seconds", type=float, default=6.0, help="how long bare LiteRT is timed, each time"
+    )
     p.add_argument(
         "--random-weights",
         action="store_true",
@@ -42,12 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
-def _say(msg: str) -> None:
+def say(msg: str) -> None:
+    """Progress on stderr (numbers go to stdout)."""
     if sys.stderr is not None:
         print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def _photos(folder: Path | None, count: int) -> list[Path]:
+def photos(folder: Path | None, count: int) -> list[Path]:
+    """`count` photo paths from `folder`, repeating when it has fewer."""
     folder = folder or SAMPLE
     if not folder.is_dir():
         raise SystemExit(f"bench: no photos at {folder}; pass --images DIR")
@@ -57,26 +66,36 @@ def _photos(folder: Path | None, count: int) -> list[Path]:
     return [found[i % len(found)] for i in range(count)]
 
 
-def _phone_photos(src: list[Path], out: Path) -> list[Path]:
-    """12 MP JPEGs (quality 90) made by scaling the input photos up."""
+def phone_photos(src: list[Path], out: Path) -> list[Path]:
+    """12 MP JPEGs (quality 90) made by scaling input photos up; copies beyond the first few."""
     out.mkdir(parents=True, exist_ok=True)
-    made: dict[Path, Path] = {}
-    result = []
-    for i, p in enumerate(src):
-        if p not in made:
-            with Image.open(p) as im:
-                big = im.convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
-            made[p] = out / f"{p.stem}_12mp.jpg"
-            big.save(made[p], quality=90)
-        dest = out / f"{i:04d}_{made[p].name}"
-        if dest != made[p]:
-            shutil.copy(made[p], dest)
-        result.append(dest)
-    return result
+    made: list[Path] = []
+    for i, p in enumerate(dict.fromkeys(src[:PHONE_SOURCES])):
+        with Image.open(p) as im:
+            big = im.convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
+        made.append(out / f"src_{i}_12mp.jpg")
+        big.save(made[-1], quality=90)
+    return [made[i % len(made)] for i in range(len(src))]
 
 
-def _rate(n: int, seconds: float) -> float:
+def rate(n: int, seconds: float) -> float:
+    """Items per second, rounded."""
     return round(n / seconds, 2) if seconds > 0 else float("inf")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (portable: no `resource`)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def wait(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `cond` until true, or stop the bench with a message."""
+    end = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > end:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def _vgg16_random_weights(folder: Path) -> Path:
@@ -88,22 +107,62 @@ def _vgg16_random_weights(folder: Path) -> Path:
 
     path = folder / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
     if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(0)
         with h5py.File(path, "w") as f:
             legacy_h5_format.save_weights_to_hdf5_group(f, vgg16.VGG16(weights=None))
     return path
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def bench_settings(args: argparse.Namespace) -> Settings:
+    """The user's settings with the benchmarked model and no fallback."""
     config = args.config if args.config is not None else paths.config_file()
     s = load_settings(config)
     model = replace(s.model, name=args.model, fallback="")
     if args.model == "vgg16" and args.random_weights:
-        model = replace(model, weights=_vgg16_random_weights(paths.cache_dir()))
+        model = replace(model, weights=_vgg16_random_weights(paths.cache_dir() / "bench"))
     return replace(s, model=model)
 
 
-def _keras_model(name: str, model: ModelSettings, config_name: str) -> Any:
+def bare_classifier(settings: Settings) -> Classifier:
+    """The model the plain way: one LiteRT interpreter using every core."""
+    artifact = store.resolve(settings.model.name, settings.model, "bench")
+    info = load_classifier(settings).info
+    return LiteRTClassifier(artifact, info, lanes=1, threads=os.cpu_count() or 1)
+
+
+def time_batches(fn: Callable[[np.ndarray], Any], x: np.ndarray, batch: int) -> float:
+    """img/s of `fn` over `x` in batches of `batch` (after one warm-up call)."""
+    fn(x[:batch])  # warm-up (plans, allocations)
+    started = time.perf_counter()
+    for i in range(0, len(x) - batch + 1, batch):
+        fn(x[i : i + batch])
+    return rate((len(x) // batch) * batch, time.perf_counter() - started)
+
+
+def time_for(
+    fn: Callable[[np.ndarray], Any], x: np.ndarray, batch: int, seconds: float
+) -> dict[str, float]:
+    """img/s in one-second windows for `seconds`: median, min and max."""
+    fn(x[:batch])
+    windows: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.0:
+            for i in range(0, len(x) - batch + 1, batch):
+                fn(x[i : i + batch])
+                n += batch
+        windows.append(n / (time.perf_counter() - started))
+    return {
+        "median": round(statistics.median(windows), 2),
+        "min": round(min(windows), 2),
+        "max": round(max(windows), 2),
+        "windows": len(windows),
+    }
+
+
+def keras_model(name: str, model: ModelSettings, config_name: str) -> Any:
     """The Keras reference model (with preprocessing inside), built from the same weights."""
     from dropsight.daemon.models import weights as w
 
@@ -117,33 +176,25 @@ def _keras_model(name: str, model: ModelSettings, config_name: str) -> Any:
     return keras_efficientnet_lite.build(w.find_efficientnet_lite0().path)
 
 
-def _time_batches(fn: Callable[[np.ndarray], Any], x: np.ndarray, batch: int) -> float:
-    fn(x[:batch])  # warm-up (plans, allocations)
-    started = time.perf_counter()
-    for i in range(0, len(x) - batch + 1, batch):
-        fn(x[i : i + batch])
-    return _rate((len(x) // batch) * batch, time.perf_counter() - started)
-
-
 def bench_model(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
     """Keras vs LiteRT throughput at batch 1 and 16, and decode cost full vs draft."""
-    photos = _photos(args.images, args.count)
-    classifier = load_classifier(settings)
+    files = photos(args.images, 64)
+    classifier = bare_classifier(settings)
     size = classifier.info.input_size
-    x = np.stack([imaging.prepare(p, size).pixels for p in photos])
-    out: dict[str, Any] = {"model": classifier.info.name, "images": len(photos)}
-    _say("LiteRT throughput ...")
-    out["litert_img_s"] = {str(b): _time_batches(classifier.predict, x, b) for b in (1, 16)}
-    _say("Keras reference throughput ...")
-    keras_model = _keras_model(args.model, settings.model, str(settings.source))
+    x = np.stack([imaging.load(p, size).pixels for p in files])
+    out: dict[str, Any] = {"model": classifier.info.name, "images": len(files)}
+    say("LiteRT throughput ...")
+    out["litert_img_s"] = {str(b): time_batches(classifier.predict, x, b) for b in (1, 16)}
+    say("Keras reference throughput ...")
+    reference = keras_model(args.model, settings.model, str(settings.source))
     out["keras_img_s"] = {
-        str(b): _time_batches(lambda a: keras_model.predict(a, verbose=0), x, b) for b in (1, 16)
+        str(b): time_batches(lambda a: reference.predict(a, verbose=0), x, b) for b in (1, 16)
     }
-    _say("decode cost ...")
-    phone = _phone_photos(photos[:8], work / "phone")
+    say("decode cost ...")
+    phone = phone_photos(files[:8], work / "phone")
     out["decode_ms"] = {
-        "normal_full": _decode_ms(photos[:32], draft=False),
-        "normal_draft": _decode_ms(photos[:32], draft=True),
+        "normal_full": _decode_ms(files[:32], draft=False),
+        "normal_draft": _decode_ms(files[:32], draft=True),
         "12mp_full": _decode_ms(phone, draft=False),
         "12mp_draft": _decode_ms(phone, draft=True),
     }
@@ -158,129 +209,26 @@ def _decode_ms(files: list[Path], *, draft: bool) -> float:
         if draft:
             imaging.prepare_bytes(data, facts)
         else:
-            import io
-
             with Image.open(io.BytesIO(data)) as im:
                 im.convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 1)
 
 
-def bench_e2e(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
-    """A real service on a real folder: burst throughput, single-photo latency, idle CPU."""
-    from dropsight.daemon.service import Service
-
-    photos = _photos(args.images, args.count)
-    phone = _phone_photos(photos, work / "phone-src")
-    classifier = load_classifier(settings)
-    size = classifier.info.input_size
-    x = np.stack([imaging.prepare(p, size).pixels for p in photos[:32]])
-    bare = {str(b): _time_batches(classifier.predict, x, b) for b in (1, settings.model.batch_size)}
-    bare_b1_ms = round(1000 / bare["1"], 1)
-    out: dict[str, Any] = {"model": classifier.info.name, "bare_litert_img_s": bare}
-
-    folder = work / "watched"
-    folder.mkdir(parents=True)
-    s = replace(
-        settings,
-        watch=WatchSettings(folders=(folder,), rescan_interval_s=0),
-    )
-    service = Service(s, classifier_factory=lambda _s: classifier)
-    service.start()
-    try:
-        _wait(lambda: service.status()["state"] == "idle", 600)
-        for label, files in (("imagenet_size", photos), ("12mp", phone)):
-            _say(f"burst of {len(files)} {label} photos ...")
-            dest = folder / label
-            dest.mkdir()
-            started = time.perf_counter()
-            for i, f in enumerate(files):
-                shutil.copy(f, dest / f"{i:04d}{f.suffix}")
-            _wait(_count_is(dest, len(files)), 3600)
-            out[f"burst_{label}_img_s"] = _rate(len(files), time.perf_counter() - started)
-        _wait(lambda: service.status()["state"] == "idle", 60)
-        _say("single-photo latency ...")
-        lat = []
-        for i, f in enumerate(phone[:5]):
-            time.sleep(0.5)
-            target = folder / f"single_{i}.jpg"
-            started = time.perf_counter()
-            shutil.copy(f, target)
-            _wait(target.with_name(target.name + ".json").exists, 60)
-            lat.append((time.perf_counter() - started) * 1000)
-        out["single_12mp_latency_ms"] = round(statistics.median(lat), 1)
-        out["bare_batch1_latency_ms"] = bare_b1_ms
-        _say("idle CPU over 5 s ...")
-        before = _cpu_s()
-        time.sleep(5)
-        out["idle_cpu_percent"] = round((_cpu_s() - before) / 5 * 100, 2)
-    finally:
-        service.join()
-
-    _say("the tutorial's way (Keras load_img + predict, one at a time) ...")
-    out["tutorial_12mp_img_s"] = _tutorial_rate(args, settings, phone[: min(8, len(phone))])
-    b = str(settings.model.batch_size)
-    out["targets"] = {
-        "burst_12mp_vs_bare_batched": round(out["burst_12mp_img_s"] / bare[b], 2),
-        "burst_12mp_vs_tutorial": round(out["burst_12mp_img_s"] / out["tutorial_12mp_img_s"], 2),
-        "latency_over_bare_batch1_ms": round(out["single_12mp_latency_ms"] - bare_b1_ms, 1),
-    }
-    return out
-
-
-def _tutorial_rate(args: argparse.Namespace, settings: Settings, files: list[Path]) -> float:
-    """The original tutorial: keras load_img(target_size=224) + preprocess + predict per photo."""
-    import keras
-
-    from dropsight.daemon.models import weights as w
-
-    if args.model == "vgg16":
-        from keras.applications import vgg16
-
-        found = w.find_vgg16(
-            settings.model.weights, allow_download=False, config_name=str(settings.source)
-        )
-        model = vgg16.VGG16(weights=str(found.path))
-        preprocess: Callable[[Any], Any] = vgg16.preprocess_input
-    else:
-        model = _keras_model(args.model, settings.model, str(settings.source))
-        preprocess = lambda a: a  # noqa: E731  (preprocessing is inside this model)
-    model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)
-    started = time.perf_counter()
-    for f in files:
-        img = keras.utils.load_img(f, target_size=(224, 224))
-        arr = keras.utils.img_to_array(img)[None]
-        model.predict(preprocess(arr), verbose=0)
-    return _rate(len(files), time.perf_counter() - started)
-
-
-def _count_is(folder: Path, n: int) -> Callable[[], bool]:
-    return lambda: len(list(folder.glob("*.json"))) == n
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _wait(cond: Callable[[], bool], timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > end:
-            raise SystemExit("bench: timed out")
-        time.sleep(0.01)
-
-
 def run_bench(args: argparse.Namespace) -> int:
     """Run the selected benchmarks and print their figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    settings = _settings(args)
+    settings = bench_settings(args)
     result: dict[str, Any] = {"cpu_count": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="dropsight-bench-") as tmp:
-        work = Path(tmp)
+    work = Path(tempfile.mkdtemp(prefix="dropsight-bench-"))
+    try:
         if args.mode in ("model", "all"):
             result["model_bench"] = bench_model(args, settings, work / "model")
         if args.mode in ("e2e", "all"):
+            from dropsight.daemon.bench_e2e import bench_e2e
+
             result["e2e"] = bench_e2e(args, settings, work / "e2e")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

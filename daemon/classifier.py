@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import threading
+import queue
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from dropsight.config.settings import Settings
-from dropsight.daemon.models import store
+from dropsight.daemon import budget
+from dropsight.daemon.models import registry, store
 from dropsight.daemon.models.weights import WeightsNotFound
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,8 @@ class ModelInfo:
     runtime: str = RUNTIME
     requested: str = ""
     fallback_reason: str | None = None
+    gflops: float = 0.0  # cost per image; decides how cores are shared (daemon/budget.py)
+    requested_missing: bool = False  # the fallback runs because the weights are not here
 
     @property
     def is_fallback(self) -> bool:
@@ -46,40 +52,78 @@ class Classifier(Protocol):
         ...
 
 
-class LiteRTClassifier:
-    """A `.tflite` model on LiteRT (XNNPACK); thread-safe, resizes its batch as needed."""
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code prints on fd 2 meanwhile (LiteRT's "Created ... XNNPACK" line)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (frozen windowed builds): nothing to silence
+        yield
+        return
+    try:
+        with Path(os.devnull).open("wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
-    def __init__(self, artifact: store.ModelArtifact, info: ModelInfo, threads: int = 0) -> None:
+
+class _Lane:
+    """One LiteRT interpreter; re-planned only when the batch size changes."""
+
+    def __init__(self, artifact: store.ModelArtifact, input_size: tuple[int, int], threads: int):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.info = info
-        self._lock = threading.Lock()
-        self._interpreter = Interpreter(
-            model_path=str(artifact.tflite), num_threads=threads or (os.cpu_count() or 1)
-        )
-        self._in = self._interpreter.get_input_details()[0]["index"]
-        self._out = self._interpreter.get_output_details()[0]["index"]
+        self._size = input_size
         self._batch = 0
-        self._resize(1)
+        with _native_stderr_silenced():
+            self._interpreter = Interpreter(model_path=str(artifact.tflite), num_threads=threads)
+            self._in = self._interpreter.get_input_details()[0]["index"]
+            self._out = self._interpreter.get_output_details()[0]["index"]
+            self._resize(1)
 
     def _resize(self, n: int) -> None:
-        h, w = self.info.input_size
+        h, w = self._size
         self._interpreter.resize_tensor_input(self._in, [n, h, w, 3], strict=False)
         self._interpreter.allocate_tensors()
         self._batch = n
 
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] != self._batch:
+            self._resize(batch.shape[0])
+        self._interpreter.set_tensor(self._in, batch)
+        self._interpreter.invoke()  # releases the GIL: lanes run in parallel
+        return np.array(self._interpreter.get_tensor(self._out), dtype=np.float32)
+
+
+class LiteRTClassifier:
+    """A `.tflite` model on LiteRT (XNNPACK): `lanes` interpreters of `threads` threads each.
+
+    Thread-safe: each call borrows a free interpreter, so up to `lanes` batches run at once.
+    """
+
+    def __init__(
+        self, artifact: store.ModelArtifact, info: ModelInfo, *, lanes: int = 1, threads: int = 1
+    ) -> None:
+        self.info = info
+        self._free: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+        for _ in range(max(1, lanes)):
+            self._free.put(_Lane(artifact, info.input_size, max(1, threads)))
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch; the interpreter is re-planned only when the batch size changes."""
+        """Run one batch on a free interpreter."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        with self._lock:
-            if batch.shape[0] != self._batch:
-                self._resize(batch.shape[0])
-            self._interpreter.set_tensor(self._in, batch)
-            self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._out), dtype=np.float32)
+        lane = self._free.get()
+        try:
+            return lane.run(batch)
+        finally:
+            self._free.put(lane)
 
 
-def _load(name: str, settings: Settings, requested: str, reason: str | None) -> Classifier:
+def _load(
+    name: str, settings: Settings, requested: str, reason: str | None, missing: bool = False
+) -> Classifier:
     config_name = str(settings.source or "the config file")
     artifact = store.resolve(name, settings.model, config_name)
     info = ModelInfo(
@@ -88,15 +132,33 @@ def _load(name: str, settings: Settings, requested: str, reason: str | None) -> 
         input_size=artifact.input_size,
         requested=requested,
         fallback_reason=reason,
+        gflops=registry.spec(name).gflops,
+        requested_missing=missing,
     )
+    plan = budget.plan(info.gflops, settings.model.batch_size, cpus=settings.service.cores or None)
+    lanes, threads = plan.lanes, plan.threads_per_lane
     try:
-        return LiteRTClassifier(artifact, info)
+        return LiteRTClassifier(artifact, info, lanes=lanes, threads=threads)
     except (ValueError, RuntimeError) as exc:
         # A damaged cache entry is rebuilt once rather than being fatal.
         log.warning("model file %s failed to load (%s); rebuilding it", artifact.tflite, exc)
         store.invalidate(artifact)
         artifact = store.resolve(name, settings.model, config_name)
-        return LiteRTClassifier(artifact, info)
+        return LiteRTClassifier(artifact, info, lanes=lanes, threads=threads)
+
+
+# Log records marked with this stay out of the terminal and go to the log file only.
+FILE_ONLY = {"file_only": True}
+
+
+def fallback_notice(info: ModelInfo) -> str:
+    """One line saying which model stands in for which, and the command that fixes it."""
+    why = (info.fallback_reason or "").removeprefix(f"{info.requested} could not be loaded: ")
+    why = why.split("\n", 1)[0].split(". ", 1)[0].rstrip(".:; ")
+    return (
+        f"{info.requested} is not available ({why}); labelling with {info.name}. "
+        f"To get {info.requested}: dropsight models get {info.requested}"
+    )
 
 
 def load_classifier(settings: Settings) -> Classifier:
@@ -109,5 +171,8 @@ def load_classifier(settings: Settings) -> Classifier:
         if not fallback or fallback == requested:
             raise
         reason = f"{requested} could not be loaded: {exc}"
-        log.error("%s; using the fallback model %s", reason, fallback)
-        return _load(fallback, settings, requested, reason)
+        missing = isinstance(exc, WeightsNotFound)
+        classifier = _load(fallback, settings, requested, reason, missing)
+        log.warning("%s", fallback_notice(classifier.info))
+        log.info("%s", reason, extra=FILE_ONLY)
+        return classifier

@@ -9,11 +9,11 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from dropsight.config.settings import MODEL_NAMES, RESIZE_POLICIES, ConfigError, Settings
 from dropsight.config.settings import load as load_settings
 from dropsight.daemon import __version__, paths
+from dropsight.daemon.contracts import SidecarRecord
 
 log = logging.getLogger("dropsight")
 
@@ -39,9 +39,9 @@ def _expand_inputs(inputs: Sequence[Path], settings: Settings) -> Iterator[Path]
             yield p  # a missing or non-image file becomes an error record, not a crash
 
 
-def _print_human(record: dict[str, Any]) -> None:
+def _print_human(record: SidecarRecord) -> None:
     path = record["image"]["path"]
-    if record["status"] != "ok":
+    if record["error"] is not None:
         print(f"{path}: error: {record['error']['message']}", file=sys.stderr)
         return
     print(f"{path}  ({record['model']['name']})")
@@ -54,7 +54,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from dropsight.daemon.classifier import load_classifier
-    from dropsight.daemon.pipeline import classify_paths
+    from dropsight.daemon.pipeline import Options, classify_paths
 
     settings = _settings(args)
     model = replace(
@@ -68,22 +68,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
     )
     settings = replace(settings, model=model)
     classifier = load_classifier(settings)
-    if classifier.info.is_fallback:
-        print(f"dropsight: warning: {classifier.info.fallback_reason}", file=sys.stderr)
-        print(f"dropsight: using the fallback model {classifier.info.name}", file=sys.stderr)
+    info = classifier.info
+    if info.is_fallback and args.verbose:
+        print(
+            f"dropsight: why {info.requested} is not used: {info.fallback_reason}", file=sys.stderr
+        )
     failed = 0
-    for record in classify_paths(
-        classifier,
-        _expand_inputs(args.paths, settings),
-        batch_size=model.batch_size,
-        top_k=model.top_k,
-        min_score=model.min_score,
-        resize=model.resize,
-        threads=settings.service.decode_threads,
-    ):
+    s = settings.service
+    options = Options(
+        model.top_k, model.min_score, model.resize, model.batch_size, s.decode_threads, s.cores
+    )
+    for record in classify_paths(classifier, _expand_inputs(args.paths, settings), options):
         failed += record["status"] != "ok"
         if args.json:
-            print(json.dumps(record, ensure_ascii=False), flush=True)
+            print(json.dumps(record, ensure_ascii=True), flush=True)
         else:
             _print_human(record)
     return EXIT_FAILED if failed else EXIT_OK
@@ -91,7 +89,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_service(args: argparse.Namespace) -> int:
     """`dropsight service`: run the folder-watching service in the foreground."""
-    from dropsight.daemon.service import run_service
+    from dropsight.daemon.startup import run_service
 
     settings = _settings(args).with_overrides(watch=args.watch, model=args.model)
     return run_service(settings)
@@ -151,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resize", choices=RESIZE_POLICIES, help="crop (default) or squash")
     c.add_argument(
         "--download", action="store_true", help="allow a one-time download of VGG16 weights"
+    )
+    c.add_argument(
+        "--verbose", action="store_true", help="explain in full why a model is not available"
     )
     with_config(c)
     c.set_defaults(func=cmd_classify)
@@ -220,7 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         print("dropsight classify: error: --top must be from 1 to 1000", file=sys.stderr)
         return EXIT_USAGE
     if sys.stderr is not None:
-        logging.basicConfig(level=logging.INFO, format="dropsight: %(message)s")
+        verbose = getattr(args, "verbose", False)
+        logging.basicConfig(
+            level=logging.INFO if verbose else logging.WARNING, format="dropsight: %(message)s"
+        )
+        # A one-time model conversion takes a while: say what is happening.
+        logging.getLogger("dropsight.daemon.models").setLevel(logging.INFO)
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
+        # File names that are not UTF-8 print as their original bytes instead of failing.
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         result: int = args.func(args)
     except ConfigError as exc:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dropsight.daemon import __version__, paths
+from dropsight.daemon.contracts import API_PREFIX, SidecarRecord, Status
 
 log = logging.getLogger(__name__)
 
 CONTROL_FILE_NAME = "control.json"
-API_PREFIX = "/v1/"
 MAX_BODY_BYTES = 64 * 1024
 # A client that opens a connection and then stalls must not pin a thread forever.
 REQUEST_TIMEOUT_S = 10.0
@@ -32,11 +32,11 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 class Controller(Protocol):
     """What the control API needs from the service."""
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> Status: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     def rescan(self) -> None: ...
-    def classify(self, path: Path) -> dict[str, Any]: ...  # sidecar-shaped; raises for bad paths
+    def classify(self, path: Path) -> SidecarRecord: ...  # raises for bad paths
     def stop(self) -> None: ...  # asks the service to shut down (returns at once)
 
 
@@ -203,7 +203,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         action()
         return {"ok": True}
 
-    def _classify(self) -> dict[str, Any]:
+    def _classify(self) -> SidecarRecord:
         body = self._read_json_body()
         if not isinstance(body, dict) or set(body) != {"path"}:
             raise _ApiError(400, "bad_request", 'expected {"path": "/absolute/path"}')
@@ -227,7 +227,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # --- responses -----------------------------------------------------------------------
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8")
+        # ASCII escapes: a non-UTF-8 file name (a lone surrogate) cannot break an answer.
+        body = json.dumps(payload, default=str, ensure_ascii=True).encode("ascii")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ class FileFacts:
     size_bytes: int
     width: int | None = None
     height: int | None = None
+    mtime_ns: int = 0  # the file's modification time when it was read
 
 
 @dataclass(frozen=True)
@@ -54,18 +56,21 @@ class PreparedImage:
 def read_file(path: Path) -> tuple[bytes, FileFacts]:
     """Read a file once and hash it; raises ImageError when it cannot be read."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
+            data = f.read()
     except FileNotFoundError:
         raise ImageError("not_found", f"no such file: {path}") from None
     except IsADirectoryError:
         raise ImageError("not_a_file", f"is a folder, not an image: {path}") from None
     except OSError as exc:
         raise ImageError("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
-    return data, FileFacts(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    digest = hashlib.sha256(data).hexdigest()
+    return data, FileFacts(sha256=digest, size_bytes=len(data), mtime_ns=mtime_ns)
 
 
-def prepare(path: Path, size: tuple[int, int] = (224, 224), resize: str = "crop") -> PreparedImage:
-    """Read, hash and decode `path` into a (H, W, 3) float32 RGB array of `size`."""
+def load(path: Path, size: tuple[int, int] = (224, 224), resize: str = "crop") -> PreparedImage:
+    """Read, hash and decode `path` into a (H, W, 3) float32 RGB array; raises ImageError."""
     data, facts = read_file(path)
     return prepare_bytes(data, facts, size, resize)
 
@@ -96,8 +101,7 @@ def prepare_bytes(
         kind = "truncated" if "truncated" in str(exc).lower() else "corrupt"
         raise ImageError(kind, f"cannot decode image: {exc}") from None
     pixels = np.asarray(rgb, dtype=np.float32)
-    facts = FileFacts(facts.sha256, facts.size_bytes, width, height)
-    return PreparedImage(pixels=pixels, facts=facts)
+    return PreparedImage(pixels=pixels, facts=replace(facts, width=width, height=height))
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:

@@ -67,15 +67,15 @@ def _read_pid(fd: int) -> int | None:
         return None
 
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
+def _lock(fd: int) -> None:
+    """Take an exclusive, non-blocking OS lock on `fd`; OSError if another process holds it."""
+    # Imported here: each module exists on one platform only, and every command imports this.
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
 
-    def _lock(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
 
-else:
-    import fcntl
-
-    def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

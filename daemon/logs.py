@@ -19,6 +19,13 @@ def log_file() -> Path:
     return paths.log_dir() / "dropsight.log"
 
 
+class _NotFileOnly(logging.Filter):
+    """Keeps records marked `file_only` (long explanations) out of the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
 def setup(level: str) -> Path:
     """Send logs to the rotating file and stderr; returns the log file's path."""
     root = logging.getLogger()
@@ -29,8 +36,13 @@ def setup(level: str) -> Path:
     path = log_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # backslashreplace: a file name that is not UTF-8 must not break a log line.
         fh = logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+            path,
+            maxBytes=LOG_BYTES,
+            backupCount=LOG_BACKUPS,
+            encoding="utf-8",
+            errors="backslashreplace",
         )
         fh.setFormatter(formatter)
         root.addHandler(fh)
@@ -40,5 +52,6 @@ def setup(level: str) -> Path:
     if sys.stderr is not None:  # frozen windowed builds have no stderr
         sh = logging.StreamHandler(sys.stderr)
         sh.setFormatter(formatter)
+        sh.addFilter(_NotFileOnly())
         root.addHandler(sh)
     return path

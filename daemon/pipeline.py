@@ -1,105 +1,230 @@
-"""Turn prepared images into sidecar records in batches; shared by `classify` and the service."""
+"""The labelling pipeline: decoders -> batching + inference lanes -> the writer, for one model."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import queue
+import sys
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from dropsight.daemon import imaging
+from dropsight.daemon import budget
+from dropsight.daemon.activity import Activity
 from dropsight.daemon.classifier import Classifier
-from dropsight.daemon.imaging import FileFacts, ImageError, PreparedImage
-from dropsight.daemon.sidecar import error_record, ok_record, top_predictions
+from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.decode import Prepared, job_for, prepare
+from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.labelling import Display, label
+from dropsight.daemon.threads import Loop, join_all
+from dropsight.daemon.writer import Labelled, Writer
+
+log = logging.getLogger(__name__)
+
+TAKE_WAIT_S = 0.5  # how long an idle decoder waits for a job before checking its flags
+BATCH_WAIT_S = 0.005  # how long a batch waits for one more decoded photo
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One image's result: a prepared image, or the error that stopped it."""
+class Options:
+    """What the stages need from the settings."""
 
-    path: Path
-    prepared: PreparedImage | None = None
-    error: ImageError | None = None
-    facts: FileFacts | None = None
-
-
-def prepare_outcome(path: Path, size: tuple[int, int], resize: str) -> Outcome:
-    """Decode one image, catching every decode failure into the outcome."""
-    facts: FileFacts | None = None
-    try:
-        data, facts = imaging.read_file(path)
-        prepared = imaging.prepare_bytes(data, facts, size, resize)
-    except ImageError as exc:
-        # A file that was read but not decoded still records its hash and size.
-        return Outcome(path, error=exc, facts=facts)
-    return Outcome(path, prepared=prepared, facts=prepared.facts)
+    top_k: int
+    min_score: float
+    resize: str
+    batch_size: int
+    decoders: int = 0  # 0: from the budget
+    cores: int = 0  # 0: all
 
 
-def records(
-    classifier: Classifier,
-    outcomes: Sequence[Outcome],
-    top_k: int,
-    min_score: float,
-    display: Callable[[Path], str],
-) -> list[dict[str, Any]]:
-    """Classify the decodable outcomes in one batch; error records for the rest, same order."""
-    good = [o for o in outcomes if o.prepared is not None]
-    probs = (
-        classifier.predict(np.stack([o.prepared.pixels for o in good if o.prepared is not None]))
-        if good
-        else np.empty((0, 1000), np.float32)
-    )
-    by_path = {id(o): p for o, p in zip(good, probs, strict=True)}
-    out: list[dict[str, Any]] = []
-    for o in outcomes:
-        if o.prepared is not None:
-            preds = top_predictions(by_path[id(o)], top_k, min_score)
-            out.append(ok_record(display(o.path), o.prepared.facts, classifier.info, preds))
-        else:
-            err = o.error or ImageError("unknown", "unknown failure")
-            out.append(error_record(display(o.path), o.facts, classifier.info, err.kind, str(err)))
-    return out
+class Pipeline:
+    """Runs one classifier: `budget.decoders` decode threads feed `budget.lanes` inference
+    threads through a bounded hand-off, which feed the shared writer.
+
+    Stopping halts the decoders, lets each lane finish its batch, and puts decoded but
+    unlabelled photos back in the queue, so a model switch loses and repeats nothing.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        jobs: JobQueue,
+        writer: Writer,
+        activity: Activity,
+        options: Options,
+        display: Display,
+        resumed: threading.Event,
+        relabel: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.classifier = classifier
+        self.budget = budget.plan(
+            classifier.info.gflops,
+            options.batch_size,
+            cpus=options.cores or None,
+            decoders=options.decoders,
+        )
+        self._jobs = jobs
+        self._writer = writer
+        self._activity = activity
+        self._options = options
+        self._display = display
+        self._resumed = resumed
+        self._relabel = relabel
+        self._halt = threading.Event()
+        size = self.budget.batch_size * self.budget.lanes
+        self._decoded: queue.Queue[Prepared] = queue.Queue(maxsize=2 * size)
+        self._decoders = [
+            Loop(f"decode-{i}", self._decode_one, self._halt, on_start=self._set_priority)
+            for i in range(self.budget.decoders)
+        ]
+        self._lanes = [
+            Loop(f"infer-{i}", self._infer_batch, self._halt) for i in range(self.budget.lanes)
+        ]
+
+    @property
+    def loops(self) -> list[Loop]:
+        """Every thread of this pipeline."""
+        return [*self._decoders, *self._lanes]
+
+    def start(self) -> None:
+        """Start (or restart any dead) decode and inference threads."""
+        b = self.budget
+        log.info(
+            "labelling with %s: %d decoder(s), %d lane(s) x %d thread(s), batches up to %d",
+            self.classifier.info.name,
+            b.decoders,
+            b.lanes,
+            b.threads_per_lane,
+            b.batch_size,
+        )
+        for loop in self.loops:
+            loop.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Halt, let lanes finish their batch, and requeue what was decoded but not labelled."""
+        self._halt.set()
+        join_all(self.loops, timeout_s)
+        while True:
+            try:
+                item = self._decoded.get_nowait()
+            except queue.Empty:
+                break
+            self._jobs.done(item.job.path)
+            self._jobs.put(item.job.path, item.job.root)
+
+    # --- decode stage -------------------------------------------------------------------------
+
+    def _set_priority(self) -> None:
+        niceness = self.budget.decoder_niceness
+        if niceness and sys.platform.startswith("linux"):
+            # Heavy models: decoding fills the gaps instead of stalling the interpreter's
+            # threads (Linux sets priority per thread).
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+    def _decode_one(self) -> None:
+        if not self._resumed.wait(TAKE_WAIT_S):  # paused: nothing new is taken
+            return
+        job = self._jobs.take(TAKE_WAIT_S)
+        if job is None:
+            return
+        if not self._resumed.is_set():  # paused while waiting: hand it back
+            self._jobs.done(job.path)
+            self._jobs.put(job.path, job.root)
+            return
+        self._activity.started(job.path)
+        info = self.classifier.info
+        item = prepare(
+            job,
+            info.input_size,
+            self._options.resize,
+            info.fingerprint,
+            any_model=not self._relabel(),
+        )
+        if item.current or item.vanished:
+            if item.current:
+                self._activity.skipped_current()
+            self._jobs.done(job.path)
+            return
+        while not self._halt.is_set():
+            try:
+                self._decoded.put(item, timeout=TAKE_WAIT_S)
+                return
+            except queue.Full:
+                continue
+        self._jobs.done(job.path)  # halted with the photo in hand: hand it back
+        self._jobs.put(job.path, job.root)
+
+    # --- batching + inference stage -----------------------------------------------------------
+
+    def _infer_batch(self) -> None:
+        batch = self._take_batch()
+        if not batch:
+            return
+        o = self._options
+        try:
+            records = label(self.classifier, batch, o.top_k, o.min_score, self._display)
+        except Exception:
+            for item in batch:  # never strand taken photos in flight
+                self._jobs.done(item.job.path)
+            raise
+        if not self._writer.put(Labelled(batch, records), self._halt):
+            self._writer.write(Labelled(batch, records))  # halted: write here, lose nothing
+
+    def _take_batch(self) -> list[Prepared]:
+        try:
+            batch = [self._decoded.get(timeout=TAKE_WAIT_S)]
+        except queue.Empty:
+            return []
+        limit = self.budget.batch_size
+        while len(batch) < limit:
+            try:
+                batch.append(self._decoded.get(timeout=BATCH_WAIT_S))
+            except queue.Empty:
+                break
+        return batch
 
 
-def bounded_map(
-    pool: ThreadPoolExecutor, fn: Callable[[Path], Outcome], items: Iterable[Path], ahead: int
-) -> Iterator[Outcome]:
-    """Like `pool.map`, in order, but never more than `ahead` results held in memory."""
-    window: deque[Future[Outcome]] = deque()
-    for item in items:
-        window.append(pool.submit(fn, item))
-        if len(window) >= ahead:
-            yield window.popleft().result()
-    while window:
-        yield window.popleft().result()
+# --- one-off labelling (`dropsight classify`, the API's classify) --------------------------------
 
 
 def classify_paths(
     classifier: Classifier,
     paths: Iterable[Path],
-    *,
-    batch_size: int,
-    top_k: int,
-    min_score: float,
-    resize: str,
-    threads: int = 2,
-    display: Callable[[Path], str] = str,
-) -> Iterator[dict[str, Any]]:
-    """Classify files in input order: decode in a thread pool, infer in batches."""
+    options: Options,
+    display: Display = str,
+) -> Iterator[SidecarRecord]:
+    """Label files in input order with the same stages as the service (nothing is written)."""
+    plan = budget.plan(
+        classifier.info.gflops,
+        options.batch_size,
+        cpus=options.cores or None,
+        decoders=options.decoders,
+    )
     size = classifier.info.input_size
-    with ThreadPoolExecutor(threads, thread_name_prefix="decode") as pool:
-        pending = bounded_map(
-            pool, lambda p: prepare_outcome(p, size, resize), paths, 2 * batch_size
-        )
-        batch: list[Outcome] = []
-        for outcome in pending:
-            batch.append(outcome)
-            if len(batch) == batch_size:
-                yield from records(classifier, batch, top_k, min_score, display)
-                batch = []
+    with ThreadPoolExecutor(max(plan.decoders, 1), thread_name_prefix="decode") as pool:
+        window: deque[Future[Prepared]] = deque()
+        batch: list[Prepared] = []
+
+        def flush() -> Iterator[SidecarRecord]:
+            yield from label(classifier, batch, options.top_k, options.min_score, display)
+            batch.clear()
+
+        for path in paths:
+            window.append(pool.submit(prepare, job_for(path), size, options.resize))
+            if len(window) >= 2 * options.batch_size:  # bounded: a huge folder streams
+                batch.append(window.popleft().result())
+                if len(batch) == options.batch_size:
+                    yield from flush()
+        while window:
+            batch.append(window.popleft().result())
+            if len(batch) == options.batch_size:
+                yield from flush()
         if batch:
-            yield from records(classifier, batch, top_k, min_score, display)
+            yield from flush()

@@ -1,24 +1,38 @@
-"""The public sidecar contract: build, write atomically, read back, decide if up to date."""
+"""The public sidecar contract: where it goes, build, write atomically, read, decide freshness."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from dropsight.daemon import APP_NAME, __version__
-from dropsight.daemon.atomic import write_text_atomic
+from dropsight.daemon.atomic import write_bytes_atomic
 from dropsight.daemon.classifier import ModelInfo
 from dropsight.daemon.classindex import imagenet
+from dropsight.daemon.contracts import (
+    CONTENT_ERRORS,
+    ImageBlock,
+    ModelBlock,
+    Prediction,
+    SidecarRecord,
+)
 from dropsight.daemon.imaging import FileFacts
+from dropsight.daemon.jobs import Job
 
 SCHEMA_VERSION = 1
 SUFFIX = ".json"
+# Lone surrogates stand for file-name bytes that are not UTF-8 (see contracts.ImageBlock).
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def sidecar_path(image: Path, root: Path | None = None, out_folder: Path | None = None) -> Path:
@@ -28,12 +42,31 @@ def sidecar_path(image: Path, root: Path | None = None, out_folder: Path | None 
     return image.with_name(image.name + SUFFIX)
 
 
-def top_predictions(probs: np.ndarray, k: int, min_score: float = 0.0) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Layout:
+    """Where sidecars go: beside each photo, or mirrored under one output folder."""
+
+    out_folder: Path | None = None
+
+    def sidecar_for(self, photo: Path, root: Path) -> Path:
+        """The sidecar path of `photo`, found under the watched folder `root`."""
+        return sidecar_path(photo, root, self.out_folder)
+
+    def job_for(self, photo: Path, root: Path) -> Job:
+        """The job of a photo found under the watched folder `root`."""
+        return Job(photo, root, self.sidecar_for(photo, root))
+
+    def display_path(self, photo: Path) -> str:
+        """What `image.path` records: the name beside the photo, else the absolute path."""
+        return str(photo) if self.out_folder is not None else photo.name
+
+
+def top_predictions(probs: np.ndarray, k: int, min_score: float = 0.0) -> list[Prediction]:
     """The k best classes, best first, as contract dicts (scores rounded to 6 places)."""
     index = imagenet()
     k = min(k, probs.shape[-1])
     best = np.argsort(-probs, kind="stable")[:k]
-    out: list[dict[str, Any]] = []
+    out: list[Prediction] = []
     for i in best:
         score = float(np.clip(probs[i], 0.0, 1.0))
         if score < min_score:
@@ -50,7 +83,7 @@ def top_predictions(probs: np.ndarray, k: int, min_score: float = 0.0) -> list[d
     return out
 
 
-def _model_block(model: ModelInfo) -> dict[str, Any]:
+def _model_block(model: ModelInfo) -> ModelBlock:
     return {
         "name": model.name,
         "fingerprint": model.fingerprint,
@@ -60,7 +93,7 @@ def _model_block(model: ModelInfo) -> dict[str, Any]:
     }
 
 
-def _image_block(display_path: str, facts: FileFacts | None) -> dict[str, Any]:
+def _image_block(display_path: str, facts: FileFacts | None) -> ImageBlock:
     return {
         "path": display_path,
         "sha256": facts.sha256 if facts else None,
@@ -74,74 +107,119 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _record(
+def build(
     display_path: str,
     facts: FileFacts | None,
     model: ModelInfo,
-    predictions: list[dict[str, Any]],
-    error: dict[str, str] | None,
-) -> dict[str, Any]:
+    predictions: list[Prediction],
+    error: tuple[str, str] | None = None,
+) -> SidecarRecord:
+    """A record: labels for a classified photo, or `error` = (type, message) and no labels."""
     return {
         "schema_version": SCHEMA_VERSION,
         "status": "error" if error else "ok",
         "image": _image_block(display_path, facts),
         "model": _model_block(model),
-        "predictions": predictions,
-        "error": error,
+        "predictions": [] if error else predictions,
+        "error": {"type": error[0], "message": error[1]} if error else None,
         "processed_at": _now(),
         "generator": {"name": APP_NAME, "version": __version__},
     }
 
 
-def ok_record(
-    display_path: str, facts: FileFacts, model: ModelInfo, predictions: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """A sidecar for a classified image."""
-    return _record(display_path, facts, model, predictions, None)
+def dumps(record: SidecarRecord | dict[str, Any]) -> str:
+    """Serialise a record as stored: stable key order, UTF-8 text, newline at the end.
+
+    Lone surrogates (non-UTF-8 name bytes) become \\udcXX escapes, so the text is valid
+    UTF-8 JSON and the original bytes are recoverable.
+    """
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    return _SURROGATES.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def error_record(
-    display_path: str,
-    facts: FileFacts | None,
-    model: ModelInfo,
-    kind: str,
-    message: str,
-) -> dict[str, Any]:
-    """A sidecar telling other tools the image was tried and why it failed."""
-    return _record(display_path, facts, model, [], {"type": kind, "message": message})
+def write(path: Path, record: SidecarRecord) -> None:
+    """Write a sidecar atomically and durably (readers never see a partial file)."""
+    write_bytes_atomic(path, dumps(record).encode("utf-8"))
 
 
-def dumps(record: dict[str, Any]) -> str:
-    """Serialise a record the way it is stored (stable key order, UTF-8, newline at end)."""
-    return json.dumps(record, indent=2, ensure_ascii=False) + "\n"
-
-
-def write(path: Path, record: dict[str, Any]) -> None:
-    """Write a sidecar atomically (readers never see a partial file)."""
-    write_text_atomic(path, dumps(record))
-
-
-def read(path: Path) -> dict[str, Any] | None:
+def read(path: Path) -> SidecarRecord | None:
     """An existing sidecar, or None when missing or not valid JSON."""
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return cast(SidecarRecord, data) if isinstance(data, dict) else None
 
 
-def is_current(record: dict[str, Any] | None, sha256: str, fingerprint: str) -> bool:
-    """True when `record` already describes this exact image content with this model."""
+def is_current(
+    record: SidecarRecord | None,
+    fingerprint: str,
+    *,
+    sha256: str | None = None,
+    size: int = -1,
+    any_model: bool = False,
+) -> bool:
+    """Does `record` already describe this photo as labelled by this model?
+
+    The one freshness rule, in two modes. Full (`sha256` given, after reading the photo): the
+    recorded content hash must match. Cheap (`size`, from a stat, for scans): the recorded
+    size must match, and the caller has checked the sidecar is not older than the photo.
+    `any_model` accepts labels by another model (re-labelling left for later). Error records
+    count only for content errors: a locked or vanished file is tried again.
+    """
     if not record or record.get("schema_version") != SCHEMA_VERSION:
         return False
-    image = record.get("image") or {}
-    model = record.get("model") or {}
-    return image.get("sha256") == sha256 and model.get("fingerprint") == fingerprint
+    # Read defensively: the file on disk may not follow the contract.
+    raw: dict[str, Any] = dict(record)
+    image = raw.get("image") or {}
+    model = raw.get("model") or {}
+    if model.get("fingerprint") != fingerprint and not any_model:
+        return False
+    if raw.get("status") != "ok" and (raw.get("error") or {}).get("type") not in CONTENT_ERRORS:
+        return False
+    if sha256 is not None:
+        return image.get("sha256") == sha256
+    return image.get("bytes") == size and image.get("sha256") is not None
+
+
+ScanState = Literal["current", "other_model", "stale"]
+
+
+def scan_state(photo: Path, sidecar: Path, fingerprint: str) -> ScanState:
+    """Cheap freshness for scans (no hashing): a sidecar no older than the photo, same size.
+
+    "other_model": the content is labelled, by a model other than `fingerprint`'s.
+    """
+    try:
+        st, st_sc = photo.stat(), sidecar.stat()
+    except OSError:
+        return "stale"
+    if st_sc.st_mtime_ns < st.st_mtime_ns:
+        return "stale"
+    record = read(sidecar)
+    if is_current(record, fingerprint, size=st.st_size):
+        return "current"
+    if is_current(record, fingerprint, size=st.st_size, any_model=True):
+        return "other_model"
+    return "stale"
+
+
+def mark_verified(sidecar: Path, photo_mtime_ns: int) -> None:
+    """A full check found the sidecar current: date it so the cheap check agrees next time.
+
+    Without this, a photo overwritten with identical bytes (newer mtime, same hash) would be
+    read and hashed again at every rescan. The sidecar's mtime is set to the photo's as it
+    was when read, so a later change of the photo still makes it look stale.
+    """
+    with contextlib.suppress(OSError):
+        st = sidecar.stat()
+        if st.st_mtime_ns < photo_mtime_ns:
+            os.utime(sidecar, ns=(st.st_atime_ns, photo_mtime_ns))
 
 
 @cache
 def schema() -> dict[str, Any]:
     """The public JSON Schema of sidecars (shipped in config/)."""
-    text = resources.files("dropsight.config").joinpath("sidecar.schema.json").read_text("utf-8")
-    result: dict[str, Any] = json.loads(text)
+    files = resources.files("dropsight.config")
+    result: dict[str, Any] = json.loads(files.joinpath("sidecar.schema.json").read_text("utf-8"))
     return result

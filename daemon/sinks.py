@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from dropsight.daemon.contracts import SidecarRecord
 
 
 @dataclass(frozen=True)
@@ -15,7 +17,7 @@ class Written:
     photo: Path  # the photo's path on disk (may hold surrogate-escaped bytes on POSIX)
     root: Path  # the watched (or given) folder it was found under
     sidecar: Path  # where its JSON sidecar now is
-    record: dict[str, Any]  # the sidecar record exactly as written (public contract)
+    record: SidecarRecord  # the sidecar record exactly as written (public contract)
 
 
 class ResultSink(Protocol):

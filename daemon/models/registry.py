@@ -19,7 +19,9 @@ class ModelSpec:
     builder: str  # module with `build(weights: Path) -> keras.Model` (RGB 0..255 in)
     preprocessing: str  # what the model does inside its graph, for docs and `--version`
     locate: Callable[[ModelSettings, str], weights.WeightsFile]
+    gflops: float  # multiply-adds x 2 per 224x224 image: how heavy inference is
     input_size: tuple[int, int] = INPUT_SIZE
+    download_bytes: int = 0  # size of the weights download, when there is one
 
 
 def _vgg16_weights(settings: ModelSettings, config_name: str) -> weights.WeightsFile:
@@ -40,12 +42,15 @@ MODELS: dict[str, ModelSpec] = {
             builder="dropsight.daemon.models.keras_vgg16",
             preprocessing="keras.applications.vgg16.preprocess_input (BGR, minus ImageNet mean)",
             locate=_vgg16_weights,
+            gflops=15.5,
+            download_bytes=weights.VGG16_WEIGHTS_BYTES,
         ),
         ModelSpec(
             name="efficientnet-lite0",
             builder="dropsight.daemon.models.keras_efficientnet_lite",
             preprocessing="(x - 127) / 128 on RGB",
             locate=_efficientnet_weights,
+            gflops=0.41,
         ),
     )
 }

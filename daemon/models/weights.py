@@ -17,6 +17,7 @@ VGG16_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_WEIGHTS_FILE
 )
 VGG16_WEIGHTS_MD5 = "64373286793e3c8b2b4e3219cbf3544b"
+VGG16_WEIGHTS_BYTES = 553_467_096
 
 
 class WeightsNotFound(LookupError):

@@ -243,7 +243,13 @@ def test_default_model_falls_back_loudly(photos: dict[str, Path], tmp_path: Path
         pytest.skip("this checkout has VGG16 weights next to the app")
     proc = dropsight("classify", "--json", photos["chelsea"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "using the fallback model efficientnet-lite0" in proc.stderr
+    # Said once, in one line, with the command that fixes it (the full story: --verbose).
+    assert proc.stderr.splitlines() == [
+        "dropsight: vgg16 is not available (VGG16 weights not found); labelling with "
+        "efficientnet-lite0. To get vgg16: dropsight models get vgg16"
+    ], proc.stderr
+    verbose = dropsight("classify", "--json", "--verbose", photos["chelsea"], cwd=tmp_path)
+    assert "Looked in:" in verbose.stderr
     (record,) = json_lines(proc)
     assert record["model"]["name"] == "efficientnet-lite0"
     assert record["model"]["fallback_for"] == "vgg16"

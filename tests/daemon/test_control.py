@@ -26,7 +26,9 @@ from dropsight.daemon.client import (
     ServiceNotRunning,
     run_command,
 )
+from dropsight.daemon.contracts import SidecarRecord, Status
 from dropsight.daemon.control import MAX_BODY_BYTES, ControlServer, control_file
+from tests.tray.fakes import fake_status, sidecar_for
 
 TOTAL = 500
 
@@ -42,31 +44,13 @@ class FakeController:
         self.fail_status = False
         self.classified: list[Path] = []
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         if self.fail_status:
             raise RuntimeError("boom")
         with self.lock:
-            return {
-                "state": "working" if self.queued else "idle",
-                "done": self.done,
-                "queued": self.queued,
-                "failed": 0,
-                "current": None,
-                "model": {
-                    "name": "vgg16",
-                    "requested": "vgg16",
-                    "fallback": False,
-                    "runtime": "litert",
-                    "fingerprint": "abc",
-                },
-                "folders": [],
-                "errors": [],
-                "recent": [],
-                "version": __version__,
-                "pid": os.getpid(),
-                "config_path": "/nowhere/config.toml",
-                "log_path": "/nowhere/dropsight.log",
-            }
+            return fake_status(
+                state="working" if self.queued else "idle", done=self.done, queued=self.queued
+            )
 
     def step(self) -> None:
         with self.lock:
@@ -86,7 +70,7 @@ class FakeController:
     def stop(self) -> None:
         self.calls.append("stop")
 
-    def classify(self, path: Path) -> dict[str, Any]:
+    def classify(self, path: Path) -> SidecarRecord:
         if path.name == "missing.jpg":
             raise FileNotFoundError(f"no such file: {path}")
         if path.suffix == ".txt":
@@ -94,15 +78,7 @@ class FakeController:
         if path.name == "early.jpg":
             raise RuntimeError("the model is still loading")
         self.classified.append(path)
-        return {
-            "schema_version": 1,
-            "status": "ok",
-            "image": {"path": str(path)},
-            "predictions": [
-                {"rank": 1, "class_index": 281, "wnid": "n02123045", "label": "tabby", "score": 0.9}
-            ],
-            "error": None,
-        }
+        return sidecar_for(path)
 
 
 @pytest.fixture

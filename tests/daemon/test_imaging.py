@@ -15,8 +15,9 @@ from PIL import Image, JpegImagePlugin
 from dropsight.config.settings import ModelSettings, Settings
 from dropsight.daemon import imaging
 from dropsight.daemon.classifier import load_classifier
-from dropsight.daemon.imaging import ImageError, prepare, prepare_bytes, read_file
-from dropsight.daemon.pipeline import classify_paths
+from dropsight.daemon.imaging import ImageError, prepare_bytes, read_file
+from dropsight.daemon.imaging import load as prepare
+from dropsight.daemon.pipeline import Options, classify_paths
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -165,9 +166,7 @@ def test_one_pixel_image_classifies(tmp_path: Path, fmt: str) -> None:
 
     settings = Settings(model=ModelSettings(name="efficientnet-lite0", fallback=""))
     classifier = load_classifier(settings)
-    (record,) = classify_paths(
-        classifier, [path], batch_size=4, top_k=5, min_score=0.0, resize="crop"
-    )
+    (record,) = classify_paths(classifier, [path], Options(5, 0.0, "crop", 4))
     assert record["status"] == "ok", record["error"]
     assert len(record["predictions"]) == 5
     assert (record["image"]["width"], record["image"]["height"]) == (1, 1)

@@ -212,7 +212,8 @@ def test_restart_and_rescan_redo_nothing(
         make_photo(watched / f"{i}.jpg", seed=i)
     wait_for(lambda: len(sidecars(watched)) == 5, 15, "5 sidecars")
     wait_for(lambda: service.status()["state"] == "idle", 10, "idle")
-    before = {p: p.stat().st_mtime_ns for p in sidecars(watched)}
+    # A rewrite replaces the file (new inode); a confirmed sidecar may only be re-dated.
+    before = {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)}
     service.rescan()
     (watched / "0.jpg").touch()  # a replayed event for an unchanged file
     time.sleep(1.5)
@@ -222,7 +223,7 @@ def test_restart_and_rescan_redo_nothing(
     _, fake2 = start_service(watched)
     time.sleep(1.0)
     assert fake2.images == 0
-    assert {p: p.stat().st_mtime_ns for p in sidecars(watched)} == before
+    assert {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)} == before
 
 
 def test_changed_image_is_reclassified(watched: Path, start_service: StartService) -> None:
@@ -307,7 +308,7 @@ def test_watched_folder_deleted_and_recreated(watched: Path, start_service: Star
     wait_for(lambda: (watched / "before.jpg.json").exists(), 15, "first sidecar")
     shutil.rmtree(watched)
     wait_for(lambda: not service.status()["folders"][0]["healthy"], 15, "folder reported missing")
-    assert "not found" in service.status()["folders"][0]["error"]
+    assert "not found" in str(service.status()["folders"][0]["error"])
     watched.mkdir()
     wait_for(lambda: service.status()["folders"][0]["healthy"], 15, "folder re-armed")
     make_photo(watched / "after.jpg")
@@ -347,7 +348,7 @@ def test_model_that_fails_to_load_is_a_status_error(watched: Path) -> None:
     service.start()
     try:
         wait_for(lambda: service.status()["state"] == "error", 10, "error state")
-        assert "weights are damaged" in service.status()["model"]["error"]
+        assert "weights are damaged" in str(service.status()["model"]["error"])
     finally:
         service.join()
 
@@ -395,7 +396,7 @@ def test_dead_observer_is_restarted_and_misses_nothing(
     watched: Path, start_service: StartService
 ) -> None:
     service, _ = start_service(watched)
-    watch = service.watches[0]
+    watch = service.folders.watches()[0]
     observer = watch._observer
     assert observer is not None
     observer.stop()  # as if the observer thread had died

@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from jsonschema.exceptions import ValidationError
 from dropsight.daemon import __version__, sidecar
 from dropsight.daemon.classifier import ModelInfo
 from dropsight.daemon.classindex import imagenet
+from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.imaging import FileFacts
 
 FP = hashlib.sha256(b"weights").hexdigest()
@@ -56,7 +59,7 @@ def _format_checker() -> FormatChecker:
 VALIDATOR = Draft202012Validator(sidecar.schema(), format_checker=_format_checker())
 
 
-def validate(record: dict[str, Any]) -> None:
+def validate(record: Mapping[str, Any]) -> None:
     """Fail with every schema violation listed (shared by the CLI and accuracy tests)."""
     errors = sorted(VALIDATOR.iter_errors(record), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
@@ -122,25 +125,71 @@ def test_top_predictions_scores_are_plain_rounded_floats_in_range() -> None:
 
 
 def test_is_current() -> None:
-    record = sidecar.ok_record("IMG.jpg", FACTS, MODEL, [])
-    assert sidecar.is_current(record, FACTS.sha256, FP)
-    assert not sidecar.is_current(record, "0" * 64, FP)  # the image changed
-    assert not sidecar.is_current(record, FACTS.sha256, "1" * 64)  # another model
-    assert not sidecar.is_current(None, FACTS.sha256, FP)
-    assert not sidecar.is_current({}, FACTS.sha256, FP)
-    newer = {**record, "schema_version": 2}
-    assert not sidecar.is_current(newer, FACTS.sha256, FP)
-    assert not sidecar.is_current({**record, "image": None}, FACTS.sha256, FP)
-    # An error sidecar with no hash never counts as done for an image that now exists.
-    failed = sidecar.error_record("IMG.jpg", None, MODEL, "not_found", "gone")
-    assert not sidecar.is_current(failed, FACTS.sha256, FP)
+    record = sidecar.build("IMG.jpg", FACTS, MODEL, [])
+    assert sidecar.is_current(record, FP, sha256=FACTS.sha256)
+    assert not sidecar.is_current(record, FP, sha256="0" * 64)  # the image changed
+    assert not sidecar.is_current(record, "1" * 64, sha256=FACTS.sha256)  # another model
+    assert sidecar.is_current(record, "1" * 64, sha256=FACTS.sha256, any_model=True)
+    assert not sidecar.is_current(None, FP, sha256=FACTS.sha256)
+    assert not sidecar.is_current(cast(SidecarRecord, {}), FP, sha256=FACTS.sha256)
+    newer = cast(SidecarRecord, {**record, "schema_version": 2})
+    assert not sidecar.is_current(newer, FP, sha256=FACTS.sha256)
+    broken = cast(SidecarRecord, {**record, "image": None})
+    assert not sidecar.is_current(broken, FP, sha256=FACTS.sha256)
+    # cheap mode: the recorded size decides
+    assert sidecar.is_current(record, FP, size=FACTS.size_bytes)
+    assert not sidecar.is_current(record, FP, size=FACTS.size_bytes + 1)
+
+
+def test_error_records_are_current_only_for_content_errors() -> None:
+    # A photo that could not be read is tried again; one whose bytes are broken is not.
+    for kind in ("not_found", "unreadable", "inference", "internal"):
+        failed = sidecar.build("IMG.jpg", FACTS, MODEL, [], (kind, "x"))
+        assert not sidecar.is_current(failed, FP, sha256=FACTS.sha256), kind
+    for kind in ("corrupt", "truncated", "not_an_image", "empty_file", "too_large"):
+        failed = sidecar.build("IMG.jpg", FACTS, MODEL, [], (kind, "x"))
+        assert sidecar.is_current(failed, FP, sha256=FACTS.sha256), kind
 
 
 def test_is_current_after_a_round_trip_through_the_file(tmp_path: Path) -> None:
     image = tmp_path / "IMG_0001.jpg"
     path = sidecar.sidecar_path(image)
-    sidecar.write(path, sidecar.ok_record(image.name, FACTS, MODEL, []))
-    assert sidecar.is_current(sidecar.read(path), FACTS.sha256, FP)
+    sidecar.write(path, sidecar.build(image.name, FACTS, MODEL, []))
+    assert sidecar.is_current(sidecar.read(path), FP, sha256=FACTS.sha256)
+
+
+def test_scan_state_and_the_identical_overwrite(tmp_path: Path) -> None:
+    photo = tmp_path / "IMG.jpg"
+    photo.write_bytes(b"image")
+    path = sidecar.sidecar_path(photo)
+    assert sidecar.scan_state(photo, path, FP) == "stale"  # no sidecar yet
+    sidecar.write(path, sidecar.build(photo.name, FACTS, MODEL, []))
+    assert sidecar.scan_state(photo, path, FP) == "current"
+    assert sidecar.scan_state(photo, path, "1" * 64) == "other_model"
+    # Overwritten with the same bytes: newer than its sidecar, so the cheap check says stale
+    # until a full check has confirmed the content and dated the sidecar.
+    later = path.stat().st_mtime_ns + 5_000_000_000
+    os.utime(photo, ns=(later, later))
+    assert sidecar.scan_state(photo, path, FP) == "stale"
+    sidecar.mark_verified(path, photo.stat().st_mtime_ns)
+    assert sidecar.scan_state(photo, path, FP) == "current"
+    photo.write_bytes(b"other")  # a real change later still shows
+    os.utime(photo, ns=(later + 1, later + 1))
+    assert sidecar.scan_state(photo, path, FP) == "stale"
+
+
+def test_non_utf8_names_are_kept_losslessly(tmp_path: Path) -> None:
+    raw = b"bad\xffname.jpg"
+    name = os.fsdecode(raw)
+    record = sidecar.build(name, FACTS, MODEL, [])
+    path = tmp_path / "r.json"
+    sidecar.write(path, record)
+    data = path.read_bytes()
+    data.decode("utf-8")  # valid UTF-8 on disk
+    assert b"\\udcff" in data
+    back = sidecar.read(path)
+    assert back is not None
+    assert os.fsencode(back["image"]["path"]) == raw
 
 
 # --- sidecar_path --------------------------------------------------------------------------
@@ -169,7 +218,7 @@ def test_sidecar_path_in_an_output_folder(tmp_path: Path) -> None:
 def test_write_then_read(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     path = folder / "IMG.jpg.json"
-    record = sidecar.ok_record("IMG.jpg", FACTS, MODEL, [])
+    record = sidecar.build("IMG.jpg", FACTS, MODEL, [])
     record["image"]["path"] = "Überraschung ☕.jpg"
     sidecar.write(path, record)
     text = path.read_text("utf-8")
@@ -197,16 +246,16 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
     assert schema["properties"]["schema_version"] == {"const": sidecar.SCHEMA_VERSION}
 
 
-def good_records() -> dict[str, dict[str, Any]]:
+def good_records() -> dict[str, SidecarRecord]:
     preds = sidecar.top_predictions(probs_with({281: 0.7, 285: 0.2}), 5)
     return {
-        "ok": sidecar.ok_record("IMG_0001.jpg", FACTS, MODEL, preds),
-        "ok-fallback": sidecar.ok_record("IMG_0001.jpg", FACTS, FALLBACK, preds),
-        "ok-no-predictions": sidecar.ok_record("x.png", FACTS, MODEL, []),
-        "ok-unknown-size": sidecar.ok_record("x.png", FileFacts(FACTS.sha256, 0), MODEL, preds),
-        "error-unreadable": sidecar.error_record("gone.jpg", None, MODEL, "not_found", "no"),
-        "error-corrupt": sidecar.error_record("bad.jpg", FACTS, FALLBACK, "corrupt", "bad data"),
-        "error-empty-message": sidecar.error_record("e.jpg", None, MODEL, "empty_file", ""),
+        "ok": sidecar.build("IMG_0001.jpg", FACTS, MODEL, preds),
+        "ok-fallback": sidecar.build("IMG_0001.jpg", FACTS, FALLBACK, preds),
+        "ok-no-predictions": sidecar.build("x.png", FACTS, MODEL, []),
+        "ok-unknown-size": sidecar.build("x.png", FileFacts(FACTS.sha256, 0), MODEL, preds),
+        "error-unreadable": sidecar.build("gone.jpg", None, MODEL, [], ("not_found", "no")),
+        "error-corrupt": sidecar.build("bad.jpg", FACTS, FALLBACK, [], ("corrupt", "bad data")),
+        "error-empty-message": sidecar.build("e.jpg", None, MODEL, [], ("empty_file", "")),
     }
 
 
@@ -237,7 +286,7 @@ def test_processed_at_is_utc_with_z() -> None:
     assert RFC3339.match(stamp)
 
 
-def _set(record: dict[str, Any], dotted: str, value: Any) -> None:
+def _set(record: Mapping[str, Any], dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
     target: Any = record
     for key in parents:

@@ -13,9 +13,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from dropsight.daemon import __version__, paths
+from dropsight.daemon.contracts import RecentResult, ServiceState, SidecarRecord, Status
 
 TOP5 = [
     ("n02124075", 285, "Egyptian_cat", 0.6123),
@@ -26,7 +27,7 @@ TOP5 = [
 ]
 
 
-def sidecar_for(path: Path, status: str = "ok") -> dict[str, Any]:
+def sidecar_for(path: Path, status: Literal["ok", "error"] = "ok") -> SidecarRecord:
     """A sidecar-shaped answer with the fixed top-5."""
     return {
         "schema_version": 1,
@@ -50,37 +51,76 @@ def sidecar_for(path: Path, status: str = "ok") -> dict[str, Any]:
     }
 
 
+def fake_status(**fields: Any) -> Status:
+    """A complete status as the service sends it; `fields` replace top-level keys."""
+    status: Status = {
+        "state": "idle",
+        "done": 0,
+        "failed": 0,
+        "skipped": 0,
+        "queued": 0,
+        "progress": {"done": 0, "total": 0},
+        "current": None,
+        "errors": [],
+        "recent": [],
+        "model": {
+            "name": "vgg16",
+            "requested": "vgg16",
+            "fallback": False,
+            "fallback_reason": None,
+            "runtime": "litert",
+            "fingerprint": "f" * 64,
+            "error": None,
+        },
+        "folders": [],
+        "version": __version__,
+        "pid": os.getpid(),
+        "config_path": str(paths.config_file()),
+        "log_path": str(paths.log_dir() / "dropsight.log"),
+    }
+    return cast(Status, {**status, **fields})
+
+
 class FakeController:
     """Status with settable fields; classify answers the fixed top-5 for any existing file."""
 
     def __init__(self, folder: Path | None = None) -> None:
         self.lock = threading.Lock()
-        self.state = "working"
+        self.state: ServiceState = "working"
         self.done = 12
         self.queued = 327
         self.failed = 1
         self.fallback = False
         self.folder = folder
-        self.recent: list[dict[str, Any]] = []
+        self.recent: list[RecentResult] = []
         self.calls: list[str] = []
         self.stopped = threading.Event()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         with self.lock:
             return {
                 "state": self.state,
                 "done": self.done,
                 "queued": self.queued,
                 "failed": self.failed,
+                "skipped": 0,
+                "progress": {
+                    "done": self.done + self.failed,
+                    "total": self.done + self.failed + self.queued,
+                },
                 "current": None,
                 "model": {
                     "name": "efficientnet-lite0" if self.fallback else "vgg16",
                     "requested": "vgg16",
                     "fallback": self.fallback,
+                    "fallback_reason": "VGG16 weights not found" if self.fallback else None,
                     "runtime": "litert",
                     "fingerprint": "f" * 64,
+                    "error": None,
                 },
-                "folders": [{"path": str(self.folder), "healthy": True, "error": None}]
+                "folders": [
+                    {"path": str(self.folder), "healthy": True, "error": None, "observer": "x"}
+                ]
                 if self.folder
                 else [],
                 "errors": [],
@@ -120,7 +160,7 @@ class FakeController:
         with self.lock:
             self.calls.append("rescan")
 
-    def classify(self, path: Path) -> dict[str, Any]:
+    def classify(self, path: Path) -> SidecarRecord:
         if not path.exists():
             raise FileNotFoundError(f"no such file: {path}")
         return sidecar_for(path)

@@ -16,7 +16,7 @@ import pytest
 from dropsight.config.settings import ModelSettings, Settings
 from dropsight.daemon import paths, sidecar
 from dropsight.daemon.classifier import Classifier, load_classifier
-from dropsight.daemon.imaging import prepare
+from dropsight.daemon.imaging import load as prepare
 from dropsight.daemon.models import store
 from dropsight.daemon.models.weights import (
     VGG16_WEIGHTS_FILE,
@@ -171,7 +171,7 @@ def test_fallback_model_is_used_with_the_reason(app_dir: Path, photos: dict[str,
     assert info.fallback_reason is not None
     assert info.fallback_reason.startswith("vgg16 could not be loaded: VGG16 weights not found")
     probs = classifier.predict(prepare(photos["chelsea"]).pixels[None])
-    record = sidecar.ok_record("chelsea.jpg", prepare(photos["chelsea"]).facts, info, [])
+    record = sidecar.build("chelsea.jpg", prepare(photos["chelsea"]).facts, info, [])
     record["predictions"] = sidecar.top_predictions(probs[0], 5)
     validate(record)
     assert record["model"]["name"] == "efficientnet-lite0"

@@ -1,0 +1,250 @@
+"""The wire formats other programs rely on: sidecar records, status, control-API routes, errors.
+
+Service, control API, client, tray and test fakes all import these types, so the formats
+cannot drift apart; `tests/daemon/test_contracts.py` checks the sidecar JSON Schema against
+them. Fields are only ever added.
+"""
+
+# No `from __future__ import annotations`: TypedDict needs real annotations to tell
+# NotRequired fields (__required_keys__) apart.
+from typing import Literal, NotRequired, TypedDict
+
+# --- sidecar (config/sidecar.schema.json) ----------------------------------------------------
+
+
+class ImageBlock(TypedDict):
+    """What the sidecar records about the photo file."""
+
+    # The photo's name beside the sidecar, else its absolute path. File-system bytes that are
+    # not UTF-8 are kept as lone surrogates U+DC80-U+DCFF (Python's "surrogateescape"),
+    # written as \udcXX escapes: `os.fsencode(path)` gives the original bytes back.
+    path: str
+    sha256: str | None
+    bytes: int | None
+    width: int | None
+    height: int | None
+
+
+class ModelBlock(TypedDict):
+    """Which model produced the labels."""
+
+    name: str
+    fingerprint: str
+    input_size: list[int]
+    runtime: str
+    fallback_for: NotRequired[str | None]
+
+
+class Prediction(TypedDict):
+    """One of the top-k classes, best first."""
+
+    rank: int
+    class_index: int
+    wnid: str
+    label: str
+    score: float
+
+
+class ErrorBlock(TypedDict):
+    """Why a photo has no labels."""
+
+    type: str
+    message: str
+
+
+class GeneratorBlock(TypedDict):
+    """The program that wrote the sidecar."""
+
+    name: str
+    version: str
+
+
+class SidecarRecord(TypedDict):
+    """One photo's sidecar, schema version 1."""
+
+    schema_version: int
+    status: Literal["ok", "error"]
+    image: ImageBlock
+    model: ModelBlock
+    predictions: list[Prediction]
+    error: ErrorBlock | None
+    processed_at: str
+    generator: GeneratorBlock
+
+
+# Error types of photos that cannot be labelled. The content kinds describe the file itself:
+# the same bytes fail the same way, so their sidecar stays current. The others can pass
+# (a locked file, a model hiccup) and are tried again at the next scan.
+CONTENT_ERRORS = frozenset({"empty_file", "not_an_image", "truncated", "corrupt", "too_large"})
+TRANSIENT_ERRORS = frozenset({"not_found", "not_a_file", "unreadable", "inference", "internal"})
+
+# --- status (GET /v1/status) -----------------------------------------------------------------
+
+ServiceState = Literal["starting", "idle", "working", "paused", "error", "stopping"]
+
+
+class Progress(TypedDict):
+    """The current burst: "12 of 340"."""
+
+    done: int
+    total: int
+
+
+class ErrorEntry(TypedDict):
+    """A recent problem, newest first in `Status.errors`."""
+
+    time: str
+    path: str | None
+    message: str
+
+
+class RecentResult(TypedDict):
+    """A recently written sidecar, newest first in `Status.recent`."""
+
+    image: str
+    sidecar: str
+    status: str
+    label: str | None
+    score: float | None
+    time: str
+
+
+class FolderStatus(TypedDict):
+    """One watched folder."""
+
+    path: str
+    healthy: bool
+    error: str | None
+    observer: str
+
+
+class MissingModel(TypedDict):
+    """The configured model whose weights are absent (a calm state: the fallback runs)."""
+
+    name: str
+    download_bytes: int
+
+
+class ModelFetchStatus(TypedDict):
+    """A model download/conversion the service runs in the background."""
+
+    name: str
+    stage: Literal["downloading", "verifying", "converting", "ready", "failed"]
+    done_bytes: int
+    total_bytes: int
+    rate_bps: float
+    eta_s: float | None
+    elapsed_s: float
+    error: str | None
+
+
+class ModelStatus(TypedDict):
+    """The model the service runs, and why."""
+
+    name: str
+    requested: str
+    fallback: bool
+    fallback_reason: str | None
+    runtime: str | None
+    fingerprint: str | None
+    error: str | None
+    missing: NotRequired[MissingModel | None]
+    fetch: NotRequired[ModelFetchStatus | None]
+
+
+class RelabelStatus(TypedDict):
+    """Photos labelled by another model, waiting to be labelled by the current one."""
+
+    model: str
+    pending: int
+
+
+class PipelineStatus(TypedDict):
+    """How the cores are shared (see daemon/budget.py)."""
+
+    decoders: int
+    lanes: int
+    threads_per_lane: int
+    batch_size: int
+
+
+class Status(TypedDict):
+    """A snapshot of what the service is doing."""
+
+    state: ServiceState
+    done: int
+    failed: int
+    skipped: int
+    queued: int
+    progress: Progress
+    current: str | None
+    errors: list[ErrorEntry]
+    recent: list[RecentResult]
+    model: ModelStatus
+    folders: list[FolderStatus]
+    version: str
+    pid: int
+    config_path: str
+    log_path: str
+    pipeline: NotRequired[PipelineStatus]
+    relabel: NotRequired[RelabelStatus | None]
+
+
+# What clients show when no service answers (`dropsight status --json`, exit 3).
+NOT_RUNNING_STATE = "not-running"
+
+# --- control API -----------------------------------------------------------------------------
+
+API_PREFIX = "/v1/"
+# Route name (the path after /v1/) -> the HTTP method it takes.
+ROUTES: dict[str, Literal["GET", "POST"]] = {
+    "status": "GET",
+    "pause": "POST",
+    "resume": "POST",
+    "rescan": "POST",
+    "stop": "POST",
+    "classify": "POST",
+}
+
+ErrorCode = Literal[
+    "unauthorized",  # 401: no bearer token
+    "forbidden",  # 403: wrong token
+    "forbidden_host",  # 403: Host header not a loopback address (DNS rebinding)
+    "not_found",  # 404: no such route
+    "method_not_allowed",  # 405
+    "length_required",  # 411: chunked body
+    "too_large",  # 413
+    "bad_request",  # 400: malformed request
+    "bad_json",  # 400: body is not UTF-8 JSON
+    "bad_path",  # 400: classify path not absolute or not classifiable
+    "file_not_found",  # 404: classify path does not exist
+    "unavailable",  # 503: e.g. the model is still loading
+    "internal_error",  # 500: a handler failed (logged); the server keeps running
+    "http_error",  # protocol-level error from the HTTP parser
+    "timeout",  # client side: no answer in time
+]
+
+
+class ApiErrorDetail(TypedDict):
+    """The body of every non-200 answer: {"error": {"code": ..., "message": ...}}."""
+
+    code: ErrorCode
+    message: str
+
+
+class ApiErrorBody(TypedDict):
+    """An error answer."""
+
+    error: ApiErrorDetail
+
+
+class ClassifyRequest(TypedDict):
+    """POST /v1/classify body."""
+
+    path: str
+
+
+class OkAnswer(TypedDict):
+    """The answer of every action route."""
+
+    ok: bool

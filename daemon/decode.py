@@ -1,0 +1,74 @@
+"""The decode stage's one function: read a photo once, hash it, skip it if current, decode it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dropsight.daemon import imaging, sidecar
+from dropsight.daemon.imaging import FileFacts, ImageError
+from dropsight.daemon.jobs import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job after decoding: pixels for the model, or the error that stopped it.
+
+    `current` means its sidecar already records this content and model: nothing to do.
+    """
+
+    job: Job
+    facts: FileFacts | None = None
+    pixels: np.ndarray | None = None  # float32 (H, W, 3) RGB 0..255
+    error: ImageError | None = None
+    current: bool = False
+    started: float = field(default_factory=time.monotonic)  # for the per-photo time in logs
+
+    @property
+    def vanished(self) -> bool:
+        """True when the photo was gone by the time it was read: nothing to record."""
+        return self.error is not None and self.error.kind == "not_found"
+
+
+def prepare(
+    job: Job,
+    input_size: tuple[int, int],
+    resize: str,
+    fingerprint: str | None = None,
+    *,
+    any_model: bool = False,
+) -> Prepared:
+    """Read, hash and decode `job.path`; never raises for a problem with the photo.
+
+    With `fingerprint`, a photo whose sidecar already records the same content and model
+    (any model, with `any_model`) is returned as `current` without decoding (the service;
+    `classify` always labels).
+    """
+    started = time.monotonic()
+    facts: FileFacts | None = None
+    try:
+        data, facts = imaging.read_file(job.path)
+        if fingerprint is not None and sidecar.is_current(
+            sidecar.read(job.sidecar), fingerprint, sha256=facts.sha256, any_model=any_model
+        ):
+            sidecar.mark_verified(job.sidecar, facts.mtime_ns)
+            return Prepared(job, facts, current=True, started=started)
+        image = imaging.prepare_bytes(data, facts, input_size, resize)
+        return Prepared(job, image.facts, image.pixels, started=started)
+    except ImageError as exc:
+        # A file that was read but not decoded still records its hash and size.
+        return Prepared(job, facts, error=exc, started=started)
+    except Exception as exc:  # a bug must cost one photo, never the stage
+        log.exception("preparing %s failed", job.path)
+        return Prepared(job, facts, error=ImageError("internal", str(exc)), started=started)
+
+
+def job_for(path: Path) -> Job:
+    """A job for a file given on the command line or to the API (sidecar beside it)."""
+    return Job(path, path.parent, sidecar.sidecar_path(path))

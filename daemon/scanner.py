@@ -1,0 +1,132 @@
+"""Scans: the catch-up scan at start, periodic and requested rescans, stale temp clean-up."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dropsight.daemon import sidecar
+from dropsight.daemon.candidates import PhotoFilter, stale_temp_files
+from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.settler import Settler
+from dropsight.daemon.threads import Loop
+
+log = logging.getLogger(__name__)
+
+WAIT_SLICE_S = 1.0  # how often a waiting scanner looks at the stop flag
+
+
+class Scanner:
+    """Finds photos without a current sidecar and queues them as backlog.
+
+    Scans need the model's fingerprint ("current" means labelled by this model), so they
+    start once a model is loaded; `roots()` is asked on every scan, so folders added or
+    removed at run time are followed.
+    """
+
+    def __init__(
+        self,
+        *,
+        roots: Callable[[], list[Path]],
+        photo_filter: PhotoFilter,
+        recursive: bool,
+        queue: JobQueue,
+        settler: Settler,
+        layout: sidecar.Layout,
+        fingerprint: Callable[[], str | None],
+        relabel: Callable[[], bool],
+        interval_s: float,
+        settle_time_s: float,
+        stop: threading.Event,
+    ) -> None:
+        self._roots = roots
+        self._filter = photo_filter
+        self._recursive = recursive
+        self._queue = queue
+        self._settler = settler
+        self._layout = layout
+        self._fingerprint = fingerprint
+        self._relabel = relabel
+        self.other_model = 0  # photos labelled by another model, found by the last scan
+        self._interval_s = interval_s or None
+        self._settle_s = max(settle_time_s, 1.0)
+        self._stop = stop
+        self._request = threading.Event()
+        self._request.set()  # the catch-up scan
+        self._next_periodic = float("inf")
+        self._cleaned = False
+        self.loop = Loop("scanner", self._step, stop)
+
+    def request(self) -> None:
+        """Scan every folder as soon as possible."""
+        self._request.set()
+
+    def _step(self) -> None:
+        if not self._request.wait(WAIT_SLICE_S) and time.monotonic() < self._next_periodic:
+            return
+        fingerprint = self._fingerprint()
+        if fingerprint is None:  # no model yet: what counts as done is not known
+            self._stop.wait(0.2)
+            return
+        self._request.clear()
+        other = 0
+        for root in self._roots():
+            if self._stop.is_set():
+                return
+            if root.is_dir():
+                other += self.scan(root, fingerprint)[1]
+        self.other_model = other
+        self._cleaned = True
+        if self._interval_s:
+            self._next_periodic = time.monotonic() + self._interval_s
+
+    def scan(self, root: Path, fingerprint: str) -> tuple[int, int]:
+        """Queue every photo under `root` whose sidecar is not current.
+
+        Returns (queued, labelled by another model); the latter are queued only when
+        re-labelling is wanted.
+        """
+        started, queued, other = time.monotonic(), 0, 0
+        if not self._cleaned:
+            self._remove_stale_temp_files(root)
+        relabel = self._relabel()
+        for path in self._filter.walk(root, self._recursive):
+            if self._stop.is_set():
+                break
+            if self._settler.is_pending(path) or self._queue.is_queued(path):
+                continue  # being written, or already on its way
+            state = sidecar.scan_state(path, self._layout.sidecar_for(path, root), fingerprint)
+            if state == "current":
+                continue
+            if state == "other_model":
+                other += 1
+                if not relabel:
+                    continue
+            if self._recently_modified(path):
+                self._settler.touch(path, root, wait_close=False)  # maybe still being written
+            else:
+                queued += self._queue.put(path, root, fresh=False)
+        took = time.monotonic() - started
+        extra = f" ({other} labelled by another model)" if other else ""
+        log.info("scanned %s in %.1f s: %d to do%s", root, took, queued, extra)
+        return queued, other
+
+    def _remove_stale_temp_files(self, root: Path) -> None:
+        # Only at start: no other writer exists then (the service holds the instance lock).
+        out = self._layout.out_folder
+        for folder in {root, out or root}:
+            for tmp in stale_temp_files(folder, self._recursive):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    log.info("removed stale temp file %s", tmp)
+
+    def _recently_modified(self, path: Path) -> bool:
+        try:
+            age_s = time.time() - path.stat().st_mtime
+        except OSError:
+            return False
+        return age_s < self._settle_s

@@ -1,0 +1,138 @@
+"""The writing stage: sidecars written atomically and durably, then status, logs and sinks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dropsight.daemon import sidecar
+from dropsight.daemon.activity import Activity
+from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.decode import Prepared
+from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.sinks import ResultSink, Written
+from dropsight.daemon.threads import Loop
+
+log = logging.getLogger(__name__)
+
+INBOX_BATCHES = 8  # labelled batches waiting to be written before inference waits
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A labelled batch on its way to disk."""
+
+    items: Sequence[Prepared]
+    records: Sequence[SidecarRecord]
+
+
+class Writer:
+    """Writes each labelled batch; one photo's failure is that photo's error, never the stage's.
+
+    Every taken photo ends here (`queue.done`), written or not, so nothing stays in flight.
+    """
+
+    def __init__(
+        self, queue_: JobQueue, activity: Activity, sinks: Sequence[ResultSink] = ()
+    ) -> None:
+        self._queue = queue_
+        self._activity = activity
+        self.sinks = list(sinks)
+        self._inbox: queue.Queue[Labelled] = queue.Queue(maxsize=INBOX_BATCHES)
+        self._stop = threading.Event()
+        self.loop = Loop("writer", self._step, self._stop)
+
+    def start(self) -> None:
+        """Start the writing thread."""
+        self.loop.start()
+
+    def put(self, batch: Labelled, stop: threading.Event) -> bool:
+        """Hand a batch over, waiting while the writer is behind; False if `stop` came first."""
+        while not stop.is_set():
+            try:
+                self._inbox.put(batch, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self, timeout_s: float) -> None:
+        """Stop after writing what was handed over (labels already paid for), then the sinks."""
+        self._stop.set()
+        self.loop.join(timeout_s)
+        while True:
+            try:
+                self.write(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing %s failed", sink.name)
+
+    def _step(self) -> None:
+        try:
+            batch = self._inbox.get(timeout=POLL_S)
+        except queue.Empty:
+            return
+        self.write(batch)
+
+    def write(self, batch: Labelled) -> None:
+        """Write one batch's sidecars, then tell the sinks; every photo is marked done."""
+        written: list[Written] = []
+        try:
+            for item, record in zip(batch.items, batch.records, strict=True):
+                if self._write_one(item, record):
+                    written.append(Written(item.job.path, item.job.root, item.job.sidecar, record))
+        finally:
+            for item in batch.items:
+                self._queue.done(item.job.path)
+        for sink in self.sinks:
+            try:
+                sink.accept(written)
+            except Exception:
+                log.exception("%s failed on a batch of %d", sink.name, len(written))
+        if self._queue.pending() == 0 and self._queue.in_flight() == 0:
+            self._activity.burst_finished()
+
+    def _write_one(self, item: Prepared, record: SidecarRecord) -> bool:
+        job = item.job
+        if item.vanished or not os.path.lexists(job.path):
+            log.info("%s is gone; no sidecar written", job.path)
+            return False
+        try:
+            sidecar.write(job.sidecar, record)
+        except OSError as exc:
+            message = f"cannot write {job.sidecar}: {exc.strerror or exc}"
+            log.error("%s", message)
+            self._activity.write_failed(job.path, job.root, message)
+            return False
+        except Exception as exc:  # a bug costs this photo, never the stage
+            log.exception("writing %s failed", job.sidecar)
+            self._activity.write_failed(job.path, job.root, f"cannot write {job.sidecar}: {exc}")
+            return False
+        ms = (time.monotonic() - item.started) * 1000
+        self._activity.written(job.path, job.sidecar, job.root, record)
+        _log_result(job.path, record, ms)
+        return True
+
+
+def _log_result(photo: Path, record: SidecarRecord, ms: float) -> None:
+    """One concise line per photo."""
+    if record["status"] == "ok" and record["predictions"]:
+        top = record["predictions"][0]
+        label = top["label"].replace("_", " ")
+        log.info("%s: %s %.0f%% (%.0f ms)", photo.name, label, top["score"] * 100, ms)
+    elif record["status"] == "ok":
+        log.info("%s: no label above the minimum score (%.0f ms)", photo.name, ms)
+    else:
+        error = record["error"] or {"type": "?", "message": ""}
+        log.warning("%s: %s: %s", photo, error["type"], error["message"])
