@@ -54,5 +54,5 @@ def plan(
         decoders=decoders or max(1, cpus // 2),
         lanes=cpus,
         threads_per_lane=1,
-        batch_size=min(batch_size, 4),
+        batch_size=1,
     )

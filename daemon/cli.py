@@ -91,8 +91,10 @@ def cmd_service(args: argparse.Namespace) -> int:
     """`dropsight service`: run the folder-watching service in the foreground."""
     from dropsight.daemon.startup import run_service
 
-    settings = _settings(args).with_overrides(watch=args.watch, model=args.model)
-    return run_service(settings)
+    def load() -> Settings:
+        return _settings(args).with_overrides(watch=args.watch, model=args.model)
+
+    return run_service(load(), reload_settings=load)
 
 
 def cmd_control(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from dropsight.daemon.writer import Writer
 log = logging.getLogger(__name__)
 
 SWITCH_TIMEOUT_S = 60.0  # the old model's batch in flight (VGG16: a few seconds) finishes
-REQUEST_WAIT_S = 1.0
+REQUEST_WAIT_S = 5.0  # an idle loader wakes this seldom; reload() and stop wake it at once
 
 
 class Engine:
@@ -56,9 +56,11 @@ class Engine:
         self._on_switched = on_switched
         self._lock = threading.Lock()
         self._pipeline: Pipeline | None = None
+        self._running_options: Options | None = None
         self.error: str | None = None
         self._request = threading.Event()
         self._request.set()  # the first load
+        self._stop = stop
         self.loop = Loop("models", self._step, stop)
 
     @property
@@ -66,6 +68,10 @@ class Engine:
         """The model labelling now (None while the first load runs or after it failed)."""
         with self._lock:
             return self._pipeline.classifier if self._pipeline else None
+
+    def configure(self, settings: Settings) -> None:
+        """Use these settings from the next (re)load on."""
+        self._settings = settings
 
     def reload(self) -> None:
         """Resolve the configured model again; switch if something better is now available."""
@@ -81,6 +87,7 @@ class Engine:
 
     def stop(self, timeout_s: float) -> None:
         """Stop the pipeline (the loader thread ends with the service's stop Event)."""
+        self._request.set()  # wake the loader so it sees the stop
         with self._lock:
             pipeline = self._pipeline
         if pipeline is not None:
@@ -88,7 +95,7 @@ class Engine:
         self.loop.join(timeout_s)
 
     def _step(self) -> None:
-        if not self._request.wait(REQUEST_WAIT_S):
+        if not self._request.wait(REQUEST_WAIT_S) or self._stop.is_set():
             return
         self._request.clear()
         current = self.classifier
@@ -103,21 +110,24 @@ class Engine:
                 log.error("loading the model again failed (%s); keeping %s", exc, current.info.name)
             return
         if current is not None and current.info.fingerprint == classifier.info.fingerprint:
-            log.info("model %s unchanged", current.info.name)
-            return
+            if self._running_options == self._options():
+                log.info("model %s unchanged", current.info.name)
+                return
+            classifier = current  # same model, new settings (top_k, resize, ...)
         self._switch(classifier)
 
+    def _options(self) -> Options:
+        m, s = self._settings.model, self._settings.service
+        return Options(m.top_k, m.min_score, m.resize, m.batch_size, s.decode_threads, s.cores)
+
     def _switch(self, classifier: Classifier) -> None:
-        m = self._settings.model
-        s = self._settings.service
+        self._running_options = self._options()
         pipeline = Pipeline(
             classifier,
             jobs=self._jobs,
             writer=self._writer,
             activity=self._activity,
-            options=Options(
-                m.top_k, m.min_score, m.resize, m.batch_size, s.decode_threads, s.cores
-            ),
+            options=self._running_options,
             display=self._display,
             resumed=self._resumed,
             relabel=self._relabel,

@@ -37,6 +37,7 @@ class JobQueue:
         self._in_flight: set[str] = set()
         self._again: dict[str, Path] = {}  # changed again while in flight: re-check when done
         self._closed = False
+        self._interrupts = 0  # bumped by interrupt(): waiting takes return None
 
     def put(self, path: Path, root: Path, *, fresh: bool = True) -> bool:
         """Queue a photo (fresh: just appeared; else backlog from a scan). False if a no-op."""
@@ -62,8 +63,9 @@ class JobQueue:
         """The next job, fresh first; None after `timeout_s` or once closed."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
+            interrupts = self._interrupts
             while not (self._fresh or self._backlog) or self._closed:
-                if self._closed:
+                if self._closed or self._interrupts != interrupts:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -99,6 +101,12 @@ class JobQueue:
         key = str(path)
         with self._cond:
             return key in self._fresh or key in self._backlog or key in self._in_flight
+
+    def interrupt(self) -> None:
+        """Make every waiting `take` return None now (a pipeline is stopping)."""
+        with self._cond:
+            self._interrupts += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Wake every waiter; later puts are ignored and takes return None."""

@@ -30,6 +30,7 @@ def setup(level: str) -> Path:
     """Send logs to the rotating file and stderr; returns the log file's path."""
     root = logging.getLogger()
     root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings (watchdog's) go to the log, not stderr
     for h in list(root.handlers):  # replace basicConfig's handler from the CLI
         root.removeHandler(h)
     formatter = logging.Formatter(FORMAT)

@@ -26,7 +26,9 @@ from dropsight.daemon.writer import Labelled, Writer
 
 log = logging.getLogger(__name__)
 
-TAKE_WAIT_S = 0.5  # how long an idle decoder waits for a job before checking its flags
+# Idle threads wake this seldom; stopping wakes them at once (queue interrupts, sentinels).
+IDLE_WAIT_S = 5.0
+PUT_WAIT_S = 0.5  # a decoder holding a photo re-checks its stop flag this often
 BATCH_WAIT_S = 0.005  # how long a batch waits for one more decoded photo
 
 
@@ -78,7 +80,7 @@ class Pipeline:
         self._relabel = relabel
         self._halt = threading.Event()
         size = self.budget.batch_size * self.budget.lanes
-        self._decoded: queue.Queue[Prepared] = queue.Queue(maxsize=2 * size)
+        self._decoded: queue.Queue[Prepared | None] = queue.Queue(maxsize=2 * size)
         self._decoders = [
             Loop(f"decode-{i}", self._decode_one, self._halt, on_start=self._set_priority)
             for i in range(self.budget.decoders)
@@ -109,14 +111,19 @@ class Pipeline:
     def stop(self, timeout_s: float) -> None:
         """Halt, let lanes finish their batch, and requeue what was decoded but not labelled."""
         self._halt.set()
+        self._jobs.interrupt()
+        for _ in self._lanes:  # wake idle lanes; busy ones see the flag after their batch
+            with contextlib.suppress(queue.Full):
+                self._decoded.put_nowait(None)
         join_all(self.loops, timeout_s)
         while True:
             try:
                 item = self._decoded.get_nowait()
             except queue.Empty:
                 break
-            self._jobs.done(item.job.path)
-            self._jobs.put(item.job.path, item.job.root)
+            if item is not None:
+                self._jobs.done(item.job.path)
+                self._jobs.put(item.job.path, item.job.root)
 
     # --- decode stage -------------------------------------------------------------------------
 
@@ -129,9 +136,9 @@ class Pipeline:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
     def _decode_one(self) -> None:
-        if not self._resumed.wait(TAKE_WAIT_S):  # paused: nothing new is taken
+        if not self._resumed.wait(IDLE_WAIT_S):  # paused: nothing new is taken
             return
-        job = self._jobs.take(TAKE_WAIT_S)
+        job = self._jobs.take(IDLE_WAIT_S)
         if job is None:
             return
         if not self._resumed.is_set():  # paused while waiting: hand it back
@@ -154,7 +161,7 @@ class Pipeline:
             return
         while not self._halt.is_set():
             try:
-                self._decoded.put(item, timeout=TAKE_WAIT_S)
+                self._decoded.put(item, timeout=PUT_WAIT_S)
                 return
             except queue.Full:
                 continue
@@ -179,16 +186,27 @@ class Pipeline:
 
     def _take_batch(self) -> list[Prepared]:
         try:
-            batch = [self._decoded.get(timeout=TAKE_WAIT_S)]
+            first = self._decoded.get(timeout=IDLE_WAIT_S)
         except queue.Empty:
             return []
-        limit = self.budget.batch_size
-        while len(batch) < limit:
+        if first is None:  # stopping: pass the word on to the next lane
+            self._wake_next_lane()
+            return []
+        batch = [first]
+        while len(batch) < self.budget.batch_size:
             try:
-                batch.append(self._decoded.get(timeout=BATCH_WAIT_S))
+                item = self._decoded.get(timeout=BATCH_WAIT_S)
             except queue.Empty:
                 break
+            if item is None:
+                self._wake_next_lane()
+                break
+            batch.append(item)
         return batch
+
+    def _wake_next_lane(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self._decoded.put_nowait(None)
 
 
 # --- one-off labelling (`dropsight classify`, the API's classify) --------------------------------

@@ -17,7 +17,7 @@ from dropsight.daemon.threads import Loop
 
 log = logging.getLogger(__name__)
 
-WAIT_SLICE_S = 1.0  # how often a waiting scanner looks at the stop flag
+WAIT_SLICE_S = 5.0  # how often an idle scanner wakes (a request or stop wakes it at once)
 
 
 class Scanner:
@@ -67,6 +67,8 @@ class Scanner:
 
     def _step(self) -> None:
         if not self._request.wait(WAIT_SLICE_S) and time.monotonic() < self._next_periodic:
+            return
+        if self._stop.is_set():
             return
         fingerprint = self._fingerprint()
         if fingerprint is None:  # no model yet: what counts as done is not known

@@ -6,9 +6,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from dropsight.config.settings import Settings
+from dropsight.config.settings import ConfigError, Settings
 from dropsight.daemon import __version__, logs, paths, sidecar
 from dropsight.daemon.activity import Activity
 from dropsight.daemon.candidates import PhotoFilter
@@ -44,8 +45,11 @@ class Service:
         *,
         classifier_factory: Callable[[Settings], Classifier] = load_classifier,
         sinks: Sequence[ResultSink] = (),
+        reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
+        self._reload_settings = reload_settings
+        self._config_stamp = _stamp(self._config_path())
         w, out = settings.watch, settings.output
         self.layout = sidecar.Layout(out.folder if out.mode == "folder" else None)
         self.queue = JobQueue(self.layout.job_for)
@@ -108,6 +112,7 @@ class Service:
         self._stop.set()
         self._resumed.set()
         self.queue.close()
+        self.scanner.request()  # wakes it to see the stop
 
     @property
     def stopping(self) -> bool:
@@ -135,6 +140,10 @@ class Service:
     def _supervise(self) -> None:
         if self._stop.wait(SUPERVISE_EVERY_S):
             return
+        stamp = _stamp(self._config_path())
+        if stamp != self._config_stamp:  # edited by hand, `dropsight watch add`, the viewer
+            self._config_stamp = stamp
+            self.reload()
         self.folders.check()
         self.engine.check()
         for loop in (self.settler.loop, self.writer.loop, self.scanner.loop, self.engine.loop):
@@ -163,6 +172,32 @@ class Service:
         log.info("re-labelling photos labelled by another model")
         self._relabel_requested = True
         self.rescan()
+
+    def reload(self) -> None:
+        """Read the config again: folders and the model apply at once, the rest at restart."""
+        if self._reload_settings is None:
+            return
+        try:
+            new = self._reload_settings()
+        except (ConfigError, OSError) as exc:
+            message = f"the changed config was not applied: {exc}"
+            log.error("%s", message)
+            self.activity.error(None, message)
+            return
+        old, self.settings = self.settings, new
+        log.info("config reloaded from %s", self._config_path())
+        added, _removed = self.folders.set(new.watch.folders)
+        if new.model != old.model:
+            self._relabel_requested |= new.model.relabel == "on-change"
+            self.engine.configure(new)
+            self.engine.reload()
+        if added:
+            self.rescan()
+        for section in restart_needed(old, new):
+            log.warning("config: changes to [%s] take effect after a restart", section)
+
+    def _config_path(self) -> Path:
+        return self.settings.source or paths.config_file()
 
     def reload_model(self) -> None:
         """Load the configured model again (e.g. its weights just arrived); switch if better."""
@@ -219,3 +254,23 @@ class Service:
         if pipeline is not None:
             status["pipeline"] = pipeline
         return status
+
+
+def restart_needed(old: Settings, new: Settings) -> list[str]:
+    """Config sections that changed in ways a running service does not apply."""
+    out = []
+    if replace(old.watch, folders=()) != replace(new.watch, folders=()):
+        out.append("watch")
+    for section in ("output", "service"):
+        if getattr(old, section) != getattr(new, section):
+            out.append(section)
+    return out
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """The config file's (mtime, size), or None while it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -14,7 +14,7 @@ from dropsight.daemon.threads import Loop
 log = logging.getLogger(__name__)
 
 SETTLE_TICK_S = 0.2  # how often pending files are re-checked while any are pending
-IDLE_WAIT_S = 1.0  # with nothing pending: how often the loop looks at the stop flag
+IDLE_WAIT_S = 5.0  # with nothing pending: how often the loop wakes (stop() wakes it at once)
 # With close-after-write events a file being written is only taken at close; this is the
 # safety net for writers that never close (mmap, crashed copies).
 CLOSE_WAIT_MAX_S = 120.0

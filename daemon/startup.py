@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from dropsight.config.settings import Settings
 from dropsight.daemon import __version__, logs, paths
@@ -21,23 +22,38 @@ def sinks_for(settings: Settings) -> list[ResultSink]:
     return []
 
 
-def run_service(settings: Settings) -> int:
-    """Run the service in the foreground until SIGTERM/SIGINT or a stop request."""
+def with_default_folder(settings: Settings) -> Settings:
+    """With no folder configured, watch Pictures/Dropsight (created if missing).
+
+    A fresh install (tray, autostart, systemd unit) must do something useful at once.
+    Raises OSError when the folder cannot be created.
+    """
+    if settings.watch.folders:
+        return settings
+    default = paths.default_watch_folder()
+    default.mkdir(parents=True, exist_ok=True)
+    log.info(
+        "no folders configured: watching %s (set watch.folders in %s or pass --watch DIR)",
+        default,
+        settings.source or paths.config_file(),
+    )
+    return settings.with_overrides(watch=[default])
+
+
+def run_service(
+    settings: Settings, reload_settings: Callable[[], Settings] | None = None
+) -> int:
+    """Run the service in the foreground until SIGTERM/SIGINT or a stop request.
+
+    `reload_settings` reads the config again (with the command line's overrides); the
+    service calls it when the config file changes or a client asks it to reload.
+    """
     log_path = logs.setup(settings.service.log_level)
-    if not settings.watch.folders:
-        # A fresh install (tray, autostart, systemd unit) must do something useful at once.
-        default = paths.default_watch_folder()
-        try:
-            default.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("cannot create the default folder %s: %s", default, exc)
-            return 2
-        log.info(
-            "no folders configured: watching %s (set watch.folders in %s or pass --watch DIR)",
-            default,
-            settings.source or paths.config_file(),
-        )
-        settings = settings.with_overrides(watch=[default])
+    try:
+        settings = with_default_folder(settings)
+    except OSError as exc:
+        log.error("cannot create the default folder %s: %s", paths.default_watch_folder(), exc)
+        return 2
     lock = InstanceLock(paths.state_dir() / "service.lock")
     try:
         lock.acquire()
@@ -46,7 +62,14 @@ def run_service(settings: Settings) -> int:
         return 1
     from dropsight.daemon.control import ControlServer
 
-    service = Service(settings, sinks=sinks_for(settings))
+    reload = None
+    if reload_settings is not None:
+        loader = reload_settings
+
+        def reload() -> Settings:
+            return with_default_folder(loader())
+
+    service = Service(settings, sinks=sinks_for(settings), reload_settings=reload)
     control = ControlServer(service)
     previous = {sig: signal.signal(sig, lambda *_: service.stop()) for sig in _stop_signals()}
     try:

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
@@ -26,6 +29,20 @@ from dropsight.daemon.candidates import PhotoFilter
 from dropsight.daemon.settler import Settler
 
 log = logging.getLogger(__name__)
+
+
+# Only what settling needs. Without a filter inotify also reports every open and every
+# read-only close, so the service would hear its own reads of each photo and sidecar.
+EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,  # a folder moved in: watchdog reports the files inside as created
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 
 
 def has_close_events(observer: BaseObserver) -> bool:
@@ -136,7 +153,9 @@ class FolderWatch:
         before = set(threading.enumerate())
         observer = self._make_observer()
         try:
-            observer.schedule(self._handler, str(self.root), recursive=self.recursive)
+            observer.schedule(
+                self._handler, str(self.root), recursive=self.recursive, event_filter=EVENTS
+            )
             observer.start()
         except OSError as exc:
             _stop_quietly(observer)
@@ -146,7 +165,9 @@ class FolderWatch:
             # ENOSPC/EMFILE at the inotify limits: polling still works, just costs more.
             log.warning("native watch of %s failed (%s); polling instead", self.root, exc)
             observer = PollingObserver(timeout=1.0)
-            observer.schedule(self._handler, str(self.root), recursive=self.recursive)
+            observer.schedule(
+                self._handler, str(self.root), recursive=self.recursive, event_filter=EVENTS
+            )
             observer.start()
         self._threads = [
             t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -22,7 +23,8 @@ from dropsight.daemon.threads import Loop
 log = logging.getLogger(__name__)
 
 INBOX_BATCHES = 8  # labelled batches waiting to be written before inference waits
-POLL_S = 0.5
+IDLE_WAIT_S = 5.0  # an idle writer wakes this seldom; close() wakes it at once
+PUT_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Writer:
         self._queue = queue_
         self._activity = activity
         self.sinks = list(sinks)
-        self._inbox: queue.Queue[Labelled] = queue.Queue(maxsize=INBOX_BATCHES)
+        self._inbox: queue.Queue[Labelled | None] = queue.Queue(maxsize=INBOX_BATCHES)
         self._stop = threading.Event()
         self.loop = Loop("writer", self._step, self._stop)
 
@@ -57,7 +59,7 @@ class Writer:
         """Hand a batch over, waiting while the writer is behind; False if `stop` came first."""
         while not stop.is_set():
             try:
-                self._inbox.put(batch, timeout=POLL_S)
+                self._inbox.put(batch, timeout=PUT_WAIT_S)
                 return True
             except queue.Full:
                 continue
@@ -66,12 +68,16 @@ class Writer:
     def close(self, timeout_s: float) -> None:
         """Stop after writing what was handed over (labels already paid for), then the sinks."""
         self._stop.set()
+        with contextlib.suppress(queue.Full):
+            self._inbox.put_nowait(None)  # wake the thread if it is waiting
         self.loop.join(timeout_s)
         while True:
             try:
-                self.write(self._inbox.get_nowait())
+                batch = self._inbox.get_nowait()
             except queue.Empty:
                 break
+            if batch is not None:
+                self.write(batch)
         for sink in self.sinks:
             try:
                 sink.close()
@@ -80,10 +86,11 @@ class Writer:
 
     def _step(self) -> None:
         try:
-            batch = self._inbox.get(timeout=POLL_S)
+            batch = self._inbox.get(timeout=IDLE_WAIT_S)
         except queue.Empty:
             return
-        self.write(batch)
+        if batch is not None:
+            self.write(batch)
 
     def write(self, batch: Labelled) -> None:
         """Write one batch's sidecars, then tell the sinks; every photo is marked done."""

@@ -433,3 +433,131 @@ def test_whole_folder_moved_in(watched: Path, tmp_path: Path, start_service: Sta
     shutil.move(album, watched / "album")
     for i in range(5):
         _await_sidecar(watched / "album" / "day1" / f"{i}.jpg")
+
+
+def test_config_changes_apply_without_a_restart(tmp_path: Path) -> None:
+    from dropsight.config.settings import load
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[watch]\nfolders = ["{first}"]\nsettle_time_s = 0.3\n', "utf-8")
+    fake = FakeClassifier()
+    service = Service(
+        load(config), classifier_factory=lambda _s: fake, reload_settings=lambda: load(config)
+    )
+    service.start()
+    try:
+        wait_for(lambda: service.status()["state"] == "idle", 20, "idle")
+        make_photo(second / "early.jpg")  # not watched yet
+        config.write_text(
+            f'# my folders\n[watch]\nfolders = ["{first}", "{second}"]\nsettle_time_s = 0.3\n',
+            "utf-8",
+        )
+        wait_for(lambda: len(service.status()["folders"]) == 2, 15, "the new folder watched")
+        wait_for((second / "early.jpg.json").exists, 15, "the new folder scanned")
+        make_photo(second / "late.jpg", seed=2)
+        wait_for((second / "late.jpg.json").exists, 15, "events from the new folder")
+        # A broken edit is reported and changes nothing.
+        config.write_text("[watch]\nfolders = 3\n", "utf-8")
+        wait_for(
+            lambda: any("not applied" in e["message"] for e in service.status()["errors"]),
+            15,
+            "the config error reported",
+        )
+        assert len(service.status()["folders"]) == 2
+        # Dropping a folder stops watching it.
+        config.write_text(f'[watch]\nfolders = ["{first}"]\nsettle_time_s = 0.3\n', "utf-8")
+        wait_for(lambda: len(service.status()["folders"]) == 1, 15, "the folder dropped")
+        make_photo(second / "ignored.jpg", seed=3)
+        make_photo(first / "kept.jpg", seed=4)
+        wait_for((first / "kept.jpg.json").exists, 15, "the kept folder still watched")
+        assert not (second / "ignored.jpg.json").exists()
+    finally:
+        service.join()
+
+
+def test_model_switch_under_a_burst_then_relabel_exactly_once(watched: Path) -> None:
+    """The batch in flight finishes on the old model; then the new one labels every photo once."""
+    from dropsight.daemon.classifier import ModelInfo
+
+    old = FakeClassifier(delay_s=0.01)
+    old.info = ModelInfo(
+        name="efficientnet-lite0",
+        fingerprint="a" * 64,
+        input_size=(224, 224),
+        requested="vgg16",
+        fallback_reason="vgg16 could not be loaded: VGG16 weights not found",
+        requested_missing=True,
+    )
+    new = FakeClassifier(delay_s=0.002)
+    new.info = ModelInfo(name="vgg16", fingerprint="b" * 64, input_size=(224, 224))
+    models = [old]
+    service = Service(
+        Settings(watch=WatchSettings(folders=(watched,), settle_time_s=0.3, rescan_interval_s=0)),
+        classifier_factory=lambda _s: models[-1],
+    )
+    service.start()
+    try:
+        wait_for(lambda: service.status()["state"] == "idle", 20, "idle")
+        assert service.status()["model"]["missing"] == {
+            "name": "vgg16",
+            "download_bytes": 553_467_096,
+        }
+        for i in range(150):
+            make_photo(watched / f"{i:03d}.jpg", seed=i, size=(64, 48))
+        wait_for(lambda: old.images >= 20, 30, "the old model at work")
+        models.append(new)
+        service.reload_model()  # as after `dropsight models get vgg16`
+        wait_for(lambda: service.status()["model"]["name"] == "vgg16", 30, "the switch")
+        assert service.status()["model"]["missing"] is None
+
+        def all_new() -> bool:
+            found = sidecars(watched)
+            return len(found) == 150 and all(
+                load_valid(p)["model"]["name"] == "vgg16" for p in found
+            )
+
+        wait_for(all_new, 60, "every photo labelled by the new model")
+        wait_for(lambda: service.status()["state"] == "idle", 30, "idle")
+        assert new.images == 150, "the new model labelled some photo twice, or missed one"
+        assert 20 <= old.images < 150
+        assert len(sidecars(watched)) == 150
+        assert not temp_files(watched)
+    finally:
+        service.join()
+
+
+def test_relabel_on_demand_waits_for_the_request(watched: Path) -> None:
+    from dropsight.config.settings import ModelSettings
+    from dropsight.daemon.classifier import ModelInfo
+
+    old, new = FakeClassifier(), FakeClassifier()
+    new.info = ModelInfo(name="vgg16", fingerprint="b" * 64, input_size=(224, 224))
+    models = [old]
+    service = Service(
+        Settings(
+            watch=WatchSettings(folders=(watched,), settle_time_s=0.3, rescan_interval_s=0),
+            model=ModelSettings(relabel="on-demand"),
+        ),
+        classifier_factory=lambda _s: models[-1],
+    )
+    service.start()
+    try:
+        for i in range(10):
+            make_photo(watched / f"{i}.jpg", seed=i)
+        wait_for(lambda: len(sidecars(watched)) == 10, 20, "10 sidecars")
+        models.append(new)
+        service.reload_model()
+        wait_for(lambda: service.status().get("relabel") is not None, 20, "re-label offered")
+        assert service.status().get("relabel") == {"model": "vgg16", "pending": 10}
+        make_photo(watched / "new.jpg", seed=42)  # new photos get the new model at once
+        wait_for((watched / "new.jpg.json").exists, 15, "a new photo labelled")
+        assert load_valid(watched / "new.jpg.json")["model"]["name"] == "vgg16"
+        assert new.images == 1
+        service.relabel()
+        wait_for(lambda: new.images == 11, 20, "re-labelled on request")
+        assert service.status().get("relabel") is None
+    finally:
+        service.join()
