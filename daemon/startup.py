@@ -40,9 +40,7 @@ def with_default_folder(settings: Settings) -> Settings:
     return settings.with_overrides(watch=[default])
 
 
-def run_service(
-    settings: Settings, reload_settings: Callable[[], Settings] | None = None
-) -> int:
+def run_service(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> int:
     """Run the service in the foreground until SIGTERM/SIGINT or a stop request.
 
     `reload_settings` reads the config again (with the command line's overrides); the
