@@ -72,7 +72,7 @@ def bench_e2e(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     out["bare_batch1_latency_ms"] = round(1000 / bare_b1, 1)
     if heavy:
         say("the tutorial's way (Keras load_img + predict, one photo at a time) ...")
-        out["tutorial_12mp_img_s"] = _tutorial_rate(args, settings, phone[:6])
+        out["tutorial_12mp_img_s"] = _tutorial_rate(args, settings, phone[:16])
     out["goals"] = _goals(out, heavy)
     return out
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 # Above this cost per image a model is "heavy": decoding is a small share of the work.
 HEAVY_GFLOPS = 2.0
 # A decode thread that only fills the gaps of a heavy model (Linux: per thread).
-GAP_FILLER_NICENESS = 5
+HEAVY_FILL_WAIT_S = 1.0  # about what one decoder needs for a batch of 16 12 MP photos
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,10 @@ class Budget:
     lanes: int
     threads_per_lane: int
     batch_size: int
-    decoder_niceness: int = 0
+    # How long a batch may wait to fill up while more photos are on their way: a full batch
+    # is faster per photo for a heavy model; a lone photo never waits.
+    fill_wait_s: float = 0.0
+    take_turns: bool = False  # decoding and inference alternate (daemon/turns.py)
 
 
 def plan(
@@ -35,20 +38,21 @@ def plan(
     A multi-threaded interpreter waits at every layer for its slowest thread, so a decode
     running on one core stalls the others; independent lanes just share the cores, and
     measured here two 1-thread lanes out-run one 2-thread interpreter (127 vs 121 img/s).
-    Decoding costs about a third of the work, so decoders get one thread per two cores and
-    run at normal priority; small batches keep each lane's working set in cache.
+    Decoding costs about a third of the work, so decoders get one thread per two cores; one
+    photo per call keeps each lane's working set in cache (measured faster than batches).
 
-    Heavy models (VGG16, ~15.5 GFLOPs): one interpreter using every core, big batches, and
-    one low-priority decoder that fills the gaps (decoding is ~5% of the work).
+    Heavy models (VGG16, ~15.5 GFLOPs): one interpreter using every core on full batches,
+    taking turns with decoders on every core (daemon/turns.py); decoding is ~5% of the work.
     """
     cpus = max(1, cpus or os.cpu_count() or 1)
     if model_gflops >= HEAVY_GFLOPS:
         return Budget(
-            decoders=decoders or 1,
+            decoders=decoders or cpus,
             lanes=1,
             threads_per_lane=cpus,
             batch_size=batch_size,
-            decoder_niceness=GAP_FILLER_NICENESS,
+            fill_wait_s=HEAVY_FILL_WAIT_S,
+            take_turns=True,
         )
     return Budget(
         decoders=decoders or max(1, cpus // 2),

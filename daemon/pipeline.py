@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
-import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,9 +18,10 @@ from dropsight.daemon.activity import Activity
 from dropsight.daemon.classifier import Classifier
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.decode import Prepared, job_for, prepare
-from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.jobs import Job, JobQueue
 from dropsight.daemon.labelling import Display, label
 from dropsight.daemon.threads import Loop, join_all
+from dropsight.daemon.turns import Turns
 from dropsight.daemon.writer import Labelled, Writer
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,13 @@ class Pipeline:
         self._resumed = resumed
         self._relabel = relabel
         self._halt = threading.Event()
+        self._turns = Turns(self.budget.take_turns)
+        self._decoding = 0  # photos a decoder holds right now (they may join a batch)
+        self._decoding_lock = threading.Lock()
         size = self.budget.batch_size * self.budget.lanes
         self._decoded: queue.Queue[Prepared | None] = queue.Queue(maxsize=2 * size)
         self._decoders = [
-            Loop(f"decode-{i}", self._decode_one, self._halt, on_start=self._set_priority)
+            Loop(f"decode-{i}", self._decode_one, self._halt)
             for i in range(self.budget.decoders)
         ]
         self._lanes = [
@@ -127,14 +130,6 @@ class Pipeline:
 
     # --- decode stage -------------------------------------------------------------------------
 
-    def _set_priority(self) -> None:
-        niceness = self.budget.decoder_niceness
-        if niceness and sys.platform.startswith("linux"):
-            # Heavy models: decoding fills the gaps instead of stalling the interpreter's
-            # threads (Linux sets priority per thread).
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-
     def _decode_one(self) -> None:
         if not self._resumed.wait(IDLE_WAIT_S):  # paused: nothing new is taken
             return
@@ -145,15 +140,29 @@ class Pipeline:
             self._jobs.done(job.path)
             self._jobs.put(job.path, job.root)
             return
+        with self._decoding_lock:
+            self._decoding += 1
+        try:
+            self._decode_job(job)
+        finally:
+            with self._decoding_lock:
+                self._decoding -= 1
+
+    def _decode_job(self, job: Job) -> None:
         self._activity.started(job.path)
         info = self.classifier.info
-        item = prepare(
-            job,
-            info.input_size,
-            self._options.resize,
-            info.fingerprint,
-            any_model=not self._relabel(),
-        )
+        with self._turns.decoding(self._halt) as turn:
+            if not turn:  # halted while waiting for the turn
+                self._jobs.done(job.path)
+                self._jobs.put(job.path, job.root)
+                return
+            item = prepare(
+                job,
+                info.input_size,
+                self._options.resize,
+                info.fingerprint,
+                any_model=not self._relabel(),
+            )
         if item.current or item.vanished:
             if item.current:
                 self._activity.skipped_current()
@@ -176,7 +185,8 @@ class Pipeline:
             return
         o = self._options
         try:
-            records = label(self.classifier, batch, o.top_k, o.min_score, self._display)
+            with self._turns.inferring():
+                records = label(self.classifier, batch, o.top_k, o.min_score, self._display)
         except Exception:
             for item in batch:  # never strand taken photos in flight
                 self._jobs.done(item.job.path)
@@ -193,9 +203,13 @@ class Pipeline:
             self._wake_next_lane()
             return []
         batch = [first]
+        fill_until = time.monotonic() + self.budget.fill_wait_s
         while len(batch) < self.budget.batch_size:
+            wait_s = BATCH_WAIT_S
+            if self._more_coming():
+                wait_s = max(wait_s, fill_until - time.monotonic())
             try:
-                item = self._decoded.get(timeout=BATCH_WAIT_S)
+                item = self._decoded.get(timeout=wait_s)
             except queue.Empty:
                 break
             if item is None:
@@ -203,6 +217,10 @@ class Pipeline:
                 break
             batch.append(item)
         return batch
+
+    def _more_coming(self) -> bool:
+        """Photos waiting or being decoded, which could still join this batch."""
+        return self._jobs.pending() > 0 or self._decoding > 0
 
     def _wake_next_lane(self) -> None:
         with contextlib.suppress(queue.Full):
