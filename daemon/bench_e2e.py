@@ -48,7 +48,7 @@ def bench_e2e(args: argparse.Namespace, settings: Settings, work: Path) -> dict[
     """Bare before, bursts (ImageNet-size and 12 MP), single-photo latency, bare after."""
     classifier = load_classifier(settings)
     heavy = classifier.info.gflops >= HEAVY_GFLOPS
-    count = args.count or (48 if heavy else 600)
+    count = args.count or (128 if heavy else 600)
     files = photos(args.images, count)
     say(f"making {min(count, 8)} distinct 12 MP photos ...")
     phone = phone_photos(files, work / "phone-src")

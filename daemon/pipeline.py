@@ -191,8 +191,10 @@ class Pipeline:
             for item in batch:  # never strand taken photos in flight
                 self._jobs.done(item.job.path)
             raise
-        if not self._writer.put(Labelled(batch, records), self._halt):
-            self._writer.write(Labelled(batch, records))  # halted: write here, lose nothing
+        turns = self._turns if self._turns.enabled else None
+        labelled = Labelled(batch, records, turns)
+        if not self._writer.put(labelled, self._halt):
+            self._writer.write(labelled)  # halted: write here, lose nothing
 
     def _take_batch(self) -> list[Prepared]:
         try:

@@ -19,6 +19,7 @@ from dropsight.daemon.decode import Prepared
 from dropsight.daemon.jobs import JobQueue
 from dropsight.daemon.sinks import ResultSink, Written
 from dropsight.daemon.threads import Loop
+from dropsight.daemon.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class Labelled:
 
     items: Sequence[Prepared]
     records: Sequence[SidecarRecord]
+    # Heavy models: the writing waits for inference's turn to end, like decoding does.
+    turns: Turns | None = None
 
 
 class Writer:
@@ -94,6 +97,13 @@ class Writer:
 
     def write(self, batch: Labelled) -> None:
         """Write one batch's sidecars, then tell the sinks; every photo is marked done."""
+        if batch.turns is None:
+            self._write(batch)
+            return
+        with batch.turns.decoding(self._stop):  # also ends at once when stopping
+            self._write(batch)
+
+    def _write(self, batch: Labelled) -> None:
         written: list[Written] = []
         try:
             for item, record in zip(batch.items, batch.records, strict=True):
