@@ -85,8 +85,7 @@ class Pipeline:
         size = self.budget.batch_size * self.budget.lanes
         self._decoded: queue.Queue[Prepared | None] = queue.Queue(maxsize=2 * size)
         self._decoders = [
-            Loop(f"decode-{i}", self._decode_one, self._halt)
-            for i in range(self.budget.decoders)
+            Loop(f"decode-{i}", self._decode_one, self._halt) for i in range(self.budget.decoders)
         ]
         self._lanes = [
             Loop(f"infer-{i}", self._infer_batch, self._halt) for i in range(self.budget.lanes)
