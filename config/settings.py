@@ -14,6 +14,8 @@ MODEL_NAMES = ("vgg16", "efficientnet-lite0")
 OBSERVERS = ("auto", "native", "polling")
 RESIZE_POLICIES = ("crop", "squash")
 OUTPUT_MODES = ("beside", "folder")
+XMP_MODES = ("off", "beside")
+XMP_NAMES = ("IMG.jpg.xmp", "IMG.xmp")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RELABEL_POLICIES = ("on-change", "on-demand")
 
@@ -70,6 +72,9 @@ class OutputSettings:
 
     mode: str = "beside"
     folder: Path | None = None
+    xmp: str = "off"  # "beside": keywords in XMP sidecars photo tools read
+    xmp_name: str = "IMG.jpg.xmp"  # or "IMG.xmp" (Adobe tools)
+    xmp_min_score: float = 0.3  # keywords (and sidecar categories) from labels this sure
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class Settings:
         *,
         watch: Sequence[Path] = (),
         model: str | None = None,
+        xmp: bool = False,
     ) -> Settings:
         """Return a copy with command-line overrides applied."""
         out = self
@@ -105,6 +111,8 @@ class Settings:
         if model is not None:
             _check_choice(str(self.source or "<command line>"), "model.name", model, MODEL_NAMES)
             out = replace(out, model=replace(out.model, name=model))
+        if xmp:
+            out = replace(out, output=replace(out.output, xmp="beside"))
         return out
 
 
@@ -252,10 +260,16 @@ def parse(data: dict[str, Any], where: str) -> Settings:
     r = _Reader(where, "output", data.get("output", {}))
     mode = r.choice("mode", d.output.mode, OUTPUT_MODES)
     out_folder = r.path("folder")
+    output = OutputSettings(
+        mode=mode,
+        folder=out_folder,
+        xmp=r.choice("xmp", d.output.xmp, XMP_MODES),
+        xmp_name=r.choice("xmp_name", d.output.xmp_name, XMP_NAMES),
+        xmp_min_score=float(r.number("xmp_min_score", d.output.xmp_min_score, 0, 1, integer=False)),
+    )
     r.done()
     if mode == "folder" and out_folder is None:
         raise ConfigError(f'{where}: output.folder must be set when output.mode = "folder"')
-    output = OutputSettings(mode=mode, folder=out_folder)
 
     r = _Reader(where, "service", data.get("service", {}))
     level = r.get(

@@ -46,7 +46,9 @@ def _print_human(record: SidecarRecord) -> None:
         return
     print(f"{path}  ({record['model']['name']})")
     for p in record["predictions"]:
-        print(f"  {p['rank']}. {p['label']:<28} {p['score'] * 100:6.2f}%")
+        print(f"  {p['rank']}. {p.get('name', p['label']):<28} {p['score'] * 100:6.2f}%")
+    if record.get("categories"):
+        print(f"  categories: {', '.join(record['categories'])}")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -74,10 +76,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             f"dropsight: why {info.requested} is not used: {info.fallback_reason}", file=sys.stderr
         )
     failed = 0
-    s = settings.service
-    options = Options(
-        model.top_k, model.min_score, model.resize, model.batch_size, s.decode_threads, s.cores
-    )
+    options = Options.of(settings)
     for record in classify_paths(classifier, _expand_inputs(args.paths, settings), options):
         failed += record["status"] != "ok"
         if args.json:
@@ -92,7 +91,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     from dropsight.daemon.startup import run_service
 
     def load() -> Settings:
-        return _settings(args).with_overrides(watch=args.watch, model=args.model)
+        return _settings(args).with_overrides(watch=args.watch, model=args.model, xmp=args.xmp)
 
     return run_service(load(), reload_settings=load)
 
@@ -117,6 +116,13 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     autostart = importlib.import_module("dropsight.tray.autostart")
     result: int = autostart.autostart_command(args.action)
     return result
+
+
+def cmd_xmp(args: argparse.Namespace) -> int:
+    """`dropsight xmp write|remove [FOLDER...]`."""
+    from dropsight.daemon.xmpsync import xmp_command
+
+    return xmp_command(_settings(args), args.action, args.folders)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder to watch (repeatable; added to watch.folders from the config)",
     )
     s.add_argument("--model", choices=MODEL_NAMES, help="model to use (default: from config)")
+    s.add_argument(
+        "--xmp",
+        action="store_true",
+        help="also write keywords to XMP sidecars for photo managers (output.xmp = beside)",
+    )
     with_config(s)
     s.set_defaults(func=cmd_service)
 
@@ -195,6 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("autostart", help="start Dropsight at login (enable/disable/status)")
     a.add_argument("action", choices=("enable", "disable", "status"))
     a.set_defaults(func=cmd_autostart)
+
+    x = sub.add_parser(
+        "xmp",
+        help="write or remove XMP keywords from existing sidecars",
+        description="write: put each labelled photo's keywords (friendly names of labels "
+        "scoring at least output.xmp_min_score, and their categories) into its XMP sidecar, "
+        "keeping everything else in it. remove: take Dropsight's keywords out again "
+        "(a file left empty is deleted). Folders default to watch.folders.",
+    )
+    x.add_argument("action", choices=("write", "remove"))
+    x.add_argument("folders", nargs="*", type=Path, metavar="FOLDER", help="folders to walk")
+    with_config(x)
+    x.set_defaults(func=cmd_xmp)
 
     b = sub.add_parser("bench", help="measure throughput and latency (prints numbers)")
     from dropsight.daemon.bench import add_arguments

@@ -41,7 +41,8 @@ class Prediction(TypedDict):
     rank: int
     class_index: int
     wnid: str
-    label: str
+    label: str  # the raw ImageNet label: "golden_retriever"
+    name: NotRequired[str]  # friendly: "golden retriever" (added in 0.2; absent in older files)
     score: float
 
 
@@ -70,6 +71,9 @@ class SidecarRecord(TypedDict):
     error: ErrorBlock | None
     processed_at: str
     generator: GeneratorBlock
+    # Categories ("animal", "dog") of labels scoring at least output.xmp_min_score; ok
+    # records only (added in 0.2; absent in older files).
+    categories: NotRequired[list[str]]
 
 
 # Error types of photos that cannot be labelled. The content kinds describe the file itself:
@@ -159,6 +163,13 @@ class RelabelStatus(TypedDict):
     pending: int
 
 
+class OutputStatus(TypedDict):
+    """Which files the service writes besides the JSON sidecars."""
+
+    xmp: Literal["off", "beside"]
+    xmp_name: str  # "IMG.jpg.xmp" or "IMG.xmp"
+
+
 class PipelineStatus(TypedDict):
     """How the cores are shared (see daemon/budget.py)."""
 
@@ -188,6 +199,7 @@ class Status(TypedDict):
     log_path: str
     pipeline: NotRequired[PipelineStatus]
     relabel: NotRequired[RelabelStatus | None]
+    output: NotRequired[OutputStatus]
 
 
 # What clients show when no service answers (`dropsight status --json`, exit 3).

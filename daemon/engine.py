@@ -117,8 +117,7 @@ class Engine:
         self._switch(classifier)
 
     def _options(self) -> Options:
-        m, s = self._settings.model, self._settings.service
-        return Options(m.top_k, m.min_score, m.resize, m.batch_size, s.decode_threads, s.cores)
+        return Options.of(self._settings)
 
     def _switch(self, classifier: Classifier) -> None:
         self._running_options = self._options()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dropsight.config.settings import Settings
 from dropsight.daemon import sidecar
+from dropsight.daemon.classes import categories_of
 from dropsight.daemon.classifier import Classifier
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.decode import Prepared
@@ -18,11 +21,25 @@ log = logging.getLogger(__name__)
 Display = Callable[[Path], str]  # what `image.path` records for a photo
 
 
+@dataclass(frozen=True)
+class Rules:
+    """How probabilities become a record: how many labels, how sure, which count as keywords."""
+
+    top_k: int = 5
+    min_score: float = 0.0
+    keyword_min_score: float = 0.3  # categories (and XMP keywords) come from labels this sure
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        """The rules the settings ask for."""
+        m = settings.model
+        return cls(m.top_k, m.min_score, settings.output.xmp_min_score)
+
+
 def label(
     classifier: Classifier,
     items: Sequence[Prepared],
-    top_k: int,
-    min_score: float,
+    rules: Rules,
     display: Display,
 ) -> list[SidecarRecord]:
     """One record per item, same order: labels for decoded photos, errors for the rest."""
@@ -34,8 +51,9 @@ def label(
         shown = display(item.job.path)
         result = probs.get(id(item))
         if isinstance(result, np.ndarray):
-            preds = sidecar.top_predictions(result, top_k, min_score)
-            out.append(sidecar.build(shown, item.facts, info, preds))
+            preds = sidecar.top_predictions(result, rules.top_k, rules.min_score)
+            cats = categories_of(preds, rules.keyword_min_score)
+            out.append(sidecar.build(shown, item.facts, info, preds, categories=cats))
         elif isinstance(result, Exception):
             message = f"the model failed on this photo: {type(result).__name__}: {result}"
             out.append(sidecar.build(shown, item.facts, info, [], ("inference", message)))

@@ -13,13 +13,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from dropsight.config.settings import Settings
 from dropsight.daemon import budget
 from dropsight.daemon.activity import Activity
 from dropsight.daemon.classifier import Classifier
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.decode import Prepared, job_for, prepare
 from dropsight.daemon.jobs import Job, JobQueue
-from dropsight.daemon.labelling import Display, label
+from dropsight.daemon.labelling import Display, Rules, label
 from dropsight.daemon.threads import Loop, join_all
 from dropsight.daemon.turns import Turns
 from dropsight.daemon.writer import Labelled, Writer
@@ -36,12 +37,17 @@ BATCH_WAIT_S = 0.005  # how long a batch waits for one more decoded photo
 class Options:
     """What the stages need from the settings."""
 
-    top_k: int
-    min_score: float
+    rules: Rules
     resize: str
     batch_size: int
     decoders: int = 0  # 0: from the budget
     cores: int = 0  # 0: all
+
+    @classmethod
+    def of(cls, settings: Settings) -> Options:
+        """The options the settings ask for."""
+        m, s = settings.model, settings.service
+        return cls(Rules.of(settings), m.resize, m.batch_size, s.decode_threads, s.cores)
 
 
 class Pipeline:
@@ -185,7 +191,7 @@ class Pipeline:
         o = self._options
         try:
             with self._turns.inferring():
-                records = label(self.classifier, batch, o.top_k, o.min_score, self._display)
+                records = label(self.classifier, batch, o.rules, self._display)
         except Exception:
             for item in batch:  # never strand taken photos in flight
                 self._jobs.done(item.job.path)
@@ -250,7 +256,7 @@ def classify_paths(
         batch: list[Prepared] = []
 
         def flush() -> Iterator[SidecarRecord]:
-            yield from label(classifier, batch, options.top_k, options.min_score, display)
+            yield from label(classifier, batch, options.rules, display)
             batch.clear()
 
         for path in paths:

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 T = TypeVar("T")
+# No monitor thread: it outlives the bar and only corrects refresh rates we do not need.
+tqdm.monitor_interval = 0
 
 
 def on_terminal() -> bool:

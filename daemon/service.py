@@ -19,10 +19,11 @@ from dropsight.daemon.decode import job_for, prepare
 from dropsight.daemon.engine import Engine
 from dropsight.daemon.folders import WatchedFolders
 from dropsight.daemon.jobs import JobQueue
-from dropsight.daemon.labelling import label
+from dropsight.daemon.labelling import Rules, label
+from dropsight.daemon.pipeline import Options
 from dropsight.daemon.scanner import Scanner
 from dropsight.daemon.settler import Settler
-from dropsight.daemon.sinks import ResultSink
+from dropsight.daemon.sinks import ResultSink, standard_sinks
 from dropsight.daemon.threads import Loop
 from dropsight.daemon.writer import Writer
 
@@ -44,7 +45,7 @@ class Service:
         settings: Settings,
         *,
         classifier_factory: Callable[[Settings], Classifier] = load_classifier,
-        sinks: Sequence[ResultSink] = (),
+        sinks: Sequence[ResultSink] | None = None,
         reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
@@ -67,6 +68,8 @@ class Service:
             settler=self.settler,
             on_rearmed=lambda _root: self.rescan(),
         )
+        if sinks is None:
+            sinks = standard_sinks(self.activity.error)
         self.writer = Writer(self.queue, self.activity, sinks)
         self.engine = Engine(
             settings,
@@ -101,6 +104,7 @@ class Service:
         """Start watching and working (the model loads in the background)."""
         self.settler.start()
         self.folders.set(self.settings.watch.folders)
+        self.writer.configure(self.settings)
         self.writer.start()
         for loop in (self.engine.loop, self.scanner.loop, self._supervisor):
             loop.start()
@@ -187,7 +191,8 @@ class Service:
         old, self.settings = self.settings, new
         log.info("config reloaded from %s", self._config_path())
         added, _removed = self.folders.set(new.watch.folders)
-        if new.model != old.model:
+        self.writer.configure(new)
+        if new.model != old.model or Options.of(new) != Options.of(old):
             self._relabel_requested |= new.model.relabel == "on-change"
             self.engine.configure(new)
             self.engine.reload()
@@ -213,7 +218,7 @@ class Service:
             raise FileNotFoundError(f"no such file: {path}")
         m = self.settings.model
         item = prepare(job_for(path), classifier.info.input_size, m.resize)
-        return label(classifier, [item], m.top_k, m.min_score, str)[0]
+        return label(classifier, [item], Rules.of(self.settings), str)[0]
 
     def status(self) -> Status:
         """A JSON-ready snapshot of what the service is doing."""
@@ -249,6 +254,10 @@ class Service:
             "config_path": str(self.settings.source or paths.config_file()),
             "log_path": str(logs.log_file()),
             "relabel": relabel,
+            "output": {
+                "xmp": "beside" if self.settings.output.xmp == "beside" else "off",
+                "xmp_name": self.settings.output.xmp_name,
+            },
         }
         pipeline = self.engine.pipeline_status()
         if pipeline is not None:
@@ -261,9 +270,13 @@ def restart_needed(old: Settings, new: Settings) -> list[str]:
     out = []
     if replace(old.watch, folders=()) != replace(new.watch, folders=()):
         out.append("watch")
-    for section in ("output", "service"):
-        if getattr(old, section) != getattr(new, section):
-            out.append(section)
+    # XMP settings apply at once (daemon/xmpsync.py); where JSON sidecars go does not.
+    if replace(old.output, xmp="off", xmp_name="", xmp_min_score=0.0) != replace(
+        new.output, xmp="off", xmp_name="", xmp_min_score=0.0
+    ):
+        out.append("output")
+    if old.service != new.service:
+        out.append("service")
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from dropsight.daemon import APP_NAME, __version__
 from dropsight.daemon.atomic import write_bytes_atomic
+from dropsight.daemon.classes import info
 from dropsight.daemon.classifier import ModelInfo
 from dropsight.daemon.classindex import imagenet
 from dropsight.daemon.contracts import (
@@ -77,6 +78,7 @@ def top_predictions(probs: np.ndarray, k: int, min_score: float = 0.0) -> list[P
                 "class_index": int(i),
                 "wnid": index.wnids[i],
                 "label": index.labels[i],
+                "name": info(int(i)).name,
                 "score": round(score, 6),
             }
         )
@@ -113,9 +115,11 @@ def build(
     model: ModelInfo,
     predictions: list[Prediction],
     error: tuple[str, str] | None = None,
+    *,
+    categories: list[str] | None = None,
 ) -> SidecarRecord:
     """A record: labels for a classified photo, or `error` = (type, message) and no labels."""
-    return {
+    record: SidecarRecord = {
         "schema_version": SCHEMA_VERSION,
         "status": "error" if error else "ok",
         "image": _image_block(display_path, facts),
@@ -125,6 +129,9 @@ def build(
         "processed_at": _now(),
         "generator": {"name": APP_NAME, "version": __version__},
     }
+    if not error:
+        record["categories"] = categories or []
+    return record
 
 
 def dumps(record: SidecarRecord | dict[str, Any]) -> str:

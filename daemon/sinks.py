@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from dropsight.config.settings import Settings
 from dropsight.daemon.contracts import SidecarRecord
 
 
@@ -20,6 +21,16 @@ class Written:
     record: SidecarRecord  # the sidecar record exactly as written (public contract)
 
 
+OnError = Callable[[Path, str], None]  # a photo's sink failure, for status and the log
+
+
+def standard_sinks(on_error: OnError) -> list[ResultSink]:
+    """The service's sinks (XMP, library index, hooks); each follows its own settings."""
+    from dropsight.daemon.xmpsync import XmpSink  # loads exiv2 (and imports this module)
+
+    return [XmpSink(on_error)]
+
+
 class ResultSink(Protocol):
     """Something that acts on written sidecars; called from the writer stage, per batch.
 
@@ -29,6 +40,10 @@ class ResultSink(Protocol):
     """
 
     name: str
+
+    def configure(self, settings: Settings) -> None:
+        """Apply the settings: at start, and again whenever the config changes."""
+        ...
 
     def accept(self, batch: Sequence[Written]) -> None:
         """Act on sidecars just written (ok and error records alike)."""

@@ -11,15 +11,8 @@ from dropsight.config.settings import Settings
 from dropsight.daemon import __version__, logs, paths
 from dropsight.daemon.lock import AlreadyRunning, InstanceLock
 from dropsight.daemon.service import Service
-from dropsight.daemon.sinks import ResultSink
 
 log = logging.getLogger(__name__)
-
-
-def sinks_for(settings: Settings) -> list[ResultSink]:
-    """The result sinks the settings ask for (XMP, library index, hooks)."""
-    del settings
-    return []
 
 
 def with_default_folder(settings: Settings) -> Settings:
@@ -67,7 +60,7 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         def reload() -> Settings:
             return with_default_folder(loader())
 
-    service = Service(settings, sinks=sinks_for(settings), reload_settings=reload)
+    service = Service(settings, reload_settings=reload)
     control = ControlServer(service)
     previous = {sig: signal.signal(sig, lambda *_: service.stop()) for sig in _stop_signals()}
     try:

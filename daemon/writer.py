@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dropsight.config.settings import Settings
 from dropsight.daemon import sidecar
 from dropsight.daemon.activity import Activity
 from dropsight.daemon.contracts import SidecarRecord
@@ -57,6 +58,14 @@ class Writer:
     def start(self) -> None:
         """Start the writing thread."""
         self.loop.start()
+
+    def configure(self, settings: Settings) -> None:
+        """Hand (changed) settings to the sinks."""
+        for sink in self.sinks:
+            try:
+                sink.configure(settings)
+            except Exception:
+                log.exception("configuring %s failed", sink.name)
 
     def put(self, batch: Labelled, stop: threading.Event) -> bool:
         """Hand a batch over, waiting while the writer is behind; False if `stop` came first."""

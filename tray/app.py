@@ -16,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dropsight.config.edit import set_value
+from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__, paths
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import autostart, desktop, logsetup
@@ -186,6 +188,15 @@ class TrayApp:
         else:
             autostart.disable()
         self._autostart = autostart.is_enabled()
+
+    def set_xmp(self, enabled: bool) -> None:
+        """Turn XMP keywords on or off in the service's config file (it reloads on its own)."""
+        status = self.display_status() or {}
+        path = Path(status.get("config_path") or paths.config_file())
+        try:
+            set_value(path, "output", "xmp", "beside" if enabled else "off")
+        except (ConfigError, OSError) as exc:
+            log.error("could not turn XMP keywords %s: %s", "on" if enabled else "off", exc)
 
     def quit(self) -> None:
         """End the tray (the service it started is stopped in shutdown())."""

@@ -50,6 +50,7 @@ class Host(Protocol):
     def open_viewer(self, *args: str) -> None: ...
     def start_service(self) -> None: ...
     def set_autostart(self, enabled: bool) -> None: ...
+    def set_xmp(self, enabled: bool) -> None: ...
     def quit(self) -> None: ...
 
 
@@ -94,6 +95,7 @@ def build_menu(
             checked=autostart_enabled,
             action=lambda: host.set_autostart(not autostart_enabled),
         ),
+        _xmp_item(status, host),
         MenuItem("Settings", action=lambda: host.open_path(settings_file(status))),
         MenuItem("Open log", action=lambda: host.open_path(log_target(status))),
         SEPARATOR,
@@ -102,6 +104,15 @@ def build_menu(
         items.append(MenuItem("Start service", action=host.start_service))
     items.append(MenuItem("Quit", action=host.quit))
     return items
+
+
+def _xmp_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
+    """Keywords for photo managers on or off (the service follows its config file)."""
+    output = (status or {}).get("output")
+    if not output:
+        return MenuItem("Write XMP keywords", enabled=False)
+    on = output.get("xmp") == "beside"
+    return MenuItem("Write XMP keywords", checked=on, action=lambda: host.set_xmp(not on))
 
 
 def _call(client: Commands | None, name: str) -> Callable[[], None] | None:

@@ -165,7 +165,7 @@ def test_classify(server: ControlServer, fake: FakeController, tmp_path: Path) -
         server, "POST", "/v1/classify", body=json.dumps({"path": str(target)}).encode()
     )
     assert status == 200
-    assert answer["predictions"][0]["label"] == "tabby"
+    assert answer["predictions"][0]["label"] == "Egyptian_cat"
     assert fake.classified == [target]
 
 

@@ -17,6 +17,7 @@ from dropsight.daemon import imaging
 from dropsight.daemon.classifier import load_classifier
 from dropsight.daemon.imaging import ImageError, prepare_bytes, read_file
 from dropsight.daemon.imaging import load as prepare
+from dropsight.daemon.labelling import Rules
 from dropsight.daemon.pipeline import Options, classify_paths
 
 RED = (255, 0, 0)
@@ -166,7 +167,7 @@ def test_one_pixel_image_classifies(tmp_path: Path, fmt: str) -> None:
 
     settings = Settings(model=ModelSettings(name="efficientnet-lite0", fallback=""))
     classifier = load_classifier(settings)
-    (record,) = classify_paths(classifier, [path], Options(5, 0.0, "crop", 4))
+    (record,) = classify_paths(classifier, [path], Options(Rules(), "crop", 4))
     assert record["status"] == "ok", record["error"]
     assert len(record["predictions"]) == 5
     assert (record["image"]["width"], record["image"]["height"]) == (1, 1)

@@ -561,3 +561,59 @@ def test_relabel_on_demand_waits_for_the_request(watched: Path) -> None:
         assert service.status().get("relabel") is None
     finally:
         service.join()
+
+
+def test_xmp_keywords_beside_each_labelled_photo(
+    watched: Path, start_service: StartService
+) -> None:
+    from dropsight.daemon import xmp
+
+    (watched / "broken.jpg.xmp").write_bytes(b"<not xmp")
+    service, _ = start_service(watched, output=OutputSettings(xmp="beside"))
+    photos = [make_photo(watched / f"{i}.jpg", seed=i) for i in range(3)]
+    make_photo(watched / "broken.jpg", seed=9)
+    for p in photos:
+        wait_for(xmp.xmp_path(p).exists, 15, f"XMP of {p.name}")
+        record = load_valid(p.with_name(p.name + ".json"))
+        names = [q["name"] for q in record["predictions"] if q["score"] >= 0.3]
+        assert names
+        assert xmp.read_keywords(xmp.xmp_path(p))[xmp.SUBJECT][: len(names)] == names
+    # A photo tool's broken file is reported, left alone, and costs the photo nothing else.
+    wait_for((watched / "broken.jpg.json").exists, 15, "the JSON sidecar of broken.jpg")
+    wait_for(
+        lambda: any("XMP not written" in e["message"] for e in service.status()["errors"]),
+        15,
+        "the XMP error in status",
+    )
+    assert (watched / "broken.jpg.xmp").read_bytes() == b"<not xmp"
+    assert not temp_files(watched)
+
+
+def test_turning_xmp_on_catches_up_then_follows_new_photos(tmp_path: Path) -> None:
+    from dropsight.config.settings import load
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    config = tmp_path / "config.toml"
+    base = f'[watch]\nfolders = ["{folder}"]\nsettle_time_s = 0.3\n'
+    config.write_text(base, "utf-8")
+    fake = FakeClassifier()
+    service = Service(
+        load(config), classifier_factory=lambda _s: fake, reload_settings=lambda: load(config)
+    )
+    service.start()
+    try:
+        early = [make_photo(folder / f"early{i}.jpg", seed=i) for i in range(4)]
+        for p in early:
+            wait_for(p.with_name(p.name + ".json").exists, 15, "labels while XMP is off")
+        assert not list(folder.glob("*.xmp"))
+        config.write_text(base + '[output]\nxmp = "beside"\nxmp_name = "IMG.xmp"\n', "utf-8")
+        for p in early:
+            wait_for((folder / f"{p.stem}.xmp").exists, 15, f"caught-up XMP of {p.name}")
+        late = make_photo(folder / "late.jpg", seed=7)
+        wait_for((folder / "late.xmp").exists, 15, "XMP of a new photo")
+        assert fake.images == 5  # catching up read sidecars; nothing was labelled twice
+        assert "output" not in [e["message"] for e in service.status()["errors"]]
+        assert late.exists()
+    finally:
+        service.join()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,13 +21,15 @@ MODEL = "efficientnet-lite0"
 class ServiceProcess:
     """A `python -m daemon service` child process with its output captured to a file."""
 
-    def __init__(self, folder: Path | None, log: Path, model: str | None = MODEL) -> None:
+    def __init__(
+        self, folder: Path | None, log: Path, model: str | None = MODEL, extra: Sequence[str] = ()
+    ) -> None:
         self.log = log
         self._out = log.open("ab")
         watch = ["--watch", str(folder)] if folder else []
         choose = ["--model", model] if model else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dropsight.daemon", "service", *watch, *choose],
+            [sys.executable, "-m", "dropsight.daemon", "service", *watch, *choose, *extra],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -72,9 +74,13 @@ def status_file(app_home: Path) -> Path:
 
 
 def _start(
-    services: list[ServiceProcess], folder: Path | None, tmp_path: Path, model: str | None = MODEL
+    services: list[ServiceProcess],
+    folder: Path | None,
+    tmp_path: Path,
+    model: str | None = MODEL,
+    extra: Sequence[str] = (),
 ) -> ServiceProcess:
-    s = ServiceProcess(folder, tmp_path / f"service-{len(services)}.log", model)
+    s = ServiceProcess(folder, tmp_path / f"service-{len(services)}.log", model, extra)
     services.append(s)
     return s
 
@@ -143,6 +149,53 @@ def test_kill_9_mid_burst_then_restart_loses_and_duplicates_nothing(
         assert record["status"] == "ok"
     # What was done before the kill was not redone after the restart.
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before
+    assert not temp_files(folder)
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool")
+def test_kill_9_with_xmp_on_never_tears_an_xmp_and_restart_completes_them(
+    tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    from dropsight.daemon import xmp
+
+    folder = tmp_path / "in"
+    n = 240
+    for i in range(n):
+        make_photo(tmp_path / "src" / f"{i:03d}.jpg", seed=i, size=(640, 480))
+    folder.mkdir()
+    # Noise photos score low: every label counts as a keyword here, so every photo has some.
+    config = tmp_path / "config.toml"
+    config.write_text("[output]\nxmp_min_score = 0.0\n", "utf-8")
+    extra = ["--xmp", "--config", str(config)]
+    svc = _start(services, folder, tmp_path, extra=extra)
+    svc.wait_ready()
+    for i in range(n):
+        shutil.copy(tmp_path / "src" / f"{i:03d}.jpg", folder / f"{i:03d}.jpg")
+    wait_for(lambda: len(list(folder.glob("*.xmp"))) >= 20, 60, "some XMP files")
+    svc.proc.kill()
+    svc.proc.wait()
+    written = sorted(folder.glob("*.xmp"))
+    assert len(written) < n, "the burst finished before the kill; make it bigger"
+    # exiftool reads every file on disk right after the kill: none is torn.
+    out = subprocess.run(
+        ["exiftool", "-j", "-Subject", *map(str, written)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert all(tags.get("Subject") for tags in json.loads(out.stdout))
+
+    again = _start(services, folder, tmp_path, extra=extra)
+    again.wait_ready()
+    wait_for(lambda: len(sidecars(folder)) == n, 120, f"{n} sidecars after restart")
+    wait_for(lambda: len(list(folder.glob("*.xmp"))) == n, 60, f"{n} XMP files after restart")
+    assert again.finish(signal.SIGTERM) == 0
+    for i in range(n):
+        photo = folder / f"{i:03d}.jpg"
+        record = load_valid(photo.with_name(photo.name + ".json"))
+        want = list(xmp.keywords(record, 0.0).flat)  # type: ignore[arg-type]
+        assert xmp.read_keywords(xmp.xmp_path(photo))[xmp.ADDED] == want, photo.name
     assert not temp_files(folder)
 
 

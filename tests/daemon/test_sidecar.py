@@ -90,7 +90,8 @@ def test_top_predictions_best_first_with_ranks_and_names() -> None:
         assert p["label"] == index.labels[p["class_index"]]
     assert preds[0]["label"] == "Egyptian_cat"
     assert preds[1]["wnid"] == "n07920052"  # espresso
-    assert set(preds[0]) == {"rank", "class_index", "wnid", "label", "score"}
+    assert preds[0]["name"] == "Egyptian cat"
+    assert set(preds[0]) == {"rank", "class_index", "wnid", "label", "name", "score"}
 
 
 def test_top_predictions_min_score_cuts_the_tail() -> None:
@@ -249,7 +250,7 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
 def good_records() -> dict[str, SidecarRecord]:
     preds = sidecar.top_predictions(probs_with({281: 0.7, 285: 0.2}), 5)
     return {
-        "ok": sidecar.build("IMG_0001.jpg", FACTS, MODEL, preds),
+        "ok": sidecar.build("IMG_0001.jpg", FACTS, MODEL, preds, categories=["animal", "cat"]),
         "ok-fallback": sidecar.build("IMG_0001.jpg", FACTS, FALLBACK, preds),
         "ok-no-predictions": sidecar.build("x.png", FACTS, MODEL, []),
         "ok-unknown-size": sidecar.build("x.png", FileFacts(FACTS.sha256, 0), MODEL, preds),
@@ -278,6 +279,16 @@ def test_fallback_is_recorded_in_the_model_block() -> None:
     assert records["ok-fallback"]["model"]["fallback_for"] == "vgg16"
     assert records["ok"]["model"]["input_size"] == [224, 224]
     assert records["ok"]["model"]["runtime"] == "litert"
+
+
+def test_categories_only_on_labelled_records() -> None:
+    records = good_records()
+    assert records["ok"]["categories"] == ["animal", "cat"]
+    assert records["ok-no-predictions"]["categories"] == []
+    assert "categories" not in records["error-corrupt"]
+    bad = dict(records["error-corrupt"], categories=["dog"])
+    with pytest.raises(AssertionError, match="expected to be empty"):
+        validate(bad)
 
 
 def test_processed_at_is_utc_with_z() -> None:

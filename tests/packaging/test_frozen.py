@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from dropsight.daemon import xmp
+
 pytestmark = pytest.mark.frozen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,7 +296,10 @@ def test_service_labels_photos_and_stops_on_sigterm(
         kw = {"stdin": subprocess.DEVNULL, "preexec_fn": close_std_streams}
     started = time.monotonic()
     proc = subprocess.Popen(
-        debian.cmd(debian.exe, "service", "--watch", watch_inside, "--model", "efficientnet-lite0"),
+        debian.cmd(
+            debian.exe,
+            *("service", "--watch", watch_inside, "--model", "efficientnet-lite0", "--xmp"),
+        ),
         env=debian.env(),
         **kw,
     )
@@ -303,10 +308,14 @@ def test_service_labels_photos_and_stops_on_sigterm(
         dropped_at = time.monotonic()
         _drop(photos["chelsea"], watch, "after.jpg")
         second = _wait_for(watch / "after.jpg.json", 60, proc)
-        for name in ("before.jpg.json", "after.jpg.json"):
-            record = json.loads((watch / name).read_text("utf-8"))
+        for name in ("before.jpg", "after.jpg"):
+            record = json.loads((watch / f"{name}.json").read_text("utf-8"))
             _assert_cat(record)
             assert record["model"]["name"] == "efficientnet-lite0"
+            # The bundled exiv2 wrote the keywords (read back here by the host's exiv2).
+            _wait_for(watch / f"{name}.xmp", 30, proc)
+            keywords = xmp.read_keywords(watch / f"{name}.xmp")[xmp.SUBJECT]
+            assert "cat" in keywords and "animal" in keywords, keywords
         print(
             f"\nfrozen service ({streams} streams): start -> first sidecar "
             f"{first - started:.2f} s; drop -> sidecar {second - dropped_at:.2f} s"

@@ -184,7 +184,7 @@ def test_silent_install_and_uninstall_under_wine(tmp_path: Path, wine: Wine) -> 
         "-DNSIS_TARGET=amd64-unicode",
         f"-DDIST_DIR={stage}",
         f"-DOUTFILE={setup}",
-        "-DVERSION=0.1.0",
+        "-DVERSION=0.2.0",
         str(NSI),
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dropsight.daemon import paths
 from dropsight.daemon.control import ControlServer, control_file
 from dropsight.tray import app as tray_app
 from dropsight.tray import desktop
@@ -195,6 +196,21 @@ def test_set_autostart_from_menu(tmp_path: Path) -> None:
     app.set_autostart(False)
     app.poll_once()
     assert next(i for i in app.menu() if i.label == "Start at login").checked is False
+
+
+def test_xmp_toggle_edits_the_config_keeping_comments(app_home: Path) -> None:
+    from dropsight.config.settings import load
+
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("# my photos\n[watch]\nfolders = []  # none yet\n", "utf-8")
+    app = TrayApp(start_service=False)
+    app.set_xmp(True)
+    assert load(config).output.xmp == "beside"
+    assert "# my photos" in config.read_text("utf-8")
+    assert "# none yet" in config.read_text("utf-8")
+    app.set_xmp(False)
+    assert load(config).output.xmp == "off"
 
 
 def test_unknown_option_is_a_usage_error() -> None:

@@ -43,6 +43,9 @@ class FakeHost:
     def set_autostart(self, enabled: bool) -> None:
         self.calls.append(("set_autostart", enabled))
 
+    def set_xmp(self, enabled: bool) -> None:
+        self.calls.append(("set_xmp", enabled))
+
     def quit(self) -> None:
         self.calls.append(("quit",))
 
@@ -289,3 +292,16 @@ def test_open_log_opens_file_or_its_folder(tmp_path: Path) -> None:
     log_file.write_text("hello\n")
     assert log_target({"log_path": str(log_file)}) == log_file
     assert log_target(None) == paths.log_dir()
+
+
+@pytest.mark.parametrize("xmp", ["off", "beside"])
+def test_xmp_toggle_follows_the_service_and_flips_it(xmp: str) -> None:
+    host = FakeHost()
+    status = make_status(output={"xmp": xmp, "xmp_name": "IMG.jpg.xmp"})
+    item = next(i for i in build_menu(status, FakeClient(), host, False) if "XMP" in i.label)
+    assert item.checked is (xmp == "beside")
+    assert item.action is not None
+    item.action()
+    assert host.calls == [("set_xmp", xmp == "off")]
+    offline = next(i for i in build_menu(None, None, host, False) if "XMP" in i.label)
+    assert not offline.enabled

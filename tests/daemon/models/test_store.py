@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dropsight.config.settings import ModelSettings, Settings
-from dropsight.daemon import paths, sidecar
+from dropsight.daemon import __version__, paths, sidecar
 from dropsight.daemon.classifier import Classifier, load_classifier
 from dropsight.daemon.imaging import load as prepare
 from dropsight.daemon.models import store
@@ -193,7 +193,7 @@ def test_efficientnet_cache_entry(app_home: Path) -> None:
     assert artifact.fingerprint == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert artifact.tflite.is_relative_to(paths.cache_dir())
     assert artifact.fingerprint[:16] in artifact.tflite.name  # keyed by weights ...
-    assert "0.1.0" in artifact.tflite.name  # ... and app version
+    assert __version__ in artifact.tflite.name  # ... and app version
     assert artifact.input_size == (224, 224)
     assert artifact.tflite.read_bytes()[4:8] == b"TFL3"
     # a second resolve is a cache hit (no converter child)

@@ -1,0 +1,207 @@
+"""Keeping XMP sidecars in step with the JSON ones: the service's sink and `dropsight xmp`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from dropsight.config.settings import Settings
+from dropsight.daemon import sidecar, xmp
+from dropsight.daemon.candidates import PhotoFilter
+from dropsight.daemon.sinks import OnError, Written
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    """What a pass over folders did."""
+
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    unlabelled: int = 0  # photos with no JSON sidecar yet
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def count(self, outcome: xmp.Outcome) -> None:
+        """Count one photo's outcome."""
+        if outcome == "written":
+            self.written += 1
+        elif outcome == "removed":
+            self.removed += 1
+        else:
+            self.unchanged += 1
+
+    def summary(self) -> str:
+        """One line for people."""
+        parts = [
+            f"{self.written} written",
+            f"{self.removed} removed",
+            f"{self.unchanged} already up to date",
+        ]
+        if self.unlabelled:
+            parts.append(f"{self.unlabelled} not labelled yet")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return ", ".join(parts)
+
+
+def photos(settings: Settings, roots: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
+    """(photo, root) for every photo under `roots`, as the service would find them."""
+    photo_filter = PhotoFilter.from_settings(settings.watch)
+    for root in roots:
+        for photo in photo_filter.walk(root, settings.watch.recursive):
+            yield photo, root
+
+
+def name_of(settings: Settings) -> xmp.XmpName:
+    """The configured XMP file naming."""
+    return cast(xmp.XmpName, settings.output.xmp_name)
+
+
+def layout_of(settings: Settings) -> sidecar.Layout:
+    """Where the settings put JSON sidecars."""
+    out = settings.output
+    return sidecar.Layout(out.folder if out.mode == "folder" else None)
+
+
+def write_from_sidecars(
+    settings: Settings,
+    items: Iterable[tuple[Path, Path]],
+    *,
+    only_stale: bool = False,
+    stop: threading.Event | None = None,
+) -> Tally:
+    """Write every photo's keywords from its JSON sidecar (photos not labelled are counted).
+
+    `only_stale` skips photos whose XMP file is newer than their sidecar without reading it.
+    """
+    layout, name, tally = layout_of(settings), name_of(settings), Tally()
+    for photo, root in items:
+        if stop is not None and stop.is_set():
+            break
+        json_path = layout.sidecar_for(photo, root)
+        if only_stale and _newer(xmp.xmp_path(photo, name), json_path):
+            tally.unchanged += 1
+            continue
+        record = sidecar.read(json_path)
+        if record is None:
+            tally.unlabelled += 1
+            continue
+        try:
+            tally.count(xmp.write(photo, record, settings.output.xmp_min_score, name))
+        except (OSError, xmp.XmpError) as exc:
+            tally.failed.append((photo, str(exc)))
+    return tally
+
+
+def remove_all(settings: Settings, items: Iterable[tuple[Path, Path]]) -> Tally:
+    """Take Dropsight's keywords out of every photo's XMP sidecar."""
+    name, tally = name_of(settings), Tally()
+    for photo, _root in items:
+        try:
+            tally.count(xmp.remove(photo, name))
+        except (OSError, xmp.XmpError) as exc:
+            tally.failed.append((photo, str(exc)))
+    return tally
+
+
+def _newer(path: Path, than: Path) -> bool:
+    try:
+        return path.stat().st_mtime_ns >= than.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+class XmpSink:
+    """The service's XMP writer: keywords for each labelled photo, when `output.xmp` is on.
+
+    Turned on (at start or by a config change) it first catches up in a thread of its own:
+    photos labelled while it was off, or before a crash between the two writes, get theirs.
+    """
+
+    name = "xmp"
+
+    def __init__(self, on_error: OnError) -> None:
+        self._on_error = on_error
+        self._settings: Settings | None = None
+        self._stop = threading.Event()
+        self._catch_up: threading.Thread | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether XMP files are being written."""
+        return self._settings is not None and self._settings.output.xmp == "beside"
+
+    def configure(self, settings: Settings) -> None:
+        """Apply (changed) settings; turning XMP on catches up on the watched folders."""
+        was_on = self.enabled
+        self._settings = settings
+        if self.enabled and not was_on:
+            log.info("writing XMP keywords (%s) beside photos", settings.output.xmp_name)
+            self._start_catch_up(settings)
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        """Write the keywords of photos whose sidecars were just written."""
+        settings = self._settings
+        if settings is None or not self.enabled:
+            return
+        for w in batch:
+            try:
+                xmp.write(w.photo, w.record, settings.output.xmp_min_score, name_of(settings))
+            except (OSError, xmp.XmpError) as exc:
+                self._failed(w.photo, str(exc))
+
+    def close(self) -> None:
+        """Stop catching up."""
+        self._stop.set()
+        if self._catch_up is not None:
+            self._catch_up.join()
+
+    def _start_catch_up(self, settings: Settings) -> None:
+        if self._catch_up is not None and self._catch_up.is_alive():
+            return
+
+        def run() -> None:
+            items = photos(settings, settings.watch.folders)
+            tally = write_from_sidecars(settings, items, only_stale=True, stop=self._stop)
+            for photo, message in tally.failed:
+                self._failed(photo, message)
+            log.info("XMP catch-up: %s", tally.summary())
+
+        self._catch_up = threading.Thread(target=run, name="xmp-catch-up", daemon=True)
+        self._catch_up.start()
+
+    def _failed(self, photo: Path, message: str) -> None:
+        log.warning("XMP keywords for %s not written: %s", photo, message)
+        self._on_error(photo, f"XMP not written: {message}")
+
+
+def xmp_command(settings: Settings, action: str, folders: Sequence[Path]) -> int:
+    """`dropsight xmp write|remove`: walk folders (default: the watched ones), print a tally."""
+    from dropsight.daemon.progress import track
+
+    roots = [Path(f).expanduser().resolve() for f in folders] or list(settings.watch.folders)
+    if not roots:
+        print(
+            "dropsight xmp: no folders given and none configured (watch.folders)", file=sys.stderr
+        )
+        return 2
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        print(f"dropsight xmp: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    items = track(photos(settings, roots), desc=f"XMP {action}")
+    if action == "write":
+        tally = write_from_sidecars(settings, items)
+    else:
+        tally = remove_all(settings, items)
+    for photo, message in tally.failed:
+        print(f"{photo}: {message}", file=sys.stderr)
+    print(f"XMP ({settings.output.xmp_name}): {tally.summary()}")
+    return 1 if tally.failed else 0
