@@ -100,7 +100,8 @@ def host() -> FakeHost:
 
 
 def test_connected_menu_has_every_entry(client: FakeClient, host: FakeHost) -> None:
-    items = build_menu(make_status(), client, host, autostart_enabled=False)
+    status = make_status(output={"xmp": "off", "xmp_name": "IMG.jpg.xmp"})
+    items = build_menu(status, client, host, autostart_enabled=False)
     assert labels(items) == [
         "Dropsight: 12 of 340, 1 failed",
         "Open viewer",
@@ -112,6 +113,7 @@ def test_connected_menu_has_every_entry(client: FakeClient, host: FakeHost) -> N
         "Rescan now",
         "-",
         "Start at login",
+        "Write XMP keywords",
         "Settings",
         "Open log",
         "-",
