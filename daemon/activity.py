@@ -79,7 +79,7 @@ class Activity:
                     "image": str(image),
                     "sidecar": str(sidecar),
                     "status": record["status"],
-                    "label": top["label"] if top else None,
+                    "label": (top.get("name") or top["label"]) if top else None,
                     "score": top["score"] if top else None,
                     "time": record["processed_at"],
                 }

@@ -108,7 +108,7 @@ class RecentResult(TypedDict):
     image: str
     sidecar: str
     status: str
-    label: str | None
+    label: str | None  # friendly name of the top label ("golden retriever")
     score: float | None
     time: str
 

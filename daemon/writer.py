@@ -155,7 +155,7 @@ def _log_result(photo: Path, record: SidecarRecord, ms: float) -> None:
     """One concise line per photo."""
     if record["status"] == "ok" and record["predictions"]:
         top = record["predictions"][0]
-        label = top["label"].replace("_", " ")
+        label = top.get("name") or top["label"].replace("_", " ")
         log.info("%s: %s %.0f%% (%.0f ms)", photo.name, label, top["score"] * 100, ms)
     elif record["status"] == "ok":
         log.info("%s: no label above the minimum score (%.0f ms)", photo.name, ms)

@@ -434,7 +434,7 @@ class Viewer:
             return
         for row, pred in zip(self.pred_rows, sidecar.get("predictions") or [], strict=False):
             score = float(pred.get("score") or 0.0)
-            row.label.configure(text=pretty_label(str(pred.get("label", "?"))))
+            row.label.configure(text=str(pred.get("name") or pretty_label(str(pred.get("label")))))
             row.score.configure(text=f"{score * 100:.1f}%")
             width = max(2, round(BAR_WIDTH_PX * min(max(score, 0.0), 1.0)))
             colour = _ACCENT_TOP if pred.get("rank") == 1 else _ACCENT
@@ -529,7 +529,7 @@ class Viewer:
 
 
 def pretty_label(label: str) -> str:
-    """ImageNet labels use underscores: "golden_retriever" -> "golden retriever"."""
+    """Raw ImageNet labels (sidecars before 0.2): "golden_retriever" -> "golden retriever"."""
     return label.replace("_", " ")
 
 

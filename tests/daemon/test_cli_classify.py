@@ -16,14 +16,15 @@ import pytest
 from PIL import Image
 
 from dropsight.daemon import paths
-from dropsight.daemon.classindex import imagenet
+from dropsight.daemon.classes import classes as known_classes
 from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE
 from tests.daemon.test_sidecar import validate
 
 CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug
 MODEL = ["--model", "efficientnet-lite0"]
-PRED_LINE = re.compile(r"^\s+(\d+)\. (\S+)\s+(\d+\.\d\d)%$")
+PRED_LINE = re.compile(r"^\s+(\d+)\. (\S.*?)\s+(\d+\.\d\d)%$")
+CATEGORIES_LINE = re.compile(r"^\s+categories: [a-z_, ]+$")
 
 
 def dropsight(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -54,6 +55,8 @@ def human_blocks(stdout: str) -> dict[str, list[tuple[int, str, float]]]:
     current: list[tuple[int, str, float]] | None = None
     for line in stdout.splitlines():
         m = PRED_LINE.match(line)
+        if CATEGORIES_LINE.match(line):
+            continue
         if m:
             assert current is not None, f"prediction before any image: {line!r}"
             current.append((int(m[1]), m[2], float(m[3])))
@@ -81,7 +84,7 @@ def test_human_output(photos: dict[str, Path], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     blocks = human_blocks(proc.stdout)
     assert list(blocks) == [str(photos["chelsea"]), str(photos["coffee"])]
-    labels = imagenet().labels
+    labels = [c.name for c in known_classes()]  # friendly names: "Egyptian cat"
     cat = blocks[str(photos["chelsea"])]
     coffee = blocks[str(photos["coffee"])]
     for preds in (cat, coffee):
@@ -91,6 +94,7 @@ def test_human_output(photos: dict[str, Path], tmp_path: Path) -> None:
         assert 0 < sum(percents) <= 100.01
     assert cat[0][1] in {labels[i] for i in CATS}
     assert {labels[i] for i in COFFEE} & {label for _, label, _ in coffee}
+    assert re.search(r"^  categories: animal, mammal, cat$", proc.stdout, re.M), proc.stdout
 
 
 def test_json_output(photos: dict[str, Path], tmp_path: Path) -> None:
