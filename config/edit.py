@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.toml_document import TOMLDocument
 
-from dropsight.config.settings import ConfigError, Settings, parse
+from dropsight.config.settings import ConfigError, Settings, expand, parse
 
 HEADER = (
     "# Dropsight configuration: every key is optional (see `dropsight config show --defaults`).\n"
@@ -56,3 +57,65 @@ def set_value(path: Path, section: str, key: str, value: Any) -> Settings:
         table[key] = value
 
     return update(path, change)
+
+
+def init(path: Path) -> bool:
+    """Create the config from the documented defaults; False when it exists already."""
+    from dropsight.daemon.atomic import write_text_atomic
+
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, default_text())
+    return True
+
+
+def default_text() -> str:
+    """The documented default config (config/default.toml)."""
+    return resources.files("dropsight.config").joinpath("default.toml").read_text("utf-8")
+
+
+def add_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
+    """Add folders to `watch.folders` (creating the file if needed); returns those added."""
+    init(path)
+    added: list[Path] = []
+
+    def change(doc: TOMLDocument) -> None:
+        entries = _folders_array(doc)
+        present = {expand(str(e)) for e in entries}
+        for folder in folders:
+            if folder not in present:
+                entries.append(str(folder))
+                present.add(folder)
+                added.append(folder)
+
+    update(path, change)
+    return added
+
+
+def remove_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
+    """Take folders out of `watch.folders`; returns those that were there."""
+    removed: list[Path] = []
+
+    def change(doc: TOMLDocument) -> None:
+        entries = _folders_array(doc)
+        for i in reversed(range(len(entries))):
+            if expand(str(entries[i])) in folders:
+                removed.append(expand(str(entries[i])))
+                del entries[i]
+
+    if path.exists():
+        update(path, change)
+    return removed
+
+
+def _folders_array(doc: TOMLDocument) -> Any:
+    if "watch" not in doc:
+        doc.add("watch", tomlkit.table())
+    watch: Any = doc["watch"]
+    if "folders" not in watch:
+        watch["folders"] = tomlkit.array()
+    entries = watch["folders"]
+    if not isinstance(entries, list):
+        raise ConfigError("watch.folders must be a list of folder paths")
+    return entries

@@ -106,7 +106,7 @@ class Settings:
         """Return a copy with command-line overrides applied."""
         out = self
         if watch:
-            folders = tuple(dict.fromkeys([*self.watch.folders, *(_expand(p) for p in watch)]))
+            folders = tuple(dict.fromkeys([*self.watch.folders, *(expand(p) for p in watch)]))
             out = replace(out, watch=replace(out.watch, folders=folders))
         if model is not None:
             _check_choice(str(self.source or "<command line>"), "model.name", model, MODEL_NAMES)
@@ -116,7 +116,8 @@ class Settings:
         return out
 
 
-def _expand(p: str | Path) -> Path:
+def expand(p: str | Path) -> Path:
+    """A configured path as used: "~" expanded, made absolute."""
     return Path(p).expanduser().absolute()
 
 
@@ -199,7 +200,7 @@ class _Reader:
         def check(v: Any) -> Path | None:
             if not isinstance(v, str):
                 raise TypeError
-            return _expand(v) if v else None
+            return expand(v) if v else None
 
         result: Path | None = self.get(key, None, check, 'expected a path string ("" for none)')
         return result
@@ -224,7 +225,7 @@ def parse(data: dict[str, Any], where: str) -> Settings:
     d = Settings()
 
     r = _Reader(where, "watch", data.get("watch", {}))
-    folders = tuple(_expand(s) for s in r.strings("folders", ()))
+    folders = tuple(expand(s) for s in r.strings("folders", ()))
     exts = r.strings("extensions", sorted(d.watch.extensions))
     watch = WatchSettings(
         folders=folders,

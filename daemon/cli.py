@@ -207,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("action", choices=("enable", "disable", "status"))
     a.set_defaults(func=cmd_autostart)
 
+    from dropsight.daemon.configcli import add_arguments as config_arguments
+
+    config_arguments(sub, with_config)
+
     x = sub.add_parser(
         "xmp",
         help="write or remove XMP keywords from existing sidecars",
