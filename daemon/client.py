@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from dropsight.daemon.contracts import NOT_RUNNING_STATE
 from dropsight.daemon.control import control_file
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,8 @@ def run_command(name: str, as_json: bool) -> int:
         getattr(client, name)()
     except ServiceNotRunning as exc:
         log.debug("%s", exc)
+        if name == "status" and as_json:  # scripts get JSON on stdout either way
+            _write(out, json.dumps({"state": NOT_RUNNING_STATE}))
         _write(err, NOT_RUNNING_MESSAGE)
         return EXIT_NOT_RUNNING
     except ServiceError as exc:
@@ -235,15 +238,19 @@ def format_status(status: dict[str, Any]) -> str:
         if model.get("fallback"):
             text += f"  WARNING: fallback, {model.get('requested', '?')} could not be loaded"
         lines.append(text)
+    output = status.get("output") or {}
+    if output.get("xmp") == "beside":
+        lines.append(f"  XMP:       keywords beside each photo ({output.get('xmp_name')})")
     for folder in status.get("folders") or []:
         health = "ok" if folder.get("healthy") else f"ERROR: {folder.get('error') or 'unhealthy'}"
         lines.append(f"  Watching:  {folder.get('path', '?')} ({health})")
     errors = status.get("errors") or []
     if errors:
         lines.append("  Last errors:")
-        for error in errors[-5:]:
+        for error in errors[:5]:  # newest first
             where = f" {error['path']}:" if error.get("path") else ""
-            lines.append(f"    {error.get('time', '')}{where} {error.get('message', '')}")
+            message = str(error.get("message", "")).replace("\n", "\n      ")
+            lines.append(f"    {error.get('time', '')}{where} {message}")
     recent = status.get("recent") or []
     if recent:
         lines.append("  Recent:")

@@ -545,6 +545,10 @@ def test_run_command_not_running(home: Path, capsys: pytest.CaptureFixture[str])
     out, err = capsys.readouterr()
     assert out == ""
     assert err.strip() == NOT_RUNNING_MESSAGE
+    assert run_command("status", as_json=True) == 3
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"state": "not-running"}
+    assert err.strip() == NOT_RUNNING_MESSAGE
 
 
 def test_run_command_status_human(
@@ -574,3 +578,24 @@ def test_run_command_actions(
 def test_run_command_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_command("explode", as_json=False) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+def test_status_text_indents_multi_line_errors_newest_first() -> None:
+    from dropsight.daemon.client import format_status
+    from tests.tray.fakes import fake_status
+
+    errors = [
+        {"time": "t2", "path": None, "message": "the changed config was not applied:\nline two"},
+        {"time": "t1", "path": "/p/a.jpg", "message": "corrupt: bad"},
+    ]
+    text = format_status(
+        dict(fake_status(errors=errors, output={"xmp": "beside", "xmp_name": "IMG.xmp"}))
+    )
+    lines = text.splitlines()
+    first = lines.index("  Last errors:")
+    assert lines[first + 1 : first + 4] == [
+        "    t2 the changed config was not applied:",
+        "      line two",
+        "    t1 /p/a.jpg: corrupt: bad",
+    ]
+    assert "  XMP:       keywords beside each photo (IMG.xmp)" in lines
