@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -75,6 +78,76 @@ def imagenet_sample() -> Path:
     return SHARED_DATA
 
 
+# The contributor's real home, and what in it a test could plausibly touch: wine links its
+# profile folders (My Pictures, Desktop) to $HOME and adds menu entries; Keras writes
+# ~/.keras; an app without DROPSIGHT_HOME would use the platform folders.
+REAL_HOME = Path(os.environ.get("HOME") or Path.home())
+GUARDED = (
+    ".keras",
+    ".wine",
+    ".config/menus",
+    ".config/autostart",
+    ".config/dropsight",
+    ".cache/dropsight",
+    ".local/share/applications",
+    ".local/share/desktop-directories",
+    ".local/share/icons",
+    ".local/share/mime",
+    ".local/share/dropsight",
+    ".local/state/dropsight",
+    "Desktop",
+    "Documents",
+    "Pictures",
+)
+
+
+def home_snapshot(home: Path = REAL_HOME) -> dict[str, tuple[int, int]]:
+    """Names at the top of `home`, and every entry (mtime, size) under the guarded folders."""
+    snap: dict[str, tuple[int, int]] = {}
+    with contextlib.suppress(OSError):
+        snap.update({entry.name: (0, 0) for entry in os.scandir(home)})
+    for rel in GUARDED:
+        root = home / rel
+        if not root.is_dir():
+            continue
+        for folder, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = Path(folder) / name
+                with contextlib.suppress(OSError):
+                    st = path.lstat()
+                    snap[str(path.relative_to(home))] = (st.st_mtime_ns, st.st_size)
+    return snap
+
+
+@pytest.fixture(autouse=True)
+def real_home_untouched() -> Iterator[None]:
+    """Fail a test that changes anything in the contributor's real home folder."""
+    before = home_snapshot()
+    yield
+    after = home_snapshot()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the test changed the real home {REAL_HOME}: {changed[:10]}"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Keep TensorFlow's C++ logging quiet in every test process."""
+    """Quiet TensorFlow; give every test process (and what it spawns) a home of its own."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Set before any test module imports Keras (which writes ~/.keras at import) and before
+    # any subprocess starts: wine, Tk, ImageMagick and platformdirs all follow $HOME.
+    home = Path(tempfile.mkdtemp(prefix="dropsight-test-home-"))
+    config.stash[_TEST_HOME] = home
+    os.environ["HOME"] = str(home)
+    for var, sub in (("XDG_CACHE_HOME", ".cache"), ("XDG_DATA_HOME", ".local/share")):
+        os.environ[var] = str(home / sub)
+    os.environ["XDG_STATE_HOME"] = str(home / ".local" / "state")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the test home and put the real one back."""
+    home = config.stash.get(_TEST_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+    os.environ["HOME"] = str(REAL_HOME)
+
+
+_TEST_HOME = pytest.StashKey[Path]()

@@ -85,8 +85,16 @@ class Wine:
 
     def __init__(self, exe: str, prefix: Path) -> None:
         self.exe = exe
+        # wine links the prefix's profile folders (My Pictures, Desktop) to $HOME and writes
+        # menu entries under the XDG folders: all of it stays beside the prefix.
+        home = prefix.parent / f"{prefix.name}-home"
+        home.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
             "WINEPREFIX": str(prefix),
             "WINEDEBUG": "-all",
             "WINEDLLOVERRIDES": "mscoree,mshtml=",  # no Mono/Gecko install prompts
