@@ -88,12 +88,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_service(args: argparse.Namespace) -> int:
     """`dropsight service`: run the folder-watching service in the foreground."""
-    from dropsight.daemon.startup import run_service
+    from dropsight.daemon.startup import not_started, run_service
 
     def load() -> Settings:
         return _settings(args).with_overrides(watch=args.watch, model=args.model, xmp=args.xmp)
 
-    return run_service(load(), reload_settings=load)
+    try:
+        settings = load()
+    except ConfigError as exc:
+        not_started(f"config error: {exc}")
+        raise  # printed by main() like every config error
+    return run_service(settings, reload_settings=load)
 
 
 def cmd_control(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ class _NotFileOnly(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
-def setup(level: str) -> Path:
+def setup(level: str, *, terminal: bool = True) -> Path:
     """Send logs to the rotating file and stderr; returns the log file's path."""
     root = logging.getLogger()
     root.setLevel(level)
@@ -50,7 +50,7 @@ def setup(level: str) -> Path:
     except OSError as exc:
         if sys.stderr is not None:
             print(f"dropsight: cannot write the log file {path}: {exc}", file=sys.stderr)
-    if sys.stderr is not None:  # frozen windowed builds have no stderr
+    if terminal and sys.stderr is not None:  # frozen windowed builds have no stderr
         sh = logging.StreamHandler(sys.stderr)
         sh.setFormatter(formatter)
         sh.addFilter(_NotFileOnly())

@@ -59,6 +59,7 @@ class Scanner:
         self._request.set()  # the catch-up scan
         self._next_periodic = float("inf")
         self._cleaned = False
+        self._born_ns = time.time_ns()  # temp files older than this are a dead process's
         self.loop = Loop("scanner", self._step, stop)
 
     def request(self) -> None:
@@ -118,13 +119,15 @@ class Scanner:
         return queued, other
 
     def _remove_stale_temp_files(self, root: Path) -> None:
-        # Only at start: no other writer exists then (the service holds the instance lock).
+        # The instance lock rules out another service, but our own writer may already be
+        # busy (photos arrive while the model loads): only files from before we began go.
         out = self._layout.out_folder
         for folder in {root, out or root}:
             for tmp in stale_temp_files(folder, self._recursive):
                 with contextlib.suppress(OSError):
-                    tmp.unlink()
-                    log.info("removed stale temp file %s", tmp)
+                    if tmp.stat().st_mtime_ns < self._born_ns:
+                        tmp.unlink()
+                        log.info("removed stale temp file %s", tmp)
 
     def _recently_modified(self, path: Path) -> bool:
         try:

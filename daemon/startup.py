@@ -8,11 +8,18 @@ import sys
 from collections.abc import Callable
 
 from dropsight.config.settings import Settings
-from dropsight.daemon import __version__, logs, paths
+from dropsight.daemon import __version__, logs, paths, startfail
 from dropsight.daemon.lock import AlreadyRunning, InstanceLock
 from dropsight.daemon.service import Service
 
 log = logging.getLogger(__name__)
+
+
+def not_started(message: str) -> None:
+    """A start that failed before the service ran: the log file and the GUI get the reason."""
+    logs.setup("INFO", terminal=False)  # the command line prints it itself
+    log.error("not started: %s", message)
+    startfail.record(message)
 
 
 def with_default_folder(settings: Settings) -> Settings:
@@ -43,7 +50,9 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
     try:
         settings = with_default_folder(settings)
     except OSError as exc:
-        log.error("cannot create the default folder %s: %s", paths.default_watch_folder(), exc)
+        message = f"cannot create the default folder {paths.default_watch_folder()}: {exc}"
+        log.error("%s", message)
+        startfail.record(message)
         return 2
     lock = InstanceLock(paths.state_dir() / "service.lock")
     try:
@@ -72,6 +81,7 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         )
         service.start()
         control.start()
+        startfail.clear()
         while not service.wait(0.5):  # a timeout keeps the main thread responsive to signals
             pass
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 
 from dropsight.config.edit import set_value
 from dropsight.config.settings import ConfigError
-from dropsight.daemon import APP_NAME, __version__, paths
+from dropsight.daemon import APP_NAME, __version__, paths, startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import autostart, desktop, logsetup
 from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
@@ -59,6 +59,8 @@ class TrayApp:
         self._last_viewer: tuple[tuple[str, ...], float] = ((), 0.0)
         self._autostart = False
         self._last_problem = ""
+        self._created_at = time.time()
+        self._started_at = 0.0
         self.on_quit: Callable[[], None] | None = None
 
     # --- polling (runs in pystray's setup thread) ---------------------------------------------
@@ -106,7 +108,19 @@ class TrayApp:
             with self._lock:
                 self._started = None
             if code:
-                self._exit_message = f"the service exited with code {code}; see its log"
+                failure = startfail.read(since=self._started_at)
+                self._exit_message = (
+                    f"the service could not start: {failure.message}"
+                    if failure
+                    else f"the service exited with code {code}; see its log"
+                )
+        elif (
+            started is None
+            and self._exit_message is None
+            and (failure := startfail.read(since=self._created_at))
+        ):
+            # Started elsewhere (at login, from a terminal) and failed since this tray began.
+            self._exit_message = f"the service could not start: {failure.message}"
         elif started is None and self.auto_start and self._exit_message is None:
             # Only once: after a failed start the user decides (menu: Start service).
             self.auto_start = False
@@ -177,6 +191,7 @@ class TrayApp:
             if self._started is not None and self._started.poll() is None:
                 return
         self._exit_message = None
+        self._started_at = time.time()
         process = self._spawn(self._service_command)
         with self._lock:
             self._started = process

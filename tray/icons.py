@@ -78,7 +78,7 @@ def summary(status: dict[str, Any] | None) -> str:
         return f"paused, {queued} waiting{failed_text}" if queued else f"paused{failed_text}"
     if state == "error":
         errors = status.get("errors") or []
-        last = errors[-1].get("message") if errors and isinstance(errors[-1], dict) else None
+        last = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
         return f"error: {last}" if last else "error"
     return f"{state}..."  # starting..., stopping...
 

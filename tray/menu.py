@@ -9,9 +9,10 @@ from typing import Any, Protocol
 
 from dropsight.daemon import paths
 from dropsight.tray import desktop
-from dropsight.tray.icons import is_fallback, tooltip_for, visual_state
+from dropsight.tray.icons import is_fallback, summary, tooltip_for, visual_state
 
 RECENT_MENU_ITEMS = 10
+MENU_TEXT_MAX_CHARS = 300
 SEPARATOR_LABEL = "-"
 
 
@@ -65,6 +66,9 @@ def build_menu(
     state = visual_state(status)
     connected = client is not None and status is not None
     items = [MenuItem(tooltip_for(status), enabled=False)]
+    full = f"Dropsight: {summary(status)}"
+    if state == "error" and len(full) > len(items[0].label):  # the tooltip had to cut it
+        items.append(MenuItem(full[:MENU_TEXT_MAX_CHARS], enabled=False))
     if status and is_fallback(status):
         model = status.get("model") or {}
         items.append(

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, ImageTk
 
+from dropsight.daemon import startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import logsetup
 from dropsight.tray.icons import icon_for, is_fallback, summary, visual_state
@@ -33,6 +34,7 @@ STATUS_POLL_MS = 1000
 RESULT_POLL_MS = 50
 WORKER_JOIN_TIMEOUT_S = 2.0
 RECENT_ROWS = 7
+BANNER_WRAP_PX = 720
 IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
 
 _ACCENT = "#2176d2"
@@ -133,7 +135,8 @@ class Viewer:
         root.columnconfigure(0, weight=1)
         root.rowconfigure(2, weight=1)
         self._build_header()
-        self.banner = ttk.Label(root, style="Warn.TLabel", name="banner")
+        # Wrapped, so a long message (a config error) never widens the window.
+        self.banner = ttk.Label(root, style="Warn.TLabel", name="banner", wraplength=BANNER_WRAP_PX)
         self.banner.grid(row=1, column=0, sticky="ew", padx=12)
         self.banner.grid_remove()
         body = ttk.Frame(root, padding=(12, 6), name="body")
@@ -325,8 +328,12 @@ class Viewer:
         self.rescan_button.configure(state="normal" if connected else "disabled")
         self.choose_button.configure(state="normal" if connected else "disabled")
         if status is None:
+            failure = startfail.read()
             self._show_banner(
-                "Dropsight is not running: start it with `dropsight service` or `dropsight tray`."
+                f"The service could not start: {failure.message}"
+                if failure
+                else "Dropsight is not running: start it with `dropsight service` or "
+                "`dropsight tray`."
             )
         elif is_fallback(status):
             self._show_banner(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -249,6 +250,35 @@ def test_catch_up_scan_finds_files_added_while_down(
     wait_for(lambda: len(sidecars(watched)) == 30, 30, "30 sidecars")
     assert fake.images == 30
     assert not stale.exists(), "stale temp file from a crash left behind"
+
+
+def test_catch_up_scan_spares_temp_files_written_since_the_start(watched: Path) -> None:
+    """Photos arrive while the model loads; the scan after it must not delete the writer's
+    temp file in flight (seen: "cannot write cat.jpg.json: No such file or directory")."""
+    loading = threading.Event()
+
+    def slow_factory(_settings: Settings) -> FakeClassifier:
+        loading.wait(10)
+        return FakeClassifier()
+
+    old = watched / ".old.jpg.json.00000000.dropsight-tmp"
+    old.write_text("{half")
+    os.utime(old, (time.time() - 60, time.time() - 60))
+    service = Service(_settings_for(watched), classifier_factory=slow_factory)
+    service.start()
+    try:
+        in_flight = watched / ".new.jpg.json.12345678.dropsight-tmp"
+        in_flight.write_text("{being written")  # as the writer does, after the start
+        loading.set()
+        wait_for(lambda: not old.exists(), 20, "the dead process's temp file removed")
+        wait_for(lambda: service.status()["state"] == "idle", 20, "idle after the scan")
+        assert in_flight.exists()
+    finally:
+        service.join()
+
+
+def _settings_for(folder: Path) -> Settings:
+    return Settings(watch=WatchSettings(folders=(folder,), settle_time_s=0.3, rescan_interval_s=0))
 
 
 def test_output_folder_mirrors_the_tree(

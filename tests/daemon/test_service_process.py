@@ -88,10 +88,14 @@ def _start(
 def test_real_model_labels_dropped_photos_and_stops_cleanly_on_sigterm(
     tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path]
 ) -> None:
+    from dropsight.daemon import startfail
+
     folder = tmp_path / "in"
     folder.mkdir()
+    startfail.record("config error: an earlier start failed")
     svc = _start(services, folder, tmp_path)
     svc.wait_ready()
+    wait_for(lambda: startfail.read() is None, 10, "the old start failure forgotten")
     shutil.copy(photos["chelsea"], folder / "cat.jpg")
     shutil.copy(photos["coffee"], folder / "coffee.jpg")
     wait_for(lambda: len(sidecars(folder)) == 2, 30, "sidecars")

@@ -124,6 +124,32 @@ def test_service_that_dies_shows_an_error_and_is_not_restarted(spawner: Spawner)
     app.shutdown()
 
 
+def test_a_bad_config_reaches_the_tooltip_menu_and_log() -> None:
+    """The real `dropsight service`, started as the tray does (output discarded), refuses
+    `top_k = 0`: the tooltip, the menu and the log say why."""
+    from dropsight.daemon import logs
+
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[model]\ntop_k = 0\n", "utf-8")
+    service = [sys.executable, "-m", "dropsight.daemon", "service"]
+    app = TrayApp(start_service=True, service_command=service, spawn=desktop.spawn)
+    app.poll_once()
+    started = app.started_service
+    assert started is not None
+    assert started.wait(60) == 2
+    app.poll_once()
+    reason = f"{config}: model.top_k = 0 is invalid; expected an integer from 1 to 1000"
+    status = app.display_status()
+    assert status is not None and status["state"] == "error"
+    assert status["errors"][0]["message"] == f"the service could not start: config error: {reason}"
+    labels = [item.label for item in app.menu()]
+    assert labels[0].startswith("Dropsight: error: the service could not start: config error:")
+    assert any(label.endswith("from 1 to 1000") for label in labels[:2]), labels[:2]
+    assert f"not started: config error: {reason}" in logs.log_file().read_text("utf-8")
+    app.shutdown()
+
+
 def test_reconnects_after_the_service_restarts(spawner: Spawner) -> None:
     fake = FakeController()
     app = TrayApp(start_service=False, spawn=spawner)
