@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import faulthandler
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__, paths, startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import autostart, desktop, logsetup
+from dropsight.tray.controls import TRAY_PID_ENV
 from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
 from dropsight.tray.menu import MenuItem, build_menu
 
@@ -183,6 +185,11 @@ class TrayApp:
             return
         self._last_viewer = (args, now)
         self._viewers = [v for v in self._viewers if v.poll() is None]
+        if not args and self._viewers and hasattr(signal, "SIGUSR1"):
+            # One viewer: a click on the icon brings the open one to the front.
+            with contextlib.suppress(OSError):
+                os.kill(self._viewers[-1].pid, signal.SIGUSR1)
+                return
         self._viewers.append(self._spawn(desktop.viewer_command(*args)))
 
     def start_service(self) -> None:
@@ -456,5 +463,6 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logsetup.setup("tray")
+    os.environ[TRAY_PID_ENV] = str(os.getpid())  # the viewers' Quit ends this tray too
     app = TrayApp(start_service=not args.no_start_service)
     return run_tray(app)

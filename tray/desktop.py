@@ -16,10 +16,6 @@ log = logging.getLogger(__name__)
 # and the windowed tray launcher (no console window at login on Windows).
 CLI_EXE_NAME = "dropsight"
 TRAY_EXE_NAME = "dropsight-tray"
-_NEW_CONFIG_TEXT = (
-    "# Dropsight configuration. Every key is optional; see the documented defaults\n"
-    "# (config/default.toml in the source tree) for what can be set here.\n"
-)
 
 
 def _exe(name: str) -> Path:
@@ -102,27 +98,9 @@ def open_path(path: Path) -> None:
     )
 
 
-def default_config_template() -> Path:
-    """The documented default config shipped with the app."""
-    from dropsight.config.settings import DEFAULT_TOML
-
-    return DEFAULT_TOML
-
-
 def ensure_config_file(path: Path) -> Path:
     """Create the user's config file from the documented defaults if it does not exist."""
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    template = default_config_template()
-    try:
-        text = template.read_text(encoding="utf-8")
-    except OSError:
-        text = _NEW_CONFIG_TEXT
-    try:
-        # "x": never overwrite a file that appeared in the meantime.
-        with path.open("x", encoding="utf-8") as fh:
-            fh.write(text)
-    except FileExistsError:
-        pass
+    from dropsight.config.edit import init
+
+    init(path)
     return path

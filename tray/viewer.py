@@ -7,7 +7,9 @@ import datetime as dt
 import json
 import logging
 import queue
+import signal
 import threading
+import time
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from PIL import Image, ImageOps, ImageTk
 from dropsight.daemon import startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import logsetup
+from dropsight.tray.controls import Actions, ControlBar
 from dropsight.tray.icons import icon_for, is_fallback, summary, visual_state
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ RESULT_POLL_MS = 50
 WORKER_JOIN_TIMEOUT_S = 2.0
 RECENT_ROWS = 7
 BANNER_WRAP_PX = 720
+MESSAGE_HOLD_S = 6.0
 IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
 
 _ACCENT = "#2176d2"
@@ -103,8 +107,12 @@ class Viewer:
         root: tk.Tk,
         connect: Callable[[], ServiceClient] = ServiceClient.connect,
         choose_file: Callable[[], str | None] | None = None,
+        actions: Actions | None = None,
     ) -> None:
         self.root = root
+        self.actions = actions or Actions(lambda: self._status, self._stop_service)
+        self._message: tuple[str, float] = ("", 0.0)
+        self._raise_requested = False
         self._connect = connect
         self._choose_file = choose_file or self._ask_file
         self._client: ServiceClient | None = None
@@ -133,14 +141,16 @@ class Viewer:
         root.minsize(820, 600)
         self._build_style()
         root.columnconfigure(0, weight=1)
-        root.rowconfigure(2, weight=1)
+        root.rowconfigure(3, weight=1)
         self._build_header()
+        self.controls = ControlBar(root, self.actions, on_message=self.say, on_quit=self.close)
+        self.controls.frame.grid(row=1, column=0, sticky="ew")
         # Wrapped, so a long message (a config error) never widens the window.
         self.banner = ttk.Label(root, style="Warn.TLabel", name="banner", wraplength=BANNER_WRAP_PX)
-        self.banner.grid(row=1, column=0, sticky="ew", padx=12)
+        self.banner.grid(row=2, column=0, sticky="ew", padx=12)
         self.banner.grid_remove()
         body = ttk.Frame(root, padding=(12, 6), name="body")
-        body.grid(row=2, column=0, sticky="nsew")
+        body.grid(row=3, column=0, sticky="nsew")
         body.columnconfigure(0, weight=1)
         body.rowconfigure(1, weight=1)
         self._build_photo(body)
@@ -228,7 +238,7 @@ class Viewer:
     def _build_recent(self) -> None:
         root = self.root
         recent = ttk.LabelFrame(root, text="Recent results", padding=(8, 4), name="recent")
-        recent.grid(row=3, column=0, sticky="nsew", padx=12, pady=(6, 12))
+        recent.grid(row=4, column=0, sticky="nsew", padx=12, pady=(6, 12))
         recent.columnconfigure(0, weight=1)
         self.recent_tree = ttk.Treeview(
             recent,
@@ -264,6 +274,11 @@ class Viewer:
             del self._after_ids[:-8]
 
     def _drain_results(self) -> None:
+        if self._raise_requested:
+            self._raise_requested = False
+            self.root.deiconify()
+            self.root.lift()
+            self.root.focus_force()
         while True:
             try:
                 kind, value = self._results.get_nowait()
@@ -327,7 +342,11 @@ class Viewer:
         )
         self.rescan_button.configure(state="normal" if connected else "disabled")
         self.choose_button.configure(state="normal" if connected else "disabled")
-        if status is None:
+        self.controls.show(status)
+        text, until = self._message
+        if text and time.monotonic() < until:
+            self._show_banner(text)
+        elif status is None:
             failure = startfail.read()
             self._show_banner(
                 f"The service could not start: {failure.message}"
@@ -347,6 +366,20 @@ class Viewer:
     def _show_banner(self, text: str) -> None:
         self.banner.configure(text=text)
         self.banner.grid()
+
+    def say(self, text: str) -> None:
+        """Show a short message (what a button just did) for a few seconds."""
+        self._message = (text, time.monotonic() + MESSAGE_HOLD_S)
+        self._show_banner(text)
+
+    def _stop_service(self) -> None:
+        client = self._client
+        if client is not None:
+            self._worker.submit("command", client.stop)
+
+    def request_raise(self) -> None:
+        """Bring the window to the front at the next chance (safe from a signal handler)."""
+        self._raise_requested = True
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -371,9 +404,11 @@ class Viewer:
     # --- classifying --------------------------------------------------------------------------
 
     def _ask_file(self) -> str | None:
+        folders = self.actions.folders()
         chosen = filedialog.askopenfilename(
             parent=self.root,
             title="Choose an image",
+            initialdir=str(folders[0]) if folders else None,
             filetypes=[("Images", IMAGE_TYPES), ("All files", "*")],
         )
         return chosen or None
@@ -597,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     root.report_callback_exception = _report_callback_exception
     viewer = Viewer(root)
+    if hasattr(signal, "SIGUSR1"):  # the tray asks an open viewer to come forward
+        signal.signal(signal.SIGUSR1, lambda *_: viewer.request_raise())
     if args.image:
         root.after(300, lambda: viewer.show_result(args.image, args.sidecar))
     elif args.choose:

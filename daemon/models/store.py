@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dropsight.config.settings import ModelSettings
 from dropsight.daemon import __version__, paths
@@ -148,8 +151,10 @@ def _run_converter(args: list[str], what: str) -> None:
     cmd = [sys.executable, "-m", "dropsight.daemon.models.convert", *args]
     # Our progress lines go to the log as they come; TensorFlow's start-up chatter (CUDA
     # probes and the like) is kept back and shown only if the step fails. Keras' download
-    # progress bar writes to stdout, which the download step inherits.
-    stdout = None if args[0] == "download-vgg16" else subprocess.DEVNULL
+    # progress bar writes to stdout: it goes to our stderr, so `--json` output stays JSON.
+    stdout: Any = subprocess.DEVNULL
+    if args[0] == "download-vgg16" and sys.stderr is not None:
+        stdout = sys.stderr
     other: deque[str] = deque(maxlen=CONVERTER_TAIL_LINES)
     with subprocess.Popen(
         cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, errors="replace"
@@ -162,4 +167,12 @@ def _run_converter(args: list[str], what: str) -> None:
             elif line:
                 other.append(line)
     if proc.returncode != 0:
-        raise ModelUnavailable(f"could not {what} (exit {proc.returncode}):\n" + "\n".join(other))
+        raise ModelUnavailable(f"could not {what}: {gist(other)}\n" + "\n".join(other))
+
+
+def gist(lines: Sequence[str]) -> str:
+    """The one line of a failed step's output that says why ("no network: ...")."""
+    last = next((line for line in reversed(lines) if line and not line[0].isspace()), "")
+    if re.search(r"URL fetch failure|Name or service not known|name resolution|unreachable", last):
+        return "no network (" + last.rsplit("-- ", 1)[-1].strip() + ")"
+    return last.split(": ", 1)[-1][:200] or "it failed"

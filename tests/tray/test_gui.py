@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -511,3 +512,148 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
             if isinstance(pid, int) and pid != os.getpid():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def test_viewer_controls_drive_a_real_service(
+    display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tray menu action from the viewer alone (X11 trays have no menus), against a real
+    in-process service: stop, start, folders, settings, log, start at login, XMP, quit."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.config.settings import DEFAULT_TOML, load
+    from dropsight.daemon import paths, startfail
+    from dropsight.daemon.service import Service
+    from dropsight.tray.viewer import Viewer
+    from tests.daemon.helpers import FakeClassifier, make_photo
+
+    opened: list[Path] = []
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(desktop, "open_path", opened.append)
+    monkeypatch.setattr(desktop, "spawn", spawned.append)
+    first, second = tmp_path / "Phone", tmp_path / "Camera"
+    first.mkdir()
+    second.mkdir()
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[watch]\nfolders = ["{first}"]\nsettle_time_s = 0.3\n', "utf-8")
+    service = Service(
+        load(config),
+        classifier_factory=lambda _s: FakeClassifier(),
+        reload_settings=lambda: load(config),
+    )
+    server = ControlServer(service)
+    service.start()
+    server.start()
+    root = tk.Tk(className="Dropsight")
+    root.geometry("+0+0")
+    viewer = Viewer(root)
+    controls = viewer.controls
+
+    def pump_until(condition: Callable[[], object], what: str, timeout_s: float = 20) -> None:
+        def check() -> object:
+            root.update()
+            return condition()
+
+        wait_for(check, timeout_s, what)
+
+    def shot(name: str, window: Any = None) -> None:
+        window = window or root
+        root.update_idletasks()
+        x, y = window.winfo_rootx(), window.winfo_rooty()
+        box = (x, y, x + window.winfo_width(), y + window.winfo_height())
+        screenshot(tmp_path / name, display, box)
+
+    try:
+        pump_until(lambda: controls.service_button.cget("text") == "Stop service", "connected")
+        shot("viewer-controls.png")
+
+        # Folders: add one with the picker, and the running service watches it.
+        dialog = controls.open_folders()
+        dialog.choose_folder = lambda: str(second)
+        pump_until(lambda: dialog.listbox.get(0, "end") == (str(first),), "the folder list")
+        dialog.add_button.invoke()
+        assert dialog.listbox.get(0, "end") == (str(first), str(second))
+        pump_until(lambda: len(service.status()["folders"]) == 2, "the service watching both")
+        make_photo(second / "new.jpg")
+        pump_until((second / "new.jpg.json").exists, "a photo in the added folder labelled")
+        shot("viewer-folders.png", dialog.window)
+        dialog.listbox.selection_set(0)
+        dialog.open_button.invoke()
+        assert opened[-1] == first
+        dialog.remove_button.invoke()
+        pump_until(lambda: len(service.status()["folders"]) == 1, "the folder dropped")
+        assert load(config).watch.folders == (second,)
+        dialog.close()
+
+        # Settings, log, start at login, XMP.
+        controls.settings_button.invoke()
+        assert opened[-1] == config
+        controls.log_button.invoke()
+        assert opened[-1].name in ("dropsight.log", "log")
+        controls.login_check.invoke()
+        assert controls.login_var.get() is True
+        controls.login_check.invoke()
+        assert controls.login_var.get() is False
+        controls.xmp_check.invoke()
+        assert load(config).output.xmp == "beside"
+        pump_until(lambda: service.status()["output"]["xmp"] == "beside", "XMP on")
+        pump_until(lambda: (second / "new.jpg.xmp").exists(), "the caught-up XMP file")
+
+        # Stop: the service ends, the viewer offers Start, which starts one.
+        controls.service_button.invoke()
+        assert service.wait(10)
+        server.stop()
+        service.join()
+        pump_until(lambda: controls.service_button.cget("text") == "Start service", "offline")
+        controls.service_button.invoke()
+        assert spawned == [desktop.service_command()]
+
+        # A service that could not start: the reason, in a banner that does not widen the window.
+        width = root.winfo_width()
+        reason = f"config error: {config}: model.top_k = 0 is invalid; expected 1 to 1000"
+        startfail.record(reason)
+        viewer._message = ("", 0.0)
+        pump_until(lambda: reason in str(viewer.banner.cget("text")), "the start failure")
+        root.update_idletasks()
+        assert root.winfo_width() == width
+        shot("viewer-start-failed.png")
+
+        controls.quit_button.invoke()
+        assert viewer._closed
+        assert DEFAULT_TOML.exists()
+    finally:
+        viewer.close()
+        server.stop()
+        service.join()
+
+
+def test_clicking_the_icon_again_raises_the_one_viewer(
+    display: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second click brings the open viewer forward instead of starting another process."""
+    need("xdotool")
+    from dropsight.tray import app as tray_app
+
+    monkeypatch.setattr(tray_app, "VIEWER_DEBOUNCE_S", 0.0)
+    app = tray_app.TrayApp(start_service=False)
+    try:
+        app.open_viewer()
+        wait_for(lambda: window_named("Dropsight"), 30, "the viewer window")
+        (window,) = xdotool_search("^Dropsight$")
+        subprocess.run(["xdotool", "windowunmap", "--sync", window], check=True, timeout=10)
+        assert not visible(window)
+        app.open_viewer()
+        wait_for(lambda: visible(window), 10, "the same viewer shown again")
+        assert len(app._viewers) == 1
+        assert app._viewers[0].poll() is None
+        assert xdotool_search("^Dropsight$") == [window]
+    finally:
+        app.shutdown()
+
+
+def visible(window: str) -> bool:
+    info = subprocess.run(
+        ["xwininfo", "-id", window], capture_output=True, text=True, timeout=10, check=False
+    ).stdout
+    return "IsViewable" in info

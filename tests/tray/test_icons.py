@@ -124,7 +124,9 @@ def test_progress_counts_failures_as_processed() -> None:
         (status("paused"), "Dropsight: paused"),
         (status("starting"), "Dropsight: starting..."),
         (
-            status("error", errors=[{"message": "x"}, {"message": "disk full"}]),
+            status(
+                "error", errors=[{"message": "disk full"}, {"message": "older"}]
+            ),  # newest first
             "Dropsight: error: disk full",
         ),
         (status("error"), "Dropsight: error"),

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from dropsight.config.settings import DEFAULT_TOML
 from dropsight.daemon import paths
-from dropsight.tray import desktop
 from dropsight.tray.icons import tooltip_for
 from dropsight.tray.menu import MenuItem, build_menu, log_target, settings_file
 
@@ -259,11 +259,7 @@ def test_settings_creates_config_from_defaults(
     action()
     target = paths.config_file()
     assert host.calls == [("open_path", target)]
-    template = desktop.default_config_template()
-    if template.exists():
-        assert target.read_text() == template.read_text()
-    else:
-        assert target.read_text().startswith("#")
+    assert target.read_text() == DEFAULT_TOML.read_text()
 
 
 def test_settings_uses_the_services_config_path(tmp_path: Path) -> None:
@@ -277,14 +273,6 @@ def test_settings_never_overwrites(tmp_path: Path) -> None:
     config.write_text("[watch]\nfolders = ['~/Pictures']\n")
     settings_file({"config_path": str(config)})
     assert config.read_text() == "[watch]\nfolders = ['~/Pictures']\n"
-
-
-def test_settings_without_template_writes_a_comment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(desktop, "default_config_template", lambda: tmp_path / "missing.toml")
-    config = settings_file({"config_path": str(tmp_path / "new.toml")})
-    assert config.read_text().startswith("# Dropsight configuration")
 
 
 def test_open_log_opens_file_or_its_folder(tmp_path: Path) -> None:

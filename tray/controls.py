@@ -1,0 +1,334 @@
+"""What the tray menu offers, as the viewer's buttons (X11 trays have no menus) and dialog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+from tkinter import filedialog, ttk
+from typing import Any
+
+from dropsight.config.edit import add_folders, remove_folders, set_value
+from dropsight.config.settings import ConfigError, load
+from dropsight.daemon import paths
+from dropsight.tray import autostart, desktop
+from dropsight.tray.menu import log_target, settings_file
+
+log = logging.getLogger(__name__)
+
+# Set by the tray for the viewers it opens: the viewer's Quit ends the tray as well.
+TRAY_PID_ENV = "DROPSIGHT_TRAY_PID"
+
+
+class Actions:
+    """The tray's actions without the tray: start/stop, folders, settings, log, login, quit."""
+
+    def __init__(
+        self,
+        status: Callable[[], dict[str, Any] | None],
+        stop_service: Callable[[], None],
+    ) -> None:
+        self._status = status
+        self._stop_service = stop_service
+
+    # Looked up at each use, so tests can watch what would be started or opened.
+    def _spawn(self, command: list[str]) -> None:
+        desktop.spawn(command)
+
+    def _open_path(self, path: Path) -> None:
+        desktop.open_path(path)
+
+    def config_path(self) -> Path:
+        """The config file the running service uses (or would use)."""
+        configured = (self._status() or {}).get("config_path")
+        return Path(str(configured)) if configured else paths.config_file()
+
+    def start_service(self) -> None:
+        """Start `dropsight service` in the background."""
+        self._spawn(desktop.service_command())
+
+    def stop_service(self) -> None:
+        """Ask the running service to stop."""
+        self._stop_service()
+
+    def folders(self) -> list[Path]:
+        """The watched folders: the config's (what the user edits), else the service's own
+        (the default folder, or --watch on its command line)."""
+        try:
+            configured = list(load(self.config_path()).watch.folders)
+        except ConfigError:
+            configured = []
+        status = self._status() or {}
+        return configured or [Path(str(f["path"])) for f in status.get("folders") or []]
+
+    def add_folder(self, folder: Path) -> str:
+        """Watch one more folder (the service follows its config file); a line to show."""
+        try:
+            added = add_folders(self.config_path(), [folder])
+        except (ConfigError, OSError) as exc:
+            return f"Could not add {folder}: {exc}"
+        return f"Watching {folder}" if added else f"{folder} is watched already"
+
+    def remove_folder(self, folder: Path) -> str:
+        """Stop watching a folder; a line to show."""
+        try:
+            removed = remove_folders(self.config_path(), [folder])
+        except (ConfigError, OSError) as exc:
+            return f"Could not remove {folder}: {exc}"
+        return f"No longer watching {folder}" if removed else f"{folder} was not in the config"
+
+    def open_folder(self, folder: Path) -> None:
+        """Show a folder in the file manager."""
+        self._open_path(folder)
+
+    def open_settings(self) -> None:
+        """Open the config file (created from the documented defaults if missing)."""
+        self._open_path(settings_file(self._status()))
+
+    def open_log(self) -> None:
+        """Open the service's log."""
+        self._open_path(log_target(self._status()))
+
+    def start_at_login(self) -> bool:
+        """Whether Dropsight starts at login."""
+        try:
+            return autostart.is_enabled()
+        except OSError:
+            return False
+
+    def set_start_at_login(self, enabled: bool) -> None:
+        """Turn starting at login on or off."""
+        if enabled:
+            autostart.enable()
+        else:
+            autostart.disable()
+
+    def xmp_enabled(self) -> bool:
+        """Whether the service writes XMP keywords."""
+        output = (self._status() or {}).get("output") or {}
+        return output.get("xmp") == "beside"
+
+    def set_xmp(self, enabled: bool) -> str | None:
+        """Turn XMP keywords on or off in the config; an error line, or None."""
+        try:
+            set_value(self.config_path(), "output", "xmp", "beside" if enabled else "off")
+        except (ConfigError, OSError) as exc:
+            return f"Could not change the XMP setting: {exc}"
+        return None
+
+    def quit_all(self) -> None:
+        """Stop the service and the tray that opened this viewer (Quit in the tray menu)."""
+        try:
+            self._stop_service()
+        except Exception as exc:  # not running: nothing to stop
+            log.info("no service to stop: %s", exc)
+        tray = os.environ.get(TRAY_PID_ENV)
+        if tray and tray.isdigit() and int(tray) != os.getpid():
+            try:
+                os.kill(int(tray), signal.SIGTERM)
+            except OSError as exc:
+                log.info("the tray (pid %s) is gone: %s", tray, exc)
+
+
+class ControlBar:
+    """The row of buttons under the viewer's status line."""
+
+    def __init__(
+        self,
+        parent: tk.Misc,
+        actions: Actions,
+        *,
+        on_message: Callable[[str], None],
+        on_quit: Callable[[], None],
+    ) -> None:
+        self.actions = actions
+        self._on_message = on_message
+        self._on_quit = on_quit
+        self.frame = ttk.Frame(parent, padding=(12, 0, 12, 4), name="controls")
+        self.service_button = ttk.Button(
+            self.frame, text="Start service", command=self._toggle_service, name="service"
+        )
+        self.folders_button = ttk.Button(
+            self.frame, text="Folders\u2026", command=self.open_folders, name="folders"
+        )
+        self.settings_button = ttk.Button(
+            self.frame, text="Settings", command=actions.open_settings, name="settings"
+        )
+        self.log_button = ttk.Button(
+            self.frame, text="Open log", command=actions.open_log, name="log"
+        )
+        self.login_var = tk.BooleanVar(self.frame, value=actions.start_at_login())
+        self.login_check = ttk.Checkbutton(
+            self.frame,
+            text="Start at login",
+            variable=self.login_var,
+            command=self._toggle_login,
+            name="login",
+        )
+        self.xmp_var = tk.BooleanVar(self.frame, value=False)
+        self.xmp_check = ttk.Checkbutton(
+            self.frame,
+            text="Write XMP keywords",
+            variable=self.xmp_var,
+            command=self._toggle_xmp,
+            name="xmp",
+        )
+        self.quit_button = ttk.Button(
+            self.frame, text="Quit Dropsight", command=self._quit, name="quit"
+        )
+        widgets = (
+            self.service_button,
+            self.folders_button,
+            self.settings_button,
+            self.log_button,
+            self.login_check,
+            self.xmp_check,
+        )
+        for column, widget in enumerate(widgets):
+            widget.grid(row=0, column=column, padx=(0, 6))
+        self.frame.columnconfigure(len(widgets), weight=1)
+        self.quit_button.grid(row=0, column=len(widgets) + 1, sticky="e")
+        self.dialog: FoldersDialog | None = None
+        self._running = False
+
+    def show(self, status: dict[str, Any] | None) -> None:
+        """Follow the service: Start when none runs, Stop when one does."""
+        self._running = status is not None and status.get("state") != "stopping"
+        self.service_button.configure(text="Stop service" if self._running else "Start service")
+        self.xmp_var.set(self.actions.xmp_enabled())
+        self.xmp_check.configure(state="normal" if status is not None else "disabled")
+        if self.dialog is not None and self.dialog.alive:
+            self.dialog.refresh()
+
+    def _toggle_service(self) -> None:
+        if self._running:
+            self.actions.stop_service()
+            self._on_message("Stopping the service\u2026")
+        else:
+            self.actions.start_service()
+            self._on_message("Starting the service\u2026")
+
+    def _toggle_login(self) -> None:
+        try:
+            self.actions.set_start_at_login(self.login_var.get())
+        except OSError as exc:
+            self._on_message(f"Could not change start at login: {exc}")
+        self.login_var.set(self.actions.start_at_login())
+
+    def _toggle_xmp(self) -> None:
+        problem = self.actions.set_xmp(self.xmp_var.get())
+        if problem:
+            self._on_message(problem)
+            self.xmp_var.set(not self.xmp_var.get())
+
+    def _quit(self) -> None:
+        self.actions.quit_all()
+        self._on_quit()
+
+    def open_folders(self) -> FoldersDialog:
+        """Show the watched-folders dialog (one at a time)."""
+        if self.dialog is None or not self.dialog.alive:
+            self.dialog = FoldersDialog(self.frame.winfo_toplevel(), self.actions, self._on_message)
+        self.dialog.window.lift()
+        return self.dialog
+
+
+class FoldersDialog:
+    """Watched folders: add (with a folder picker), remove, open."""
+
+    def __init__(
+        self,
+        parent: tk.Misc,
+        actions: Actions,
+        on_message: Callable[[str], None],
+        choose_folder: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.actions = actions
+        self._on_message = on_message
+        self.choose_folder = choose_folder or self._ask_folder
+        self.window = tk.Toplevel(parent, name="folders")
+        self.window.title("Dropsight: watched folders")
+        self.window.minsize(520, 260)
+        self.window.columnconfigure(0, weight=1)
+        self.window.rowconfigure(1, weight=1)
+        ttk.Label(
+            self.window,
+            text="New photos in these folders (and their sub-folders) are labelled.",
+            padding=(10, 10, 10, 4),
+        ).grid(row=0, column=0, columnspan=2, sticky="w")
+        self.listbox = tk.Listbox(self.window, height=8, name="list", activestyle="none")
+        self.listbox.grid(row=1, column=0, sticky="nsew", padx=(10, 6), pady=4)
+        buttons = ttk.Frame(self.window, padding=(0, 4, 10, 4))
+        buttons.grid(row=1, column=1, sticky="n")
+        self.add_button = ttk.Button(buttons, text="Add folder\u2026", command=self.add, name="add")
+        self.remove_button = ttk.Button(buttons, text="Remove", command=self.remove, name="remove")
+        self.open_button = ttk.Button(buttons, text="Open", command=self.open, name="open")
+        for row, button in enumerate((self.add_button, self.remove_button, self.open_button)):
+            button.grid(row=row, column=0, sticky="ew", pady=2)
+        self.note = ttk.Label(self.window, text="", padding=(10, 4, 10, 10), name="note")
+        self.note.grid(row=2, column=0, columnspan=2, sticky="w")
+        self._shown: list[Path] = []
+        self.refresh()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the dialog is still open."""
+        try:
+            return bool(self.window.winfo_exists())
+        except tk.TclError:
+            return False
+
+    def refresh(self) -> None:
+        """Show the current list."""
+        folders = self.actions.folders()
+        if folders == self._shown:
+            return
+        self._shown = folders
+        self.listbox.delete(0, "end")
+        for folder in folders:
+            self.listbox.insert("end", str(folder))
+
+    def _ask_folder(self) -> str | None:
+        start = self._shown[0] if self._shown else paths.default_watch_folder().parent
+        chosen = filedialog.askdirectory(
+            parent=self.window, title="Watch a folder", initialdir=str(start), mustexist=True
+        )
+        return chosen or None
+
+    def _selected(self) -> Path | None:
+        picked = self.listbox.curselection()
+        return self._shown[picked[0]] if picked else None
+
+    def add(self) -> None:
+        """Pick a folder and watch it."""
+        chosen = self.choose_folder()
+        if chosen:
+            self._say(self.actions.add_folder(Path(chosen).expanduser().absolute()))
+            self.refresh()
+
+    def remove(self) -> None:
+        """Stop watching the selected folder."""
+        folder = self._selected()
+        if folder is None:
+            self._say("Select a folder to remove.")
+            return
+        self._say(self.actions.remove_folder(folder))
+        self.refresh()
+
+    def open(self) -> None:
+        """Open the selected folder in the file manager."""
+        folder = self._selected()
+        if folder is not None:
+            self.actions.open_folder(folder)
+
+    def _say(self, text: str) -> None:
+        self.note.configure(text=text)
+        self._on_message(text)
+
+    def close(self) -> None:
+        """Close the dialog."""
+        if self.alive:
+            self.window.destroy()
