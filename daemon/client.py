@@ -94,6 +94,18 @@ class ServiceClient:
         """Ask the service to shut down (returns at once)."""
         self._request("POST", "stop", {})
 
+    def relabel(self) -> None:
+        """Label photos labelled by another model again, with the current one."""
+        self._request("POST", "relabel", {})
+
+    def reload(self) -> None:
+        """Make the service read its config file again."""
+        self._request("POST", "reload", {})
+
+    def reload_model(self) -> None:
+        """Make the service look for the configured model again (its weights just arrived)."""
+        self._request("POST", "models/reload", {})
+
     def classify(self, path: Path | str) -> dict[str, Any]:
         """Classify one file through the service; returns a sidecar-shaped dict."""
         absolute = str(Path(path).expanduser().absolute())

@@ -216,6 +216,9 @@ ROUTES: dict[str, Literal["GET", "POST"]] = {
     "rescan": "POST",
     "stop": "POST",
     "classify": "POST",
+    "relabel": "POST",  # label photos done by another model again, now
+    "reload": "POST",  # read the config file again
+    "models/reload": "POST",  # look for the configured model again (weights just arrived)
 }
 
 ErrorCode = Literal[

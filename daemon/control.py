@@ -38,6 +38,9 @@ class Controller(Protocol):
     def rescan(self) -> None: ...
     def classify(self, path: Path) -> SidecarRecord: ...  # raises for bad paths
     def stop(self) -> None: ...  # asks the service to shut down (returns at once)
+    def relabel(self) -> None: ...
+    def reload(self) -> None: ...
+    def reload_model(self) -> None: ...
 
 
 def control_file() -> Path:
@@ -124,6 +127,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "rescan": ("POST", lambda: self._action(controller.rescan)),
             "stop": ("POST", lambda: self._action(controller.stop)),
             "classify": ("POST", self._classify),
+            "relabel": ("POST", lambda: self._action(controller.relabel)),
+            "reload": ("POST", lambda: self._action(controller.reload)),
+            "models/reload": ("POST", lambda: self._action(controller.reload_model)),
         }
 
     def _dispatch(self) -> None:

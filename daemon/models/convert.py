@@ -29,7 +29,9 @@ def convert(name: str, weights: Path, out: Path) -> None:
     _say(f"building {name} in Keras from {weights} ...")
     builder = importlib.import_module(registry.spec(name).builder)
     model = builder.build(weights)
-    _say(f"converting {name} to LiteRT (a one-time step; VGG16 takes 30-45 s and about 6 GB of memory) ...")
+    _say(
+        f"converting {name} to LiteRT (a one-time step; VGG16 takes 30-45 s and about 6 GB of memory) ..."
+    )
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     data = converter.convert()
     write_bytes_atomic(out, data)

@@ -70,6 +70,15 @@ class FakeController:
     def stop(self) -> None:
         self.calls.append("stop")
 
+    def relabel(self) -> None:
+        self.calls.append("relabel")
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+
+    def reload_model(self) -> None:
+        self.calls.append("reload_model")
+
     def classify(self, path: Path) -> SidecarRecord:
         if path.name == "missing.jpg":
             raise FileNotFoundError(f"no such file: {path}")
@@ -144,7 +153,7 @@ def test_status_with_token(server: ControlServer) -> None:
     assert body["queued"] == TOTAL
 
 
-@pytest.mark.parametrize("name", ["pause", "resume", "rescan", "stop"])
+@pytest.mark.parametrize("name", ["pause", "resume", "rescan", "stop", "relabel", "reload"])
 @pytest.mark.parametrize("body", [None, b"{}"])
 def test_actions(
     server: ControlServer, fake: FakeController, name: str, body: bytes | None
@@ -452,7 +461,10 @@ def test_client_round_trip(server: ControlServer, fake: FakeController, tmp_path
     client.resume()
     client.rescan()
     client.stop()
-    assert fake.calls == ["pause", "resume", "rescan", "stop"]
+    client.relabel()
+    client.reload()
+    client.reload_model()
+    assert fake.calls == ["pause", "resume", "rescan", "stop", "relabel", "reload", "reload_model"]
     assert client.classify(tmp_path / "a.jpg")["status"] == "ok"
     with pytest.raises(FileNotFoundError, match=r"missing\.jpg"):
         client.classify(tmp_path / "missing.jpg")

@@ -169,6 +169,15 @@ class FakeController:
         self.calls.append("stop")
         self.stopped.set()
 
+    def relabel(self) -> None:
+        self.calls.append("relabel")
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+
+    def reload_model(self) -> None:
+        self.calls.append("reload_model")
+
 
 def main() -> int:
     """Serve a FakeController until stopped (the stand-in for `dropsight service`)."""
