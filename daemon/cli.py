@@ -20,7 +20,8 @@ log = logging.getLogger("dropsight")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings `--config` (or the default config file) gives."""
     path = args.config if args.config is not None else paths.config_file()
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"{args.config}: config file not found")
@@ -58,7 +59,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from dropsight.daemon.classifier import load_classifier
     from dropsight.daemon.pipeline import Options, classify_paths
 
-    settings = _settings(args)
+    settings = settings_for(args)
     model = replace(
         settings.model,
         name=args.model or settings.model.name,
@@ -91,7 +92,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     from dropsight.daemon.startup import not_started, run_service
 
     def load() -> Settings:
-        return _settings(args).with_overrides(watch=args.watch, model=args.model, xmp=args.xmp)
+        return settings_for(args).with_overrides(watch=args.watch, model=args.model, xmp=args.xmp)
 
     try:
         settings = load()
@@ -127,7 +128,7 @@ def cmd_xmp(args: argparse.Namespace) -> int:
     """`dropsight xmp write|remove [FOLDER...]`."""
     from dropsight.daemon.xmpsync import xmp_command
 
-    return xmp_command(_settings(args), args.action, args.folders)
+    return xmp_command(settings_for(args), args.action, args.folders)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -213,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_autostart)
 
     from dropsight.daemon.configcli import add_arguments as config_arguments
+    from dropsight.daemon.modelscli import add_arguments as models_arguments
 
     config_arguments(sub, with_config)
+    models_arguments(sub, with_config)
 
     x = sub.add_parser(
         "xmp",

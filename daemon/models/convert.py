@@ -30,7 +30,8 @@ def convert(name: str, weights: Path, out: Path) -> None:
     builder = importlib.import_module(registry.spec(name).builder)
     model = builder.build(weights)
     _say(
-        f"converting {name} to LiteRT (a one-time step; VGG16 takes 30-45 s and about 6 GB of memory) ..."
+        f"converting {name} to LiteRT (a one-time step; VGG16 takes 30-45 s and about 6 GB "
+        "of memory) ..."
     )
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     data = converter.convert()

@@ -22,6 +22,7 @@ class ModelSpec:
     gflops: float  # multiply-adds x 2 per 224x224 image: how heavy inference is
     input_size: tuple[int, int] = INPUT_SIZE
     download_bytes: int = 0  # size of the weights download, when there is one
+    convert_bytes: int = 0  # memory the one-time conversion peaks at (measured)
 
 
 def _vgg16_weights(settings: ModelSettings, config_name: str) -> weights.WeightsFile:
@@ -44,6 +45,7 @@ MODELS: dict[str, ModelSpec] = {
             locate=_vgg16_weights,
             gflops=15.5,
             download_bytes=weights.VGG16_WEIGHTS_BYTES,
+            convert_bytes=6_000_000_000,
         ),
         ModelSpec(
             name="efficientnet-lite0",

@@ -125,6 +125,7 @@ def resolve(name: str, settings: ModelSettings, config_name: str) -> ModelArtifa
     found = _read_artifact(tflite, wf.origin)
     if found is not None and found.fingerprint == fp:
         return found
+    _check_memory(model)
     log.info("converting %s (weights from %s: %s) into %s", name, wf.origin, wf.path, tflite)
     _run_converter(["convert", name, str(wf.path), str(tflite)], f"convert {name}")
     write_meta(tflite, name, fp)
@@ -132,6 +133,31 @@ def resolve(name: str, settings: ModelSettings, config_name: str) -> ModelArtifa
     if artifact is None:
         raise ModelUnavailable(f"conversion of {name} left no usable file at {tflite}")
     return artifact
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (None where unknown)."""
+    try:
+        with Path("/proc/meminfo").open(encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_memory(model: registry.ModelSpec) -> None:
+    """Refuse a conversion that would run the machine out of memory, saying the ways out."""
+    have = available_memory()
+    if not model.convert_bytes or have is None or have >= model.convert_bytes:
+        return
+    raise ModelUnavailable(
+        f"converting {model.name} needs about {model.convert_bytes / 1e9:.0f} GB of free memory; "
+        f"{have / 1e9:.1f} GB is available. Close other programs and try again, install the "
+        f"Dropsight build that carries {model.name} ready-made, or use the offline model "
+        "(--model efficientnet-lite0)."
+    )
 
 
 def _run_converter(args: list[str], what: str) -> None:

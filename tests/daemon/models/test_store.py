@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,23 @@ def test_vgg16_cache_is_shared_by_every_place_the_weights_are_found(
     assert classifier.info.name == "vgg16"
     assert not classifier.info.is_fallback
     assert classifier.info.fingerprint == first.info.fingerprint
+
+
+def test_conversion_short_of_memory_says_the_ways_out(
+    app_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_weights = tmp_path / "vgg16.h5"
+    fake_weights.write_bytes(b"not really weights")
+    monkeypatch.setattr(store, "available_memory", lambda: 2_000_000_000)
+    with pytest.raises(store.ModelUnavailable) as caught:
+        store.resolve("vgg16", ModelSettings(weights=fake_weights), "cfg.toml")
+    message = str(caught.value)
+    assert "needs about 6 GB of free memory; 2.0 GB is available" in message
+    assert "--model efficientnet-lite0" in message
+    assert not list((paths.cache_dir() / "models").glob("vgg16-*"))
+
+
+def test_available_memory_is_read_on_linux() -> None:
+    have = store.available_memory()
+    if sys.platform.startswith("linux"):
+        assert have is not None and have > 100_000_000
