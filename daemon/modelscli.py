@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,9 @@ from typing import Any
 from dropsight.config.settings import MODEL_NAMES, ConfigError, Settings
 from dropsight.daemon import paths
 from dropsight.daemon.models import registry, store, weights
+from dropsight.daemon.models.sources import source_for
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-# Tests only: a local server stands in for Keras' address (never set by the app itself).
-URL_ENV = "DROPSIGHT_TEST_VGG16_URL"
-MD5_ENV = "DROPSIGHT_TEST_VGG16_MD5"
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
@@ -144,7 +141,9 @@ def _running_model() -> dict[str, Any] | None:
 
 def weights_target() -> Path:
     """Where fetched VGG16 weights go: the Keras cache, where the weights chain looks."""
-    return weights.keras_home() / "models" / weights.VGG16_WEIGHTS_FILE
+    source = source_for("vgg16")
+    assert source is not None
+    return source.target
 
 
 def _get(name: str) -> int:
@@ -152,13 +151,11 @@ def _get(name: str) -> int:
     from dropsight.daemon.progress import bar
 
     spec = registry.spec(name)
-    if not spec.download_bytes:
+    source = source_for(name)
+    if source is None:
         print(f"{name} needs no download: its weights ship with Dropsight")
         return EXIT_OK
-    target = weights_target()
-    url = os.environ.get(URL_ENV) or weights.VGG16_WEIGHTS_URL
-    md5 = os.environ.get(MD5_ENV) or weights.VGG16_WEIGHTS_MD5
-    size = None if os.environ.get(URL_ENV) else spec.download_bytes
+    target, size = source.target, source.size
     if target.is_file():
         print(f"{name} weights are here already: {target}")
         return _tell_service()
@@ -171,7 +168,7 @@ def _get(name: str) -> int:
             shown.update(p.done - shown.n)
 
         try:
-            fetch(url, target, md5=md5, size=size, on_progress=progress)
+            fetch(source.url, target, md5=source.md5, size=size, on_progress=progress)
         except DownloadError as exc:
             print(f"dropsight models get {name}: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -185,9 +182,10 @@ def _import(source: Path) -> int:
     if not source.is_file():
         print(f"dropsight models import: no such file: {source}", file=sys.stderr)
         return EXIT_FAILED
-    md5 = os.environ.get(MD5_ENV) or weights.VGG16_WEIGHTS_MD5
+    known = source_for("vgg16")
+    assert known is not None
     try:
-        target = import_file(source, weights_target(), md5=md5)
+        target = import_file(source, known.target, md5=known.md5)
     except DownloadError as exc:
         print(f"dropsight models import: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -20,8 +20,8 @@ import pytest
 from dropsight.config.settings import Settings, WatchSettings
 from dropsight.daemon.classifier import ModelInfo
 from dropsight.daemon.control import ControlServer
+from dropsight.daemon.models.sources import MD5_ENV, URL_ENV
 from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE
-from dropsight.daemon.modelscli import MD5_ENV, URL_ENV
 from dropsight.daemon.service import Service
 from tests.daemon.helpers import FakeClassifier, make_photo, wait_for
 
