@@ -106,6 +106,10 @@ class ServiceClient:
         """Make the service look for the configured model again (its weights just arrived)."""
         self._request("POST", "models/reload", {})
 
+    def get_model(self, name: str) -> None:
+        """Ask the service to download a model's weights and switch to it."""
+        self._request("POST", "models/get", {"name": name})
+
     def classify(self, path: Path | str) -> dict[str, Any]:
         """Classify one file through the service; returns a sidecar-shaped dict."""
         absolute = str(Path(path).expanduser().absolute())

@@ -219,6 +219,7 @@ ROUTES: dict[str, Literal["GET", "POST"]] = {
     "relabel": "POST",  # label photos done by another model again, now
     "reload": "POST",  # read the config file again
     "models/reload": "POST",  # look for the configured model again (weights just arrived)
+    "models/get": "POST",  # {"name": "vgg16"}: download its weights, then switch to it
 }
 
 ErrorCode = Literal[

@@ -41,6 +41,7 @@ class Controller(Protocol):
     def relabel(self) -> None: ...
     def reload(self) -> None: ...
     def reload_model(self) -> None: ...
+    def get_model(self, name: str) -> None: ...  # KeyError/ValueError: nothing to get
 
 
 def control_file() -> Path:
@@ -130,6 +131,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "relabel": ("POST", lambda: self._action(controller.relabel)),
             "reload": ("POST", lambda: self._action(controller.reload)),
             "models/reload": ("POST", lambda: self._action(controller.reload_model)),
+            "models/get": ("POST", self._get_model),
         }
 
     def _dispatch(self) -> None:
@@ -207,6 +209,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is not None and body != {}:
             raise _ApiError(400, "bad_request", "expected an empty body or {}")
         action()
+        return {"ok": True}
+
+    def _get_model(self) -> dict[str, Any]:
+        body = self._read_json_body()
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name:
+            raise _ApiError(400, "bad_request", 'send {"name": "vgg16"}')
+        try:
+            self.server.controller.get_model(name)
+        except (KeyError, ValueError) as exc:
+            raise _ApiError(400, "bad_request", str(exc).strip("'\"")) from None
         return {"ok": True}
 
     def _classify(self) -> SidecarRecord:

@@ -10,6 +10,7 @@ from dropsight.config.settings import Settings
 from dropsight.daemon.activity import Activity
 from dropsight.daemon.classifier import Classifier
 from dropsight.daemon.contracts import MissingModel, ModelStatus, PipelineStatus
+from dropsight.daemon.fetcher import ModelFetcher
 from dropsight.daemon.jobs import JobQueue
 from dropsight.daemon.labelling import Display
 from dropsight.daemon.models import registry
@@ -61,6 +62,7 @@ class Engine:
         self._request = threading.Event()
         self._request.set()  # the first load
         self._stop = stop
+        self.fetcher = ModelFetcher(on_fetched=self.reload)
         self.loop = Loop("models", self._step, stop)
 
     @property
@@ -88,6 +90,7 @@ class Engine:
     def stop(self, timeout_s: float) -> None:
         """Stop the pipeline (the loader thread ends with the service's stop Event)."""
         self._request.set()  # wake the loader so it sees the stop
+        self.fetcher.stop(timeout_s)
         with self._lock:
             pipeline = self._pipeline
         if pipeline is not None:
@@ -108,7 +111,10 @@ class Engine:
                 self._activity.error(None, self.error)
             else:
                 log.error("loading the model again failed (%s); keeping %s", exc, current.info.name)
+            self.fetcher.failed(str(exc))
             return
+        if classifier.info.is_fallback:  # e.g. fetched weights that would not convert
+            self.fetcher.failed(classifier.info.fallback_reason or "the model did not load")
         if current is not None and current.info.fingerprint == classifier.info.fingerprint:
             if self._running_options == self._options():
                 log.info("model %s unchanged", current.info.name)
@@ -162,7 +168,7 @@ class Engine:
             "fingerprint": info.fingerprint if info else None,
             "error": self.error,
             "missing": missing,
-            "fetch": None,
+            "fetch": self.fetcher.status(info.name if info and not info.is_fallback else None),
         }
 
     def pipeline_status(self) -> PipelineStatus | None:

@@ -204,6 +204,10 @@ class Service:
     def _config_path(self) -> Path:
         return self.settings.source or paths.config_file()
 
+    def get_model(self, name: str) -> None:
+        """Download a model's weights in the background, then switch to it (user's request)."""
+        self.engine.fetcher.start(name)
+
     def reload_model(self) -> None:
         """Load the configured model again (e.g. its weights just arrived); switch if better."""
         self.engine.reload()

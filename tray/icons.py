@@ -83,11 +83,39 @@ def summary(status: dict[str, Any] | None) -> str:
     return f"{state}..."  # starting..., stopping...
 
 
+MODEL_TITLES = {"vgg16": "VGG16", "efficientnet-lite0": "EfficientNet-Lite0"}
+
+
+def model_title(name: object) -> str:
+    """How people write a model's name: "VGG16", "EfficientNet-Lite0"."""
+    return MODEL_TITLES.get(str(name), str(name))
+
+
+def fetch_text(fetch: dict[str, Any]) -> str:
+    """A model download's progress: "Downloading VGG16: 45% (12 MB/s, 31 s left)"."""
+    title = model_title(fetch.get("name"))
+    stage = fetch.get("stage")
+    if stage == "converting":
+        return f"Preparing {title} (a one-time step)\u2026"
+    if stage == "verifying":
+        return f"Checking the {title} download\u2026"
+    done, total = int(fetch.get("done_bytes") or 0), int(fetch.get("total_bytes") or 0)
+    percent = f"{100 * done / total:.0f}%" if total else f"{done / 2**20:.0f} MB"
+    rate, eta = float(fetch.get("rate_bps") or 0), fetch.get("eta_s")
+    extra = f" ({rate / 2**20:.1f} MB/s, {eta:.0f} s left)" if rate and eta is not None else ""
+    return f"Downloading {title}: {percent}{extra}"
+
+
 def tooltip_for(status: dict[str, Any] | None) -> str:
     """Tooltip text, e.g. "Dropsight: 12 of 340, 1 failed"."""
     text = f"Dropsight: {summary(status)}"
-    if status and is_fallback(status):
-        model = status.get("model") or {}
+    model = (status or {}).get("model") or {}
+    fetch = model.get("fetch") or {}
+    if fetch.get("stage") in ("downloading", "verifying", "converting"):
+        text += f" \u00b7 {fetch_text(fetch)}"
+    elif status and is_fallback(status) and model.get("missing"):
+        text += f" with {model_title(model.get('name'))}"
+    elif status and is_fallback(status):
         text += f" (fallback model {model.get('name', '?')})"
     if len(text) > TOOLTIP_MAX_CHARS:
         text = text[: TOOLTIP_MAX_CHARS - 3] + "..."

@@ -9,7 +9,14 @@ from typing import Any, Protocol
 
 from dropsight.daemon import paths
 from dropsight.tray import desktop
-from dropsight.tray.icons import is_fallback, summary, tooltip_for, visual_state
+from dropsight.tray.icons import (
+    fetch_text,
+    is_fallback,
+    model_title,
+    summary,
+    tooltip_for,
+    visual_state,
+)
 
 RECENT_MENU_ITEMS = 10
 MENU_TEXT_MAX_CHARS = 300
@@ -42,6 +49,7 @@ class Commands(Protocol):
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     def rescan(self) -> None: ...
+    def get_model(self, name: str) -> None: ...
 
 
 class Host(Protocol):
@@ -69,8 +77,16 @@ def build_menu(
     full = f"Dropsight: {summary(status)}"
     if state == "error" and len(full) > len(items[0].label):  # the tooltip had to cut it
         items.append(MenuItem(full[:MENU_TEXT_MAX_CHARS], enabled=False))
-    if status and is_fallback(status):
-        model = status.get("model") or {}
+    model = (status or {}).get("model") or {}
+    if status and is_fallback(status) and model.get("missing"):
+        items.append(
+            MenuItem(
+                f"Labelling with {model_title(model.get('name'))} until "
+                f"{model_title(model.get('requested'))} is downloaded",
+                enabled=False,
+            )
+        )
+    elif status and is_fallback(status):
         items.append(
             MenuItem(
                 f"Using fallback model {model.get('name', '?')} "
@@ -78,6 +94,7 @@ def build_menu(
                 enabled=False,
             )
         )
+    items += _model_items(model, client if connected else None)
     items.append(MenuItem("Open viewer", action=host.open_viewer, default=True))
     if state == "paused":
         items.append(MenuItem("Resume", enabled=connected, action=_call(client, "resume")))
@@ -107,6 +124,26 @@ def build_menu(
     if can_start_service and not connected:
         items.append(MenuItem("Start service", action=host.start_service))
     items.append(MenuItem("Quit", action=host.quit))
+    return items
+
+
+def _model_items(model: dict[str, Any], client: Commands | None) -> list[MenuItem]:
+    """Getting the configured model: the offer, the progress, or what went wrong."""
+    fetch = model.get("fetch") or {}
+    missing = model.get("missing") or {}
+    stage = fetch.get("stage")
+    if stage in ("downloading", "verifying", "converting"):
+        return [MenuItem(fetch_text(fetch), enabled=False)]
+    if not missing:
+        return []
+    name = str(missing.get("name"))
+    items = []
+    if stage == "failed":
+        items.append(MenuItem(f"Download failed: {fetch.get('error')}"[:120], enabled=False))
+    size = int(missing.get("download_bytes") or 0)
+    label = f"Download {model_title(name)} ({size / 2**20:.0f} MB)\u2026"
+    action = (lambda: client.get_model(name)) if client is not None else None
+    items.append(MenuItem(label, enabled=client is not None, action=action))
     return items
 
 

@@ -157,3 +157,71 @@ def test_a_running_service_switches_when_the_weights_arrive(
     finally:
         server.stop()
         service.join()
+
+
+def test_the_service_downloads_on_request_and_switches(
+    weights_server: str, app_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tray's "Download VGG16": the service fetches, shows progress, then switches."""
+    from dropsight.daemon.client import ServiceClient, ServiceError
+
+    target = Path(os.environ["KERAS_HOME"]) / "models" / VGG16_WEIGHTS_FILE
+    monkeypatch.setenv(MD5_ENV, hashlib.md5(PAYLOAD).hexdigest())
+    monkeypatch.setenv(URL_ENV, "http://127.0.0.1:9/nothing-listens-here")
+
+    def factory(_settings: Settings) -> FakeClassifier:
+        fake = FakeClassifier()
+        if target.is_file():
+            fake.info = ModelInfo(name="vgg16", fingerprint="a" * 64, input_size=(224, 224))
+        else:
+            fake.info = ModelInfo(
+                name="efficientnet-lite0",
+                fingerprint="b" * 64,
+                input_size=(224, 224),
+                requested="vgg16",
+                fallback_reason="vgg16 could not be loaded: VGG16 weights not found",
+                requested_missing=True,
+            )
+        return fake
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    service = Service(Settings(watch=WatchSettings(folders=(folder,))), classifier_factory=factory)
+    server = ControlServer(service)
+    service.start()
+    server.start()
+    try:
+        wait_for(lambda: service.status()["model"].get("missing") is not None, 20, "missing")
+        client = ServiceClient.connect()
+        # No network: the attempt fails visibly and nothing is switched.
+        client.get_model("vgg16")
+        wait_for(
+            lambda: fetch_stage(service) == "failed",
+            20,
+            "the failed download",
+        )
+        fetch = service.status()["model"]["fetch"]
+        assert fetch is not None and str(fetch["error"]).startswith("no network")
+        with pytest.raises(ServiceError, match="unknown model"):
+            client.get_model("resnet")
+        # Online: progress, then the switch.
+        monkeypatch.setenv(URL_ENV, weights_server)
+        client.get_model("vgg16")
+        wait_for(lambda: service.status()["model"]["name"] == "vgg16", 30, "the switch")
+        wait_for(
+            lambda: fetch_stage(service) == "ready",
+            10,
+            "the fetch marked ready",
+        )
+        fetch = service.status()["model"]["fetch"]
+        assert fetch is not None and fetch["done_bytes"] == len(PAYLOAD)
+        assert target.read_bytes() == PAYLOAD
+        assert service.status()["model"].get("missing") is None
+    finally:
+        server.stop()
+        service.join()
+
+
+def fetch_stage(service: Service) -> str | None:
+    fetch = service.status()["model"].get("fetch")
+    return fetch["stage"] if fetch else None

@@ -178,6 +178,11 @@ class FakeController:
     def reload_model(self) -> None:
         self.calls.append("reload_model")
 
+    def get_model(self, name: str) -> None:
+        if name != "vgg16":
+            raise KeyError(f"unknown model {name!r}")
+        self.calls.append(f"get_model {name}")
+
 
 def main() -> int:
     """Serve a FakeController until stopped (the stand-in for `dropsight service`)."""

@@ -26,6 +26,9 @@ class FakeClient:
     def rescan(self) -> None:
         self.calls.append("rescan")
 
+    def get_model(self, name: str) -> None:
+        self.calls.append(f"get_model {name}")
+
 
 class FakeHost:
     def __init__(self) -> None:
@@ -295,3 +298,52 @@ def test_xmp_toggle_follows_the_service_and_flips_it(xmp: str) -> None:
     assert host.calls == [("set_xmp", xmp == "off")]
     offline = next(i for i in build_menu(None, None, host, False) if "XMP" in i.label)
     assert not offline.enabled
+
+
+MISSING_VGG16 = {
+    "name": "efficientnet-lite0",
+    "requested": "vgg16",
+    "fallback": True,
+    "fallback_reason": "vgg16 could not be loaded: VGG16 weights not found",
+    "missing": {"name": "vgg16", "download_bytes": 553_467_096},
+}
+
+
+def test_first_run_offers_the_download_calmly(client: FakeClient, host: FakeHost) -> None:
+    status = make_status("idle", model=dict(MISSING_VGG16, fetch=None))
+    items = build_menu(status, client, host, False)
+    texts = labels(items)
+    assert "Labelling with EfficientNet-Lite0 until VGG16 is downloaded" in texts
+    offer = by_label(items)["Download VGG16 (528 MB)\u2026"]
+    assert offer.enabled and offer.action is not None
+    offer.action()
+    assert client.calls == ["get_model vgg16"]
+    assert tooltip_for(status) == "Dropsight: idle, 11 done, 1 failed with EfficientNet-Lite0"
+    offline = build_menu(status, None, host, False)
+    assert not by_label(offline)["Download VGG16 (528 MB)\u2026"].enabled
+
+
+def test_download_progress_then_failure_in_menu_and_tooltip(
+    client: FakeClient, host: FakeHost
+) -> None:
+    fetch = {
+        "name": "vgg16",
+        "stage": "downloading",
+        "done_bytes": 250 * 2**20,
+        "total_bytes": 500 * 2**20,
+        "rate_bps": 10 * 2**20,
+        "eta_s": 25.0,
+        "elapsed_s": 25.0,
+        "error": None,
+    }
+    status = make_status("idle", model=dict(MISSING_VGG16, fetch=fetch))
+    texts = labels(build_menu(status, client, host, False))
+    assert "Downloading VGG16: 50% (10.0 MB/s, 25 s left)" in texts
+    assert not [t for t in texts if t.startswith("Download VGG16")]
+    assert tooltip_for(status).endswith("\u00b7 Downloading VGG16: 50% (10.0 MB/s, 25 s left)")
+    failed = dict(fetch, stage="failed", error="no network: cannot reach the server")
+    texts = labels(
+        build_menu(make_status(model=dict(MISSING_VGG16, fetch=failed)), client, host, False)
+    )
+    assert "Download failed: no network: cannot reach the server" in texts
+    assert "Download VGG16 (528 MB)\u2026" in texts  # try again
