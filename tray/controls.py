@@ -15,6 +15,7 @@ from dropsight.config.edit import add_folders, remove_folders, set_value
 from dropsight.config.settings import ConfigError, load
 from dropsight.daemon import paths
 from dropsight.tray import autostart, desktop
+from dropsight.tray.icons import model_title
 from dropsight.tray.menu import log_target, settings_file
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,11 @@ class Actions:
         self,
         status: Callable[[], dict[str, Any] | None],
         stop_service: Callable[[], None],
+        get_model: Callable[[str], None] = lambda _name: None,
     ) -> None:
         self._status = status
         self._stop_service = stop_service
+        self.get_model = get_model  # asks the service to download a model, then switch
 
     # Looked up at each use, so tests can watch what would be started or opened.
     def _spawn(self, command: list[str]) -> None:
@@ -179,6 +182,9 @@ class ControlBar:
         self.quit_button = ttk.Button(
             self.frame, text="Quit Dropsight", command=self._quit, name="quit"
         )
+        # Shown only while the configured model's weights are missing (first run).
+        self.download_button = ttk.Button(self.frame, command=self._download, name="download")
+        self._missing: str | None = None
         widgets = (
             self.service_button,
             self.folders_button,
@@ -191,6 +197,8 @@ class ControlBar:
             widget.grid(row=0, column=column, padx=(0, 6))
         self.frame.columnconfigure(len(widgets), weight=1)
         self.quit_button.grid(row=0, column=len(widgets) + 1, sticky="e")
+        self.download_button.grid(row=1, column=0, columnspan=2, sticky="w", pady=(4, 0))
+        self.download_button.grid_remove()
         self.dialog: FoldersDialog | None = None
         self._running = False
 
@@ -199,6 +207,18 @@ class ControlBar:
         self._running = status is not None and status.get("state") != "stopping"
         self.service_button.configure(text="Stop service" if self._running else "Start service")
         self.xmp_var.set(self.actions.xmp_enabled())
+        model = (status or {}).get("model") or {}
+        missing, fetch = model.get("missing") or {}, model.get("fetch") or {}
+        busy = fetch.get("stage") in ("downloading", "verifying", "converting")
+        self._missing = str(missing["name"]) if missing and not busy else None
+        if self._missing:
+            size = int(missing.get("download_bytes") or 0) / 2**20
+            self.download_button.configure(
+                text=f"Download {model_title(self._missing)} ({size:.0f} MB)\u2026"
+            )
+            self.download_button.grid()
+        else:
+            self.download_button.grid_remove()
         self.xmp_check.configure(state="normal" if status is not None else "disabled")
         if self.dialog is not None and self.dialog.alive:
             self.dialog.refresh()
@@ -210,6 +230,11 @@ class ControlBar:
         else:
             self.actions.start_service()
             self._on_message("Starting the service\u2026")
+
+    def _download(self) -> None:
+        if self._missing:
+            self.actions.get_model(self._missing)
+            self._on_message(f"Downloading {model_title(self._missing)}\u2026")
 
     def _toggle_login(self) -> None:
         try:

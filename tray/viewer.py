@@ -24,7 +24,14 @@ from dropsight.daemon import startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import logsetup
 from dropsight.tray.controls import Actions, ControlBar
-from dropsight.tray.icons import icon_for, is_fallback, summary, visual_state
+from dropsight.tray.icons import (
+    fetch_text,
+    icon_for,
+    is_fallback,
+    model_title,
+    summary,
+    visual_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +117,7 @@ class Viewer:
         actions: Actions | None = None,
     ) -> None:
         self.root = root
-        self.actions = actions or Actions(lambda: self._status, self._stop_service)
+        self.actions = actions or Actions(lambda: self._status, self._stop_service, self._get_model)
         self._message: tuple[str, float] = ("", 0.0)
         self._raise_requested = False
         self._connect = connect
@@ -354,6 +361,18 @@ class Viewer:
                 else "Dropsight is not running: start it with `dropsight service` or "
                 "`dropsight tray`."
             )
+        elif (model.get("fetch") or {}).get("stage") in ("downloading", "verifying", "converting"):
+            self._show_banner(fetch_text(model["fetch"]))
+        elif is_fallback(status) and model.get("missing"):
+            self._show_banner(
+                f"Labelling with {model_title(model.get('name'))} until "
+                f"{model_title(model.get('requested'))} is downloaded."
+                + (
+                    f" The last try failed: {model['fetch']['error']}"
+                    if (model.get("fetch") or {}).get("stage") == "failed"
+                    else ""
+                )
+            )
         elif is_fallback(status):
             self._show_banner(
                 f"Using the fallback model {model.get('name', '?')}: "
@@ -371,6 +390,11 @@ class Viewer:
         """Show a short message (what a button just did) for a few seconds."""
         self._message = (text, time.monotonic() + MESSAGE_HOLD_S)
         self._show_banner(text)
+
+    def _get_model(self, name: str) -> None:
+        client = self._client
+        if client is not None:
+            self._worker.submit("command", lambda: client.get_model(name))
 
     def _stop_service(self) -> None:
         client = self._client

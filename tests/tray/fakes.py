@@ -95,6 +95,7 @@ class FakeController:
         self.recent: list[RecentResult] = []
         self.calls: list[str] = []
         self.stopped = threading.Event()
+        self.model_extra: dict[str, Any] = {}  # e.g. "missing" and "fetch" (first run)
 
     def status(self) -> Status:
         with self.lock:
@@ -117,6 +118,7 @@ class FakeController:
                     "runtime": "litert",
                     "fingerprint": "f" * 64,
                     "error": None,
+                    **self.model_extra,  # type: ignore[typeddict-item]
                 },
                 "folders": [
                     {"path": str(self.folder), "healthy": True, "error": None, "observer": "x"}

@@ -657,3 +657,57 @@ def visible(window: str) -> bool:
         ["xwininfo", "-id", window], capture_output=True, text=True, timeout=10, check=False
     ).stdout
     return "IsViewable" in info
+
+
+def test_viewer_first_run_offers_vgg16_and_shows_the_download(display: str, tmp_path: Path) -> None:
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.tray.viewer import Viewer
+
+    fake = FakeController()
+    fake.fallback = True
+    fake.model_extra = {"missing": {"name": "vgg16", "download_bytes": 553_467_096}, "fetch": None}
+    with ControlServer(fake):
+        root = tk.Tk(className="Dropsight")
+        root.geometry("+0+0")
+        viewer = Viewer(root)
+        button = viewer.controls.download_button
+        try:
+
+            def pump_until(condition: Callable[[], object], what: str) -> None:
+                def check() -> object:
+                    root.update()
+                    return condition()
+
+                wait_for(check, 20, what)
+
+            pump_until(lambda: button.winfo_ismapped(), "the download offer")
+            assert button.cget("text") == "Download VGG16 (528 MB)\u2026"
+            assert "until VGG16 is downloaded" in str(viewer.banner.cget("text"))
+            root.update_idletasks()
+            box = (0, 0, root.winfo_width(), root.winfo_height())
+            screenshot(tmp_path / "viewer-first-run.png", display, box)
+            button.invoke()
+            pump_until(lambda: "get_model vgg16" in fake.calls, "the download asked for")
+            fake.model_extra = dict(
+                fake.model_extra,
+                fetch={
+                    "name": "vgg16",
+                    "stage": "downloading",
+                    "done_bytes": 277_000_000,
+                    "total_bytes": 553_467_096,
+                    "rate_bps": 11_000_000.0,
+                    "eta_s": 25.0,
+                    "elapsed_s": 25.0,
+                    "error": None,
+                },
+            )
+            viewer._message = ("", 0.0)
+            pump_until(
+                lambda: str(viewer.banner.cget("text")).startswith("Downloading VGG16: 50%"),
+                "the progress",
+            )
+            pump_until(lambda: not button.winfo_ismapped(), "the offer hidden while busy")
+            screenshot(tmp_path / "viewer-downloading.png", display, box)
+        finally:
+            viewer.close()
