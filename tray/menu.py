@@ -50,6 +50,7 @@ class Commands(Protocol):
     def resume(self) -> None: ...
     def rescan(self) -> None: ...
     def get_model(self, name: str) -> None: ...
+    def relabel(self) -> None: ...
 
 
 class Host(Protocol):
@@ -95,6 +96,15 @@ def build_menu(
             )
         )
     items += _model_items(model, client if connected else None)
+    relabel = (status or {}).get("relabel")
+    if relabel and relabel.get("pending"):
+        items.append(
+            MenuItem(
+                f"Re-label {int(relabel['pending']):,} photos with {model_title(relabel['model'])}",
+                enabled=connected,
+                action=_call(client, "relabel"),
+            )
+        )
     items.append(MenuItem("Open viewer", action=host.open_viewer, default=True))
     if state == "paused":
         items.append(MenuItem("Resume", enabled=connected, action=_call(client, "resume")))

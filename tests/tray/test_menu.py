@@ -29,6 +29,9 @@ class FakeClient:
     def get_model(self, name: str) -> None:
         self.calls.append(f"get_model {name}")
 
+    def relabel(self) -> None:
+        self.calls.append("relabel")
+
 
 class FakeHost:
     def __init__(self) -> None:
@@ -347,3 +350,16 @@ def test_download_progress_then_failure_in_menu_and_tooltip(
     )
     assert "Download failed: no network: cannot reach the server" in texts
     assert "Download VGG16 (528 MB)\u2026" in texts  # try again
+
+
+def test_relabel_on_demand_is_offered_with_the_count(client: FakeClient, host: FakeHost) -> None:
+    status = make_status("idle", relabel={"model": "vgg16", "pending": 1234})
+    item = by_label(build_menu(status, client, host, False))["Re-label 1,234 photos with VGG16"]
+    assert item.action is not None
+    item.action()
+    assert client.calls == ["relabel"]
+    assert not [
+        i
+        for i in build_menu(make_status(relabel=None), client, host, False)
+        if "Re-label" in i.label
+    ]
