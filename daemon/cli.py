@@ -214,10 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_autostart)
 
     from dropsight.daemon.configcli import add_arguments as config_arguments
+    from dropsight.daemon.librarycli import add_arguments as library_arguments
     from dropsight.daemon.modelscli import add_arguments as models_arguments
 
     config_arguments(sub, with_config)
     models_arguments(sub, with_config)
+    library_arguments(sub, with_config)
 
     x = sub.add_parser(
         "xmp",

@@ -26,9 +26,11 @@ OnError = Callable[[Path, str], None]  # a photo's sink failure, for status and 
 
 def standard_sinks(on_error: OnError) -> list[ResultSink]:
     """The service's sinks (XMP, library index, hooks); each follows its own settings."""
-    from dropsight.daemon.xmpsync import XmpSink  # loads exiv2 (and imports this module)
+    # Imported here: they import this module, and XMP loads exiv2.
+    from dropsight.daemon.indexsync import IndexSink
+    from dropsight.daemon.xmpsync import XmpSink
 
-    return [XmpSink(on_error)]
+    return [IndexSink(on_error), XmpSink(on_error)]
 
 
 class ResultSink(Protocol):

@@ -108,6 +108,7 @@ def generate(wordnet: Path) -> dict[str, object]:
         if name in twice:  # "crane" the bird and "crane" the machine
             name = f"{name} ({words(nouns[chain[0]].lemmas[0])})"
         member = [c for c in categories if any(c in by_synset[s] for s in (offset, *chain))]
+        member = [c for c in member if not set(categories[c].get("unless", ())) & set(member)]
         synonyms = list(dict.fromkeys(words(lemma) for lemma in synset.lemmas))
         classes.append(
             {
