@@ -22,8 +22,8 @@ from dropsight.daemon.contracts import SidecarRecord
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000  # the service and a CLI command may write at the same time
 # Below this many matching labels, read them all and sort (the class index is selective);
-# above it, walk labels best-first and stop at the limit (matches are dense).
-SELECTIVE_MATCHES = 50_000
+# above it, walk labels best-first and stop at the limit (matches are dense, found early).
+SELECTIVE_MATCHES = 5_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -189,21 +189,21 @@ class Index:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Hit]:
-        """Photos matching every word, best first (ranked by the first word's best label).
+        """Photos matching every word, best first.
 
         A word matches a class by its friendly name, a synonym, a category or any WordNet
-        ancestor ("dog" finds every breed); several words must all match the same photo.
+        ancestor ("dog" finds every breed); several words must all match the same photo,
+        which is ranked by its best label for the rarest of the words.
         """
         wanted = [classes_matching(w) for w in words]
         if not wanted or any(not w for w in wanted):
             return []
-        first, rest = sorted(wanted[0]), wanted[1:]
+        counted = sorted((self._matches(w, min_score), i) for i, w in enumerate(wanted))
+        matches, driver = counted[0]
+        first = sorted(wanted[driver])
+        rest = [w for i, w in enumerate(wanted) if i != driver]
         filters, args = self._filters(rest, min_score, under)
         marks = ",".join("?" * len(first))
-        matches = self._db.execute(
-            f"SELECT COUNT(*) FROM labels WHERE class_index IN ({marks}) AND score >= ?",
-            (*first, min_score),
-        ).fetchone()[0]
         order = "labels_by_class" if matches < SELECTIVE_MATCHES else "labels_by_score"
         sql = (
             "SELECT p.path, p.sidecar, l.class_index, l.score"
@@ -227,6 +227,16 @@ class Index:
             if len(hits) >= limit:
                 break
         return hits
+
+    def _matches(self, classes: frozenset[int], min_score: float) -> int:
+        """How many labels match, counted no further than SELECTIVE_MATCHES (kept cheap)."""
+        marks = ",".join("?" * len(classes))
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM labels INDEXED BY labels_by_class"
+            f" WHERE class_index IN ({marks}) AND score >= ? LIMIT ?)",
+            (*sorted(classes), min_score, SELECTIVE_MATCHES),
+        ).fetchone()
+        return int(row[0])
 
     @staticmethod
     def _filters(
