@@ -87,6 +87,14 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class HookSettings:
+    """Programs run for each result."""
+
+    on_result: tuple[str, ...] = ()  # an argument list: ["notify-send", "{name}", "{photo}"]
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings; `source` is the file they came from (None: built-in defaults)."""
 
@@ -94,6 +102,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    hooks: HookSettings = field(default_factory=HookSettings)
     source: Path | None = None
 
     def with_overrides(
@@ -216,7 +225,7 @@ class _Reader:
 
 def parse(data: dict[str, Any], where: str) -> Settings:
     """Build validated Settings from a parsed TOML document."""
-    sections = {"watch", "model", "output", "service"}
+    sections = {"watch", "model", "output", "service", "hooks"}
     for name in data:
         if name not in sections:
             raise ConfigError(
@@ -287,7 +296,14 @@ def parse(data: dict[str, Any], where: str) -> Settings:
         cores=int(r.number("cores", d.service.cores, 0, 256, integer=True)),
     )
     r.done()
-    return Settings(watch=watch, model=model, output=output, service=service)
+
+    r = _Reader(where, "hooks", data.get("hooks", {}))
+    hooks = HookSettings(
+        on_result=r.strings("on_result", d.hooks.on_result),
+        timeout_s=float(r.number("timeout_s", d.hooks.timeout_s, 1, 3600, integer=False)),
+    )
+    r.done()
+    return Settings(watch=watch, model=model, output=output, service=service, hooks=hooks)
 
 
 def _upper_choice(v: Any, allowed: Sequence[str]) -> str:

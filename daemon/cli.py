@@ -124,6 +124,28 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     return result
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """`dropsight events [--json]`: results as they happen."""
+    from dropsight.daemon.client import NOT_RUNNING_MESSAGE, ServiceClient, ServiceNotRunning
+
+    try:
+        client = ServiceClient.connect()
+        for event in client.events():
+            if args.json:
+                line = json.dumps(event, ensure_ascii=False)
+            elif event.get("status") == "ok":
+                score = event.get("score")
+                percent = f" {score * 100:.0f}%" if isinstance(score, int | float) else ""
+                line = f"{event['photo']}: {event.get('name') or 'no label'}{percent}"
+            else:
+                line = f"{event['photo']}: error: {event.get('error')}"
+            print(line, flush=True)
+    except ServiceNotRunning:
+        print(NOT_RUNNING_MESSAGE, file=sys.stderr)
+        return 3
+    return EXIT_OK
+
+
 def cmd_xmp(args: argparse.Namespace) -> int:
     """`dropsight xmp write|remove [FOLDER...]`."""
     from dropsight.daemon.xmpsync import xmp_command
@@ -220,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     config_arguments(sub, with_config)
     models_arguments(sub, with_config)
     library_arguments(sub, with_config)
+
+    ev = sub.add_parser(
+        "events",
+        help="print each result as the running service labels it",
+        description="One line per labelled photo, as it happens, until the service stops or "
+        "Ctrl+C. --json: one JSON object per line (photo, sidecar, status, name, class_index, "
+        "score, categories, model, processed_at, error), e.g. for `| jq`.",
+    )
+    ev.add_argument("--json", action="store_true", help="one JSON object per line")
+    ev.set_defaults(func=cmd_events)
 
     x = sub.add_parser(
         "xmp",

@@ -6,6 +6,7 @@ import http.client
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +19,7 @@ CONNECT_TIMEOUT_S = 1.0
 REQUEST_TIMEOUT_S = 5.0
 # Classifying may first have to load (or convert) a model in the service.
 CLASSIFY_TIMEOUT_S = 300.0
+EVENTS_TIMEOUT_S = 60.0  # an event stream with no heartbeat for this long is dead
 NOT_RUNNING_MESSAGE = (
     "Dropsight is not running (start it with `dropsight service` or `dropsight tray`)"
 )
@@ -125,6 +127,30 @@ class ServiceClient:
                 raise ValueError(str(exc)) from None
             raise
         return _expect_dict(answer)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Live result events as they happen (ends when the service stops)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CONNECT_TIMEOUT_S)
+        try:
+            try:
+                conn.connect()
+            except OSError as exc:
+                raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE} ({exc})") from None
+            if conn.sock is not None:
+                conn.sock.settimeout(EVENTS_TIMEOUT_S)  # heartbeats come every 15 s
+            headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
+            conn.request("GET", "/v1/events", headers=headers)
+            response = conn.getresponse()
+            if response.status != 200:
+                raise ServiceError(f"events: HTTP {response.status}", response.status)
+            for raw in response:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.startswith("data: "):
+                    yield _expect_dict(json.loads(line[len("data: ") :]))
+        except (OSError, http.client.HTTPException):
+            return  # the service went away: the stream ends
+        finally:
+            conn.close()
 
     # --- transport -----------------------------------------------------------------------
 

@@ -220,6 +220,7 @@ ROUTES: dict[str, Literal["GET", "POST"]] = {
     "reload": "POST",  # read the config file again
     "models/reload": "POST",  # look for the configured model again (weights just arrived)
     "models/get": "POST",  # {"name": "vgg16"}: download its weights, then switch to it
+    "events": "GET",  # Server-Sent Events: `result` per labelled photo (daemon/events.py)
 }
 
 ErrorCode = Literal[

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import secrets
+import select
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 from dropsight.daemon import __version__, paths
 from dropsight.daemon.contracts import API_PREFIX, SidecarRecord, Status
+from dropsight.daemon.events import Listener
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,9 @@ MAX_BODY_BYTES = 64 * 1024
 REQUEST_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+EVENT_WAIT_S = 0.5  # how often an event stream checks for the server stopping
+HEARTBEAT_S = 15.0  # a comment line this often on an idle event stream
+_STREAMED = object()  # a handler that wrote its own response
 
 
 class Controller(Protocol):
@@ -42,6 +47,7 @@ class Controller(Protocol):
     def reload(self) -> None: ...
     def reload_model(self) -> None: ...
     def get_model(self, name: str) -> None: ...  # KeyError/ValueError: nothing to get
+    def listen(self) -> Listener: ...  # live result events (daemon/events.py)
 
 
 def control_file() -> Path:
@@ -74,6 +80,7 @@ class _Server(http.server.ThreadingHTTPServer):
         # Each live request thread and its socket, so stop() can cut stalled clients off.
         self.handler_threads: dict[threading.Thread, socket.socket] = {}
         self.threads_lock = threading.Lock()
+        self.stopping = threading.Event()  # ends event streams
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -132,6 +139,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "reload": ("POST", lambda: self._action(controller.reload)),
             "models/reload": ("POST", lambda: self._action(controller.reload_model)),
             "models/get": ("POST", self._get_model),
+            "events": ("GET", self._events),
         }
 
     def _dispatch(self) -> None:
@@ -144,7 +152,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             method, handler = route
             if self.command != method:
                 raise _ApiError(405, "method_not_allowed", f"use {method} for {self.path}")
-            self._send_json(200, handler())
+            answer = handler()
+            if answer is not _STREAMED:
+                self._send_json(200, answer)
         except _ApiError as exc:
             self._send_error_json(exc.status, exc.code, exc.message)
         except Exception:
@@ -210,6 +220,46 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _ApiError(400, "bad_request", "expected an empty body or {}")
         action()
         return {"ok": True}
+
+    def _events(self) -> object:
+        """Server-Sent Events: one `result` event per labelled photo, until either side ends."""
+        listener = self.server.controller.listen()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(b": connected\n\n")
+            self.wfile.flush()
+            beat = time.monotonic()
+            while not self.server.stopping.is_set() and not listener.closed:
+                if self._client_gone():
+                    break
+                event = listener.get(EVENT_WAIT_S)
+                if event is not None:
+                    data = json.dumps(event, ensure_ascii=True)
+                    self.wfile.write(f"event: {event['type']}\ndata: {data}\n\n".encode("ascii"))
+                elif time.monotonic() - beat >= HEARTBEAT_S:
+                    self.wfile.write(b": keep-alive\n\n")  # finds clients that went away
+                else:
+                    continue
+                self.wfile.flush()
+                beat = time.monotonic()
+        except OSError:
+            pass  # the client disconnected
+        finally:
+            listener.close()
+        return _STREAMED
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (readable with nothing to read)."""
+        ready, _, _ = select.select([self.connection], [], [], 0)
+        if not ready:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _get_model(self) -> dict[str, Any]:
         body = self._read_json_body()
@@ -343,6 +393,7 @@ class ControlServer:
         if server is None:
             return
         deadline = time.monotonic() + timeout_s
+        server.stopping.set()
         server.shutdown()
         server.server_close()
         with server.threads_lock:

@@ -26,7 +26,28 @@ class _NotFileOnly(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
-def setup(level: str, *, terminal: bool = True) -> Path:
+def record_only(logger: logging.Logger, level: int, message: str) -> None:
+    """Write one line to the log file alone (for a command that is about to exit)."""
+    path = log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path,
+            maxBytes=LOG_BYTES,
+            backupCount=LOG_BACKUPS,
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
+    except OSError:
+        return
+    try:
+        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.handle(logger.makeRecord(logger.name, level, __file__, 0, message, (), None))
+    finally:
+        handler.close()
+
+
+def setup(level: str) -> Path:
     """Send logs to the rotating file and stderr; returns the log file's path."""
     root = logging.getLogger()
     root.setLevel(level)
@@ -50,7 +71,7 @@ def setup(level: str, *, terminal: bool = True) -> Path:
     except OSError as exc:
         if sys.stderr is not None:
             print(f"dropsight: cannot write the log file {path}: {exc}", file=sys.stderr)
-    if terminal and sys.stderr is not None:  # frozen windowed builds have no stderr
+    if sys.stderr is not None:  # frozen windowed builds have no stderr
         sh = logging.StreamHandler(sys.stderr)
         sh.setFormatter(formatter)
         sh.addFilter(_NotFileOnly())

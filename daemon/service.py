@@ -17,6 +17,7 @@ from dropsight.daemon.classifier import Classifier, load_classifier
 from dropsight.daemon.contracts import RelabelStatus, ServiceState, SidecarRecord, Status
 from dropsight.daemon.decode import job_for, prepare
 from dropsight.daemon.engine import Engine
+from dropsight.daemon.events import EventHub, Listener
 from dropsight.daemon.folders import WatchedFolders
 from dropsight.daemon.jobs import JobQueue
 from dropsight.daemon.labelling import Rules, label
@@ -70,7 +71,8 @@ class Service:
         )
         if sinks is None:
             sinks = standard_sinks(self.activity.error)
-        self.writer = Writer(self.queue, self.activity, sinks)
+        self.events = EventHub()
+        self.writer = Writer(self.queue, self.activity, [*sinks, self.events])
         self.engine = Engine(
             settings,
             factory=classifier_factory,
@@ -203,6 +205,10 @@ class Service:
 
     def _config_path(self) -> Path:
         return self.settings.source or paths.config_file()
+
+    def listen(self) -> Listener:
+        """Live result events, from now on (the control API's /events)."""
+        return self.events.listen()
 
     def get_model(self, name: str) -> None:
         """Download a model's weights in the background, then switch to it (user's request)."""

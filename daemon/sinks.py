@@ -21,16 +21,17 @@ class Written:
     record: SidecarRecord  # the sidecar record exactly as written (public contract)
 
 
-OnError = Callable[[Path, str], None]  # a photo's sink failure, for status and the log
+OnError = Callable[[Path | None, str], None]  # a sink's failure (and its photo), for status
 
 
 def standard_sinks(on_error: OnError) -> list[ResultSink]:
     """The service's sinks (XMP, library index, hooks); each follows its own settings."""
     # Imported here: they import this module, and XMP loads exiv2.
+    from dropsight.daemon.hooks import HookSink
     from dropsight.daemon.indexsync import IndexSink
     from dropsight.daemon.xmpsync import XmpSink
 
-    return [IndexSink(on_error), XmpSink(on_error)]
+    return [IndexSink(on_error), XmpSink(on_error), HookSink(on_error)]
 
 
 class ResultSink(Protocol):

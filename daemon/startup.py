@@ -17,8 +17,7 @@ log = logging.getLogger(__name__)
 
 def not_started(message: str) -> None:
     """A start that failed before the service ran: the log file and the GUI get the reason."""
-    logs.setup("INFO", terminal=False)  # the command line prints it itself
-    log.error("not started: %s", message)
+    logs.record_only(log, logging.ERROR, f"not started: {message}")  # the CLI prints it
     startfail.record(message)
 
 

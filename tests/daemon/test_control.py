@@ -28,6 +28,7 @@ from dropsight.daemon.client import (
 )
 from dropsight.daemon.contracts import SidecarRecord, Status
 from dropsight.daemon.control import MAX_BODY_BYTES, ControlServer, control_file
+from dropsight.daemon.events import EventHub, Listener
 from tests.tray.fakes import fake_status, sidecar_for
 
 TOTAL = 500
@@ -41,6 +42,7 @@ class FakeController:
         self.done = 0
         self.queued = TOTAL
         self.calls: list[str] = []
+        self.events = EventHub()
         self.fail_status = False
         self.classified: list[Path] = []
 
@@ -78,6 +80,9 @@ class FakeController:
 
     def reload_model(self) -> None:
         self.calls.append("reload_model")
+
+    def listen(self) -> Listener:
+        return self.events.listen()
 
     def get_model(self, name: str) -> None:
         if name != "vgg16":

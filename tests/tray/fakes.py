@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 
 from dropsight.daemon import __version__, paths
 from dropsight.daemon.contracts import RecentResult, ServiceState, SidecarRecord, Status
+from dropsight.daemon.events import EventHub, Listener
 
 TOP5 = [
     ("n02124075", 285, "Egyptian_cat", 0.6123),
@@ -94,6 +95,7 @@ class FakeController:
         self.folder = folder
         self.recent: list[RecentResult] = []
         self.calls: list[str] = []
+        self.events = EventHub()
         self.stopped = threading.Event()
         self.model_extra: dict[str, Any] = {}  # e.g. "missing" and "fetch" (first run)
 
@@ -179,6 +181,9 @@ class FakeController:
 
     def reload_model(self) -> None:
         self.calls.append("reload_model")
+
+    def listen(self) -> Listener:
+        return self.events.listen()
 
     def get_model(self, name: str) -> None:
         if name != "vgg16":
