@@ -17,6 +17,7 @@ from dropsight.daemon import paths
 from dropsight.tray import autostart, desktop
 from dropsight.tray.icons import model_title
 from dropsight.tray.menu import log_target, settings_file
+from dropsight.tray.search import SearchWindow
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,9 @@ class ControlBar:
         self.folders_button = ttk.Button(
             self.frame, text="Folders\u2026", command=self.open_folders, name="folders"
         )
+        self.find_button = ttk.Button(
+            self.frame, text="Find photos\u2026", command=self.open_search, name="find"
+        )
         self.settings_button = ttk.Button(
             self.frame, text="Settings", command=actions.open_settings, name="settings"
         )
@@ -185,21 +189,24 @@ class ControlBar:
         # Shown only while the configured model's weights are missing (first run).
         self.download_button = ttk.Button(self.frame, command=self._download, name="download")
         self._missing: str | None = None
-        widgets = (
+        buttons = (
             self.service_button,
+            self.find_button,
             self.folders_button,
             self.settings_button,
             self.log_button,
-            self.login_check,
-            self.xmp_check,
         )
-        for column, widget in enumerate(widgets):
+        for column, widget in enumerate(buttons):
             widget.grid(row=0, column=column, padx=(0, 6))
-        self.frame.columnconfigure(len(widgets), weight=1)
-        self.quit_button.grid(row=0, column=len(widgets) + 1, sticky="e")
-        self.download_button.grid(row=1, column=0, columnspan=2, sticky="w", pady=(4, 0))
+        self.frame.columnconfigure(len(buttons), weight=1)
+        self.quit_button.grid(row=0, column=len(buttons) + 1, sticky="e")
+        # Second row: the two switches, and the first-run download offer.
+        self.login_check.grid(row=1, column=0, sticky="w", pady=(4, 0))
+        self.xmp_check.grid(row=1, column=1, columnspan=2, sticky="w", pady=(4, 0))
+        self.download_button.grid(row=1, column=3, columnspan=2, sticky="w", pady=(4, 0))
         self.download_button.grid_remove()
         self.dialog: FoldersDialog | None = None
+        self.search: SearchWindow | None = None
         self._running = False
 
     def show(self, status: dict[str, Any] | None) -> None:
@@ -252,6 +259,14 @@ class ControlBar:
     def _quit(self) -> None:
         self.actions.quit_all()
         self._on_quit()
+
+    def open_search(self) -> SearchWindow:
+        """Show the find-photos window (one at a time)."""
+        if self.search is None or not self.search.alive:
+            self.search = SearchWindow(self.frame.winfo_toplevel())
+        self.search.window.lift()
+        self.search.entry.focus_set()
+        return self.search
 
     def open_folders(self) -> FoldersDialog:
         """Show the watched-folders dialog (one at a time)."""

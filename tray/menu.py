@@ -114,6 +114,7 @@ def build_menu(
         SEPARATOR,
         _folders_item(status, host),
         _recent_item(status, host),
+        MenuItem("Find photos\u2026", action=lambda: host.open_viewer("--search")),
         MenuItem(
             "Classify an image...",
             enabled=connected,

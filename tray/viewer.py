@@ -32,6 +32,7 @@ from dropsight.tray.icons import (
     summary,
     visual_state,
 )
+from dropsight.tray.thumbs import thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -588,6 +589,8 @@ class Viewer:
         if self._closed:
             return
         self._closed = True
+        if self.controls.search is not None:
+            self.controls.search.close()
         for after_id in self._after_ids:
             self.root.after_cancel(after_id)
         self._worker.stop()
@@ -618,20 +621,7 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
 
 
 def _thumbnail_task(image: str) -> Callable[[], tuple[str, Image.Image | None]]:
-    return lambda: (image, _thumbnail(Path(image)))
-
-
-def _thumbnail(path: Path) -> Image.Image | None:
-    """A square-ish thumbnail of a photo, or None if it cannot be read any more."""
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))
-            thumb = ImageOps.exif_transpose(img).convert("RGB")
-        thumb = ImageOps.fit(thumb, (THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
-    except Exception as exc:
-        log.debug("no thumbnail for %s: %s", path, exc)
-        return None
-    return thumb
+    return lambda: (image, thumbnail(Path(image), THUMB_PX))
 
 
 def _report_callback_exception(
@@ -645,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     """Open the viewer window; returns when it is closed."""
     parser = argparse.ArgumentParser(prog="dropsight tray --viewer")
     parser.add_argument("--choose", action="store_true", help="ask for an image at once")
+    parser.add_argument("--search", action="store_true", help="open the find-photos window")
     parser.add_argument("--image", type=Path, help="show this photo")
     parser.add_argument("--sidecar", type=Path, help="with --image: its existing result")
     args = parser.parse_args(argv)
@@ -662,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
         root.after(300, lambda: viewer.show_result(args.image, args.sidecar))
     elif args.choose:
         root.after(300, viewer.choose_image)
+    elif args.search:
+        root.after(300, viewer.controls.open_search)
     root.mainloop()
     viewer.close()
     return 0

@@ -711,3 +711,88 @@ def test_viewer_first_run_offers_vgg16_and_shows_the_download(display: str, tmp_
             screenshot(tmp_path / "viewer-downloading.png", display, box)
         finally:
             viewer.close()
+
+
+def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Search box, category chips with counts, a paged thumbnail grid, details, open buttons."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.config.settings import Settings, WatchSettings
+    from dropsight.daemon import sidecar
+    from dropsight.daemon.classes import categories_of
+    from dropsight.daemon.index import Index
+    from dropsight.daemon.indexsync import sync
+    from dropsight.tray.search import PAGE
+    from dropsight.tray.viewer import Viewer
+    from tests.daemon.helpers import make_photo
+    from tests.daemon.test_sidecar import FACTS, MODEL, probs_with
+
+    opened: list[Path] = []
+    monkeypatch.setattr(desktop, "open_path", opened.append)
+    library = tmp_path / "library"
+    for i in range(20):  # twenty dogs of different breeds, best first by score
+        photo = make_photo(library / "dogs" / f"dog{i:02d}.jpg", seed=i, size=(160, 120))
+        preds = sidecar.top_predictions(probs_with({151 + i: 0.95 - i * 0.02}), 5)
+        record = sidecar.build(
+            photo.name, FACTS, MODEL, preds, categories=categories_of(preds, 0.3)
+        )
+        sidecar.write(photo.with_name(photo.name + ".json"), record)
+    for i, cls in enumerate((281, 282, 817)):  # two cats and a sports car
+        photo = make_photo(library / "other" / f"o{i}.jpg", seed=100 + i, size=(160, 120))
+        preds = sidecar.top_predictions(probs_with({cls: 0.8}), 5)
+        record = sidecar.build(
+            photo.name, FACTS, MODEL, preds, categories=categories_of(preds, 0.3)
+        )
+        sidecar.write(photo.with_name(photo.name + ".json"), record)
+    with Index() as index:
+        sync(index, Settings(watch=WatchSettings(folders=(library,))), [library])
+
+    root = tk.Tk(className="Dropsight")
+    root.geometry("+0+0")
+    viewer = Viewer(root)
+    try:
+        window = viewer.controls.open_search()
+
+        def pump_until(condition: Callable[[], object], what: str) -> None:
+            def check() -> object:
+                root.update()
+                return condition()
+
+            wait_for(check, 20, what)
+
+        pump_until(lambda: window.chips.winfo_children(), "category chips")
+        chips = {str(c.cget("text")) for c in window.chips.winfo_children()}
+        assert {"Dogs 20", "Cats 2", "Animals 22", "Cars 1"} <= chips, chips
+        window.entry.insert(0, "dog")
+        window.search_button.invoke()
+        pump_until(lambda: "20 photos" in str(window.summary.cget("text")), "20 dogs")
+        assert "page 1 of 2" in str(window.summary.cget("text"))
+        shown = [c for c in window.cells if c.winfo_ismapped()]
+        assert len(shown) == PAGE
+        assert str(shown[0].cget("text")).startswith(window._hits[0].name)
+        pump_until(lambda: all(c.cget("image") for c in shown), "thumbnails")
+        window.cells[0].invoke()
+        assert "dog00.jpg" in str(window.detail_title.cget("text"))
+        assert window._hits[0].name in str(window.detail_text.cget("text"))
+        pump_until(lambda: window.detail_image.cget("image"), "the larger photo")
+        window.open_folder.invoke()
+        assert opened == [library / "dogs"]
+        w = window.window
+        w.lift()
+        pump_until(lambda: w.winfo_viewable(), "the search window on top")
+        root.update_idletasks()
+        box = (
+            w.winfo_rootx(),
+            w.winfo_rooty(),
+            w.winfo_rootx() + w.winfo_width(),
+            w.winfo_rooty() + w.winfo_height(),
+        )
+        screenshot(tmp_path / "find-photos.png", display, box)
+        window.next_button.invoke()
+        assert "page 2 of 2" in str(window.summary.cget("text"))
+        assert len([c for c in window.cells if c.winfo_ismapped()]) == 20 - PAGE
+        chip = root.nametowidget(f"{window.chips}.chip_cat")
+        chip.invoke()
+        pump_until(lambda: "2 photos" in str(window.summary.cget("text")), "the cats chip")
+    finally:
+        viewer.close()

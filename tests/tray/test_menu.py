@@ -115,6 +115,7 @@ def test_connected_menu_has_every_entry(client: FakeClient, host: FakeHost) -> N
         "-",
         "Open watched folder",
         "Recent results",
+        "Find photos\u2026",
         "Classify an image...",
         "Rescan now",
         "-",
