@@ -7,8 +7,9 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from dropsight.config.settings import MODEL_NAMES, RESIZE_POLICIES, ConfigError, Settings
 from dropsight.config.settings import load as load_settings
@@ -235,14 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("action", choices=("enable", "disable", "status"))
     a.set_defaults(func=cmd_autostart)
 
-    from dropsight.daemon.configcli import add_arguments as config_arguments
-    from dropsight.daemon.librarycli import add_arguments as library_arguments
-    from dropsight.daemon.modelscli import add_arguments as models_arguments
+    # Each capability's commands live beside it.
+    for module in ("configcli", "modelscli", "librarycli", "backfillcli"):
+        importlib.import_module(f"dropsight.daemon.{module}").add_arguments(sub, with_config)
+    _add_result_commands(sub, with_config)
 
-    config_arguments(sub, with_config)
-    models_arguments(sub, with_config)
-    library_arguments(sub, with_config)
+    b = sub.add_parser("bench", help="measure throughput and latency (prints numbers)")
+    from dropsight.daemon.bench import add_arguments
 
+    add_arguments(b)
+    with_config(b)
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _add_result_commands(sub: Any, with_config: Callable[[Any], None]) -> None:
+    """`events` and `xmp`: results for other programs."""
     ev = sub.add_parser(
         "events",
         help="print each result as the running service labels it",
@@ -266,16 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(x)
     x.set_defaults(func=cmd_xmp)
 
-    b = sub.add_parser("bench", help="measure throughput and latency (prints numbers)")
-    from dropsight.daemon.bench import add_arguments
-
-    add_arguments(b)
-    with_config(b)
-    b.set_defaults(func=cmd_bench)
-    return parser
-
 
 def _version() -> str:
+    """The version line, with the models this build carries."""
     from dropsight.daemon.models.store import bundled_models
 
     carried = bundled_models()

@@ -1,0 +1,131 @@
+"""`dropsight backfill`: label a whole existing library as one batch job, with progress.
+
+Local runs use the service's own stages (queue -> decoders -> inference lanes -> writer ->
+index/XMP sinks) with the same skip rule, so the contract is the service's exactly; `--ray`
+spreads the same work over a Ray cluster (daemon/backfill_ray.py). Killed at any moment, a
+run loses nothing: the next one does only what is left.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dropsight.config.settings import Settings
+from dropsight.daemon import sidecar
+from dropsight.daemon.activity import Activity
+from dropsight.daemon.candidates import PhotoFilter
+from dropsight.daemon.classifier import Classifier
+from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.pipeline import Options, Pipeline
+from dropsight.daemon.sinks import ResultSink
+from dropsight.daemon.writer import Writer
+
+POLL_S = 0.2
+STOP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Summary:
+    """What a backfill did."""
+
+    model: str = ""
+    mode: str = "local"
+    found: int = 0  # photos under the folders
+    skipped: int = 0  # current already
+    done: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray: photos labelled per node
+
+    @property
+    def rate(self) -> float:
+        """Photos labelled per second."""
+        return (self.done + self.failed) / self.seconds if self.seconds else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary for `--json`."""
+        return {**asdict(self), "img_per_s": round(self.rate, 2), "seconds": round(self.seconds, 1)}
+
+    def text(self) -> str:
+        """One line for people."""
+        return (
+            f"{self.done} labelled, {self.failed} failed, {self.skipped} already current "
+            f"(of {self.found}) in {self.seconds:.1f} s ({self.rate:.1f} photos/s, {self.model})"
+        )
+
+
+def layout_of(settings: Settings) -> sidecar.Layout:
+    """Where the settings put JSON sidecars."""
+    out = settings.output
+    return sidecar.Layout(out.folder if out.mode == "folder" else None)
+
+
+def to_do(
+    settings: Settings, roots: Iterable[Path], fingerprint: str, summary: Summary
+) -> Iterator[tuple[Path, Path]]:
+    """(photo, root) for every photo whose sidecar is not current: the service's skip rule."""
+    photo_filter = PhotoFilter.from_settings(settings.watch)
+    layout = layout_of(settings)
+    for root in roots:
+        for photo in photo_filter.walk(root, settings.watch.recursive):
+            summary.found += 1
+            state = sidecar.scan_state(photo, layout.sidecar_for(photo, root), fingerprint)
+            if state == "current":
+                summary.skipped += 1
+            else:
+                yield photo, root
+
+
+def run_local(
+    settings: Settings,
+    roots: Sequence[Path],
+    classifier: Classifier,
+    sinks: Sequence[ResultSink],
+    *,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+) -> Summary:
+    """Label what is left under `roots` with the service's stages on this machine."""
+    from dropsight.daemon.progress import bar
+
+    summary = Summary(model=classifier.info.name)
+    work = list(to_do(settings, roots, classifier.info.fingerprint, summary))
+    if dry_run or not work:
+        return summary
+    stop = stop or threading.Event()
+    layout = layout_of(settings)
+    jobs, activity = JobQueue(layout.job_for), Activity()
+    writer = Writer(jobs, activity, sinks)
+    writer.configure(settings)
+    resumed = threading.Event()
+    resumed.set()
+    pipeline = Pipeline(
+        classifier,
+        jobs=jobs,
+        writer=writer,
+        activity=activity,
+        options=Options.of(settings),
+        display=layout.display_path,
+        resumed=resumed,
+    )
+    for photo, root in work:
+        jobs.put(photo, root, fresh=False)
+    started = time.monotonic()
+    writer.start()
+    pipeline.start()
+    try:
+        with bar(len(work), desc="backfill") as shown:
+            while jobs.pending() + jobs.in_flight() > 0 and not stop.wait(POLL_S):
+                shown.update(activity.done + activity.failed - shown.n)
+            shown.update(activity.done + activity.failed - shown.n)
+    finally:
+        pipeline.stop(STOP_TIMEOUT_S)
+        writer.close(STOP_TIMEOUT_S)
+        summary.seconds = time.monotonic() - started
+        summary.done, summary.failed = activity.done, activity.failed
+    return summary
