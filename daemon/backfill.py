@@ -8,6 +8,7 @@ run loses nothing: the next one does only what is left.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 from dropsight.config.settings import Settings
 from dropsight.daemon import sidecar
 from dropsight.daemon.activity import Activity
-from dropsight.daemon.candidates import PhotoFilter
+from dropsight.daemon.candidates import PhotoFilter, stale_temp_files
 from dropsight.daemon.classifier import Classifier
 from dropsight.daemon.jobs import JobQueue
 from dropsight.daemon.pipeline import Options, Pipeline
@@ -68,10 +69,19 @@ def layout_of(settings: Settings) -> sidecar.Layout:
 def to_do(
     settings: Settings, roots: Iterable[Path], fingerprint: str, summary: Summary
 ) -> Iterator[tuple[Path, Path]]:
-    """(photo, root) for every photo whose sidecar is not current: the service's skip rule."""
+    """(photo, root) for every photo whose sidecar is not current: the service's skip rule.
+
+    Temp files a killed run left behind (older than this walk) are removed on the way.
+    """
     photo_filter = PhotoFilter.from_settings(settings.watch)
     layout = layout_of(settings)
+    born = time.time_ns()
     for root in roots:
+        for folder in {root, layout.out_folder or root}:
+            for tmp in stale_temp_files(folder, settings.watch.recursive):
+                with contextlib.suppress(OSError):
+                    if tmp.stat().st_mtime_ns < born:
+                        tmp.unlink()
         for photo in photo_filter.walk(root, settings.watch.recursive):
             summary.found += 1
             state = sidecar.scan_state(photo, layout.sidecar_for(photo, root), fingerprint)

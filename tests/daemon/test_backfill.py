@@ -1,0 +1,173 @@
+"""`dropsight backfill`: a library's backlog under the service's rules, locally and on Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dropsight.config.settings import Settings, WatchSettings
+from dropsight.daemon.control import ControlServer
+from dropsight.daemon.index import Index
+from dropsight.daemon.service import Service
+from tests.daemon.helpers import (
+    FakeClassifier,
+    load_valid,
+    make_photo,
+    sidecars,
+    temp_files,
+    wait_for,
+)
+
+MODEL = ["--model", "efficientnet-lite0"]
+
+
+def dropsight(*args: str | Path, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout_s,
+    )
+
+
+def library(folder: Path, count: int, size: tuple[int, int] = (320, 240)) -> Path:
+    for i in range(count):
+        make_photo(folder / f"sub{i % 3}" / f"{i:03d}.jpg", seed=i, size=size)
+    return folder
+
+
+def test_local_backfill_labels_what_is_left_once(tmp_path: Path) -> None:
+    root = library(tmp_path / "lib", 24)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    counted = dropsight("backfill", root, *MODEL, "--dry-run", "--json")
+    assert counted.returncode == 0, counted.stderr
+    assert json.loads(counted.stdout)["found"] == 25
+    assert not sidecars(root)
+
+    done = dropsight("backfill", root, *MODEL, "--json")
+    assert done.returncode == 1, done.stderr  # the broken photo failed (and was recorded)
+    summary = json.loads(done.stdout)
+    assert (summary["done"], summary["failed"], summary["skipped"]) == (24, 1, 0)
+    assert summary["img_per_s"] > 0
+    written = {p: p.stat().st_mtime_ns for p in sidecars(root)}
+    assert len(written) == 25
+    assert load_valid(root / "broken.jpg.json")["status"] == "error"
+    for p in written:
+        load_valid(p)
+    with Index() as index:
+        assert index.count() == 25  # the library index is kept, as the service keeps it
+
+    again = dropsight("backfill", root, *MODEL, "--json")
+    assert json.loads(again.stdout)["skipped"] == 25
+    assert {p: p.stat().st_mtime_ns for p in sidecars(root)} == written  # nothing redone
+    assert not temp_files(root)
+
+
+def test_backfill_waits_for_a_service_on_the_same_folders(tmp_path: Path) -> None:
+    root = library(tmp_path / "lib", 2)
+    service = Service(
+        Settings(watch=WatchSettings(folders=(root,))),
+        classifier_factory=lambda _s: FakeClassifier(),
+    )
+    server = ControlServer(service)
+    service.start()
+    server.start()
+    try:
+        refused = dropsight("backfill", root, *MODEL, "--dry-run")
+        assert refused.returncode == 4
+        assert "pause it first" in refused.stderr and str(root) in refused.stderr
+        service.pause()
+        assert dropsight("backfill", root, *MODEL, "--dry-run").returncode == 0
+    finally:
+        server.stop()
+        service.join()
+
+
+def test_kill_9_mid_backfill_then_again_loses_and_redoes_nothing(tmp_path: Path) -> None:
+    root = library(tmp_path / "lib", 300, size=(640, 480))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "dropsight.daemon", "backfill", str(root), *MODEL],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: len(sidecars(root)) >= 30, 180, "some sidecars")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    before = {p: p.stat().st_mtime_ns for p in sidecars(root)}
+    assert 30 <= len(before) < 300, "the backfill finished before the kill; make it bigger"
+    for p in before:
+        load_valid(p)  # complete JSON, even right after a kill
+    again = dropsight("backfill", root, *MODEL, "--json")
+    summary = json.loads(again.stdout)
+    assert summary["skipped"] == len(before) and summary["done"] == 300 - len(before)
+    assert len(sidecars(root)) == 300
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert not temp_files(root)
+
+
+def test_ray_without_ray_installed_says_what_to_install(tmp_path: Path) -> None:
+    root = library(tmp_path / "lib", 1)
+    code = (
+        "import sys; sys.modules['ray'] = None; from dropsight.daemon.cli import main; "
+        f"sys.exit(main(['backfill', {str(root)!r}, '--model', 'efficientnet-lite0', "
+        "'--ray', 'auto']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "dropsight backfill: --ray needs Ray (not installed here): pip install 'dropsight[ray]'"
+    )
+
+
+def _can_unshare() -> str | None:
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "needs root on Linux for a private network namespace"
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs unshare and ip (util-linux, iproute2)"
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return "needs Ray (pip install 'dropsight[ray]')"
+    return None
+
+
+@pytest.mark.skipif(_can_unshare() is not None, reason=str(_can_unshare()))
+def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -> None:
+    """A real 2-node cluster inside `unshare -n`: both nodes label, a SIGKILLed driver loses
+    nothing, the re-run does only what is left, one valid sidecar per photo."""
+    root = library(tmp_path / "lib", 200)
+    helper = Path(__file__).with_name("ray_cluster.py")
+    script = f"ip link set lo up && exec {sys.executable} {helper} {root} 40"
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert str(report["address"]).startswith("127.0.0.1:")
+    assert report["returncode"] == 0, report["stderr"]
+    summary = report["summary"]
+    after_kill = int(report["after_kill"])
+    assert 40 <= after_kill < 200
+    assert summary["skipped"] == after_kill and summary["done"] == 200 - after_kill
+    assert len(summary["nodes"]) == 2 and all(n > 0 for n in summary["nodes"].values()), summary
+    assert len(sidecars(root)) == 200
+    for p in sidecars(root):
+        assert load_valid(p)["status"] == "ok"
+    assert not temp_files(root)
+    print(f"\nray backfill on 2 nodes: {summary}")
