@@ -73,8 +73,8 @@ def run_ray(
     if dry_run or not work:
         return summary
     artifact = store.resolve(info.name, settings.model, str(settings.source or "config"))
-    started = time.monotonic()
     _connect(ray, address)
+    started = time.monotonic()  # Ray's own start-up is not the photos' time
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         model = ray.put(artifact.tflite.read_bytes())

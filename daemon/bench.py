@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Bench options."""
     p.add_argument("--model", default="efficientnet-lite0", help="model to measure")
     p.add_argument("--images", type=Path, help=f"folder of photos (default: {SAMPLE})")
-    p.add_argument("--mode", choices=("model", "e2e", "search", "all"), default="all")
+    p.add_argument("--mode", choices=("model", "e2e", "search", "backfill", "all"), default="all")
     p.add_argument(
         "--photos", type=int, default=1_000_000, help="search: synthetic photos in the index"
     )
@@ -225,6 +225,10 @@ def run_bench(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"cpu_count": os.cpu_count()}
     work = Path(tempfile.mkdtemp(prefix="dropsight-bench-"))
     try:
+        if args.mode == "backfill":
+            from dropsight.daemon.bench_backfill import bench_backfill
+
+            result["backfill"] = bench_backfill(args, settings, work / "backfill")
         if args.mode == "search":
             from dropsight.daemon.bench_search import bench_search
 

@@ -1,0 +1,146 @@
+"""`dropsight bench --mode backfill`: the same photos backfilled locally and on Ray, one run.
+
+Local with 1 core and with every core; Ray with 1 node holding every core, and with 2 nodes
+sharing them. Ray runs in a private network namespace (loopback only, `unshare -n`), which
+needs root; without it the Ray rows say why they are missing. The clock starts once Ray is
+connected (the actors' model loading counts, Ray's own start does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dropsight.config.settings import Settings, WatchSettings
+
+GOAL_RAY_VS_LOCAL = 0.85
+DEFAULT_PHOTOS = {"light": 600, "heavy": 48}
+
+
+def bench_backfill(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
+    """Every way of backfilling the same photos, with scaling figures and the goal."""
+    from dropsight.daemon.bench import photos, say
+    from dropsight.daemon.models import registry
+
+    heavy = registry.spec(settings.model.name).gflops >= 2
+    count = args.count or DEFAULT_PHOTOS["heavy" if heavy else "light"]
+    library = work / "library"
+    for i, src in enumerate(photos(args.images, count)):
+        target = library / f"{i // 100:02d}" / f"{i:05d}{src.suffix.lower()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+    cpus = os.cpu_count() or 1
+    out: dict[str, Any] = {"model": settings.model.name, "photos": count, "cpus": cpus}
+    for name, cores in (("local_1_core", 1), ("local_all_cores", 0)):
+        say(f"backfill {name} ...")
+        out[name] = _local(settings, library, cores)
+        _clear(library)
+    say("backfill on Ray: 1 node, then 2 nodes (private network namespace) ...")
+    out.update(_ray_runs(settings, library, cpus))
+    local_all = out["local_all_cores"]["img_per_s"]
+    out["scaling_local"] = round(local_all / (out["local_1_core"]["img_per_s"] * cpus), 2)
+    ratios = {
+        key: round(out[key]["img_per_s"] / local_all, 2)
+        for key in ("ray_1_node", "ray_2_nodes")
+        if isinstance(out.get(key), dict) and "img_per_s" in out[key]
+    }
+    out["ray_vs_local_equal_cores"] = ratios
+    out["goal"] = {
+        "ray_vs_local_at_least": GOAL_RAY_VS_LOCAL,
+        "met": bool(ratios) and min(ratios.values()) >= GOAL_RAY_VS_LOCAL,
+    }
+    return out
+
+
+def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
+    from dropsight.daemon.backfill import run_local
+    from dropsight.daemon.classifier import load_classifier
+
+    s = replace(
+        settings,
+        watch=WatchSettings(folders=(library,)),
+        service=replace(settings.service, cores=cores),
+    )
+    summary = run_local(s, [library], load_classifier(s), [])
+    return summary.as_json()
+
+
+def _clear(library: Path) -> None:
+    for p in library.rglob("*.json"):
+        p.unlink()
+
+
+def _ray_runs(settings: Settings, library: Path, cpus: int) -> dict[str, Any]:
+    why_not = _no_namespace()
+    if why_not:
+        return {"ray_1_node": why_not, "ray_2_nodes": why_not}
+    out: dict[str, Any] = {}
+    for key, nodes in (("ray_1_node", [cpus]), ("ray_2_nodes", [cpus // 2, cpus - cpus // 2])):
+        config = json.dumps({"model": settings.model.name, "nodes": nodes})
+        script = (
+            f"ip link set lo up && exec {sys.executable} -m dropsight.daemon.bench_backfill "
+            f"{library} '{config}'"
+        )
+        done = subprocess.run(
+            ["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, check=False
+        )
+        lines = done.stdout.strip().splitlines()
+        out[key] = (
+            json.loads(lines[-1])
+            if done.returncode == 0 and lines
+            else {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+        )
+        _clear(library)
+    return out
+
+
+def _no_namespace() -> str | None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return "skipped: Ray is not installed (pip install 'dropsight[ray]')"
+    if sys.platform != "linux" or os.geteuid() != 0 or not shutil.which("unshare"):
+        return "skipped: Ray runs in a private network namespace here, which needs root"
+    return None
+
+
+def _ray_child(library: Path, config: dict[str, Any]) -> None:
+    """Inside the namespace: a cluster of the given nodes, one backfill, its summary."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    from ray.cluster_utils import Cluster
+
+    from dropsight.config.settings import load
+    from dropsight.daemon import paths
+    from dropsight.daemon.backfill_ray import run_ray
+
+    first, *others = config["nodes"]
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": first, "node_ip_address": "127.0.0.1"}
+    )
+    for cpus in others:
+        cluster.add_node(num_cpus=cpus, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        base = load(paths.config_file())
+        s = replace(
+            base,
+            watch=WatchSettings(folders=(library,)),
+            model=replace(base.model, name=config["model"], fallback=""),
+        )
+        summary = run_ray(s, [library], cluster.address, sinks=[])
+    finally:
+        cluster.shutdown()
+    print(json.dumps(summary.as_json()))
+
+
+if __name__ == "__main__":
+    _ray_child(Path(sys.argv[1]), json.loads(sys.argv[2]))
