@@ -22,7 +22,7 @@ from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__, paths, startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
 from dropsight.tray import autostart, desktop, logsetup
-from dropsight.tray.controls import TRAY_PID_ENV
+from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
 from dropsight.tray.menu import MenuItem, build_menu
 

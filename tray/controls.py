@@ -15,14 +15,12 @@ from dropsight.config.edit import add_folders, remove_folders, set_value
 from dropsight.config.settings import ConfigError, load
 from dropsight.daemon import paths
 from dropsight.tray import autostart, desktop
+from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import model_title
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
 
 log = logging.getLogger(__name__)
-
-# Set by the tray for the viewers it opens: the viewer's Quit ends the tray as well.
-TRAY_PID_ENV = "DROPSIGHT_TRAY_PID"
 
 
 class Actions:

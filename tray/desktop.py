@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 # and the windowed tray launcher (no console window at login on Windows).
 CLI_EXE_NAME = "dropsight"
 TRAY_EXE_NAME = "dropsight-tray"
+# Set by the tray for the viewers it opens: the viewer's Quit ends the tray as well.
+TRAY_PID_ENV = "DROPSIGHT_TRAY_PID"
 
 
 def _exe(name: str) -> Path:

@@ -467,7 +467,7 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
             assert time.monotonic() < deadline, log_tail()
             assert tray.poll() is None, log_tail()
             time.sleep(1)
-        wait_for(lambda: window_named("Dropsight: idle, 0 done"), 10, "idle title", log_tail)
+        wait_for(lambda: window_named("Dropsight: idle, 0 done"), 30, "idle title", log_tail)
 
         # Drop a photo the way a browser would: a partial name, then a rename.
         partial = inbox / "chelsea.jpg.part"
