@@ -272,3 +272,11 @@ def test_windowed_build_without_standard_streams(
         viewer_log = (app_home / "log" / "viewer.log").read_text()
         assert "cannot open the viewer window" in viewer_log
         assert "Traceback" not in viewer_log
+
+
+def test_the_tray_starts_without_tk() -> None:
+    """The windowed launcher must run where Tk cannot load (no X libraries): only the viewer,
+    a process of its own, needs it."""
+    code = "import sys; sys.modules['tkinter'] = None; import dropsight.tray.app"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
