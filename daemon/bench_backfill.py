@@ -84,7 +84,8 @@ def _ray_runs(settings: Settings, library: Path, cpus: int) -> dict[str, Any]:
         return {"ray_1_node": why_not, "ray_2_nodes": why_not}
     out: dict[str, Any] = {}
     for key, nodes in (("ray_1_node", [cpus]), ("ray_2_nodes", [cpus // 2, cpus - cpus // 2])):
-        config = json.dumps({"model": settings.model.name, "nodes": nodes})
+        weights = str(settings.model.weights) if settings.model.weights else ""
+        config = json.dumps({"model": settings.model.name, "weights": weights, "nodes": nodes})
         script = (
             f"ip link set lo up && exec {sys.executable} -m dropsight.daemon.bench_backfill "
             f"{library} '{config}'"
@@ -134,7 +135,12 @@ def _ray_child(library: Path, config: dict[str, Any]) -> None:
         s = replace(
             base,
             watch=WatchSettings(folders=(library,)),
-            model=replace(base.model, name=config["model"], fallback=""),
+            model=replace(
+                base.model,
+                name=config["model"],
+                fallback="",
+                weights=Path(config["weights"]) if config["weights"] else base.model.weights,
+            ),
         )
         summary = run_ray(s, [library], cluster.address, sinks=[])
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import queue
@@ -12,16 +11,15 @@ import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from tkinter import filedialog, ttk
 from types import TracebackType
 from typing import Any
 
-from PIL import Image, ImageOps, ImageTk
+from PIL import Image, ImageTk
 
 from dropsight.daemon import startfail
-from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.daemon.client import ServiceClient, ServiceError
 from dropsight.tray import logsetup
 from dropsight.tray.controls import Actions, ControlBar
 from dropsight.tray.icons import (
@@ -32,19 +30,20 @@ from dropsight.tray.icons import (
     summary,
     visual_state,
 )
-from dropsight.tray.thumbs import thumbnail
+from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
+from dropsight.tray.recent import RecentList
+from dropsight.tray.result_panel import ResultPanel
 
 log = logging.getLogger(__name__)
 
 TOP_K = 5
 PHOTO_BOX_PX = (460, 360)
-THUMB_PX = 44
 BAR_WIDTH_PX = 240
 BAR_HEIGHT_PX = 14
 STATUS_POLL_MS = 1000
 RESULT_POLL_MS = 50
 WORKER_JOIN_TIMEOUT_S = 2.0
-RECENT_ROWS = 7
+
 BANNER_WRAP_PX = 720
 MESSAGE_HOLD_S = 6.0
 IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
@@ -54,15 +53,6 @@ _ACCENT_TOP = "#135aa8"
 _TRACK = "#e4e8ee"
 _WARN_BG = "#fff3cd"
 _ERROR_FG = "#b3261e"
-
-
-@dataclass
-class PredictionRow:
-    """The widgets of one of the top-5 lines."""
-
-    label: ttk.Label
-    bar: tk.Canvas
-    score: ttk.Label
 
 
 class _Worker:
@@ -128,12 +118,6 @@ class Viewer:
         self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._worker = _Worker(self._results)
         self._status_pending = False
-        self._shown_image: Path | None = None
-        self._photo: ImageTk.PhotoImage | None = None
-        self._thumbs: dict[str, ImageTk.PhotoImage] = {}
-        self._thumb_requested: set[str] = set()
-        self._recent_key: tuple[Any, ...] = ()
-        self._recent_rows: dict[str, dict[str, Any]] = {}
         self._closed = False
         self._after_ids: list[str] = []
         self._build()
@@ -161,8 +145,10 @@ class Viewer:
         body.grid(row=3, column=0, sticky="nsew")
         body.columnconfigure(0, weight=1)
         body.rowconfigure(1, weight=1)
-        self._build_photo(body)
-        self._build_predictions(body)
+        self.panel = ResultPanel(self.root, body, self.choose_image)
+        # Read by tests and accessibility tools.
+        self.choose_button, self.file_label = self.panel.choose_button, self.panel.file_label
+        self.photo_label = self.panel.photo_label
         self._build_recent()
 
     def _build_style(self) -> None:
@@ -174,7 +160,7 @@ class Viewer:
         style.configure("Pred.TLabel", font=("TkDefaultFont", 11))
         style.configure("Warn.TLabel", background=_WARN_BG, padding=(10, 6))
         style.configure("Error.TLabel", foreground=_ERROR_FG)
-        style.configure("Recent.Treeview", rowheight=THUMB_PX + 6)
+        style.configure("Recent.Treeview", rowheight=RECENT_THUMB_PX + 6)
 
     def _build_header(self) -> None:
         header = ttk.Frame(self.root, padding=(12, 10, 12, 4), name="header")
@@ -195,83 +181,10 @@ class Viewer:
         )
         self.rescan_button.grid(row=0, column=3)
 
-    def _build_photo(self, body: ttk.Frame) -> None:
-        picker = ttk.Frame(body)
-        picker.grid(row=0, column=0, columnspan=2, sticky="ew", pady=(0, 6))
-        picker.columnconfigure(1, weight=1)
-        self.choose_button = ttk.Button(
-            picker, text="Choose image...", command=self.choose_image, name="choose"
-        )
-        self.choose_button.grid(row=0, column=0)
-        self.file_label = ttk.Label(picker, text="No image chosen", name="file")
-        self.file_label.grid(row=0, column=1, sticky="w", padx=10)
-
-        photo_frame = ttk.Frame(body, relief="solid", borderwidth=1)
-        photo_frame.grid(row=1, column=0, sticky="nsew")
-        self.photo_label = ttk.Label(
-            photo_frame, anchor="center", text="Choose a photo to classify", name="photo"
-        )
-        self.photo_label.place(relx=0.5, rely=0.5, anchor="center")
-        photo_frame.configure(width=PHOTO_BOX_PX[0], height=PHOTO_BOX_PX[1])
-        photo_frame.grid_propagate(False)
-
-    def _build_predictions(self, body: ttk.Frame) -> None:
-        preds = ttk.Frame(body, padding=(16, 0, 0, 0), name="predictions")
-        preds.grid(row=1, column=1, sticky="nsew")
-        ttk.Label(preds, text="Top 5", style="Title.TLabel").grid(
-            row=0, column=0, columnspan=2, sticky="w", pady=(0, 8)
-        )
-        self.pred_rows: list[PredictionRow] = []
-        for i in range(TOP_K):
-            label = ttk.Label(preds, text="", style="Pred.TLabel", name=f"pred{i}_label")
-            label.grid(row=1 + 2 * i, column=0, columnspan=2, sticky="w", pady=(6, 1))
-            bar = tk.Canvas(
-                preds,
-                width=BAR_WIDTH_PX,
-                height=BAR_HEIGHT_PX,
-                highlightthickness=0,
-                background=_TRACK,
-                name=f"pred{i}_bar",
-            )
-            bar.grid(row=2 + 2 * i, column=0, sticky="w")
-            score = ttk.Label(preds, text="", width=7, anchor="e", name=f"pred{i}_score")
-            score.grid(row=2 + 2 * i, column=1, sticky="e", padx=(8, 0))
-            self.pred_rows.append(PredictionRow(label, bar, score))
-        self._frame_bg = str(ttk.Style(self.root).lookup("TFrame", "background")) or _TRACK
-        for row in self.pred_rows:
-            row.bar.configure(background=self._frame_bg)
-        self.model_label = ttk.Label(preds, text="", name="model", foreground="#5f6b7a")
-        self.model_label.grid(row=1 + 2 * TOP_K, column=0, columnspan=2, sticky="w", pady=(14, 0))
-
     def _build_recent(self) -> None:
-        root = self.root
-        recent = ttk.LabelFrame(root, text="Recent results", padding=(8, 4), name="recent")
-        recent.grid(row=4, column=0, sticky="nsew", padx=12, pady=(6, 12))
-        recent.columnconfigure(0, weight=1)
-        self.recent_tree = ttk.Treeview(
-            recent,
-            columns=("result", "score", "time"),
-            height=RECENT_ROWS // 2,
-            style="Recent.Treeview",
-            name="recent_tree",
-        )
-        tree = self.recent_tree
-        tree.heading("#0", text="Photo")
-        tree.heading("result", text="Result")
-        tree.heading("score", text="Score")
-        tree.heading("time", text="Time")
-        tree.column("#0", width=260, stretch=True)
-        tree.column("result", width=260, stretch=True)
-        tree.column("score", width=70, anchor="e", stretch=False)
-        tree.column("time", width=170, stretch=False)
-        tree.grid(row=0, column=0, sticky="nsew")
-        scroll = ttk.Scrollbar(recent, orient="vertical", command=tree.yview)
-        scroll.grid(row=0, column=1, sticky="ns")
-        tree.configure(yscrollcommand=scroll.set)
-        tree.bind("<<TreeviewSelect>>", self._on_recent_selected)
-        self._placeholder = ImageTk.PhotoImage(
-            Image.new("RGB", (THUMB_PX, THUMB_PX), _TRACK), master=root
-        )
+        self.recent = RecentList(self.root, self._worker.submit, self.show_result)
+        self.recent.frame.grid(row=4, column=0, sticky="nsew", padx=12, pady=(6, 12))
+        self.recent_tree = self.recent.tree  # read by tests and accessibility tools
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -302,11 +215,11 @@ class Viewer:
         handlers: dict[str, Callable[[Any], None]] = {
             "status": self._show_status,
             "status!": lambda _exc: self._show_status(None),
-            "classify": self._show_sidecar,
-            "classify!": self._show_classify_error,
-            "sidecar": self._show_sidecar,
-            "sidecar!": self._show_classify_error,
-            "thumb": self._set_thumb,
+            "classify": self.panel.show_sidecar,
+            "classify!": self.panel.show_error,
+            "sidecar": self.panel.show_sidecar,
+            "sidecar!": self.panel.show_error,
+            "thumb": self.recent.set_thumb,
             "command": lambda _none: self._poll_status(),
             "command!": self._show_command_error,
         }
@@ -381,7 +294,7 @@ class Viewer:
             )
         else:
             self.banner.grid_remove()
-        self._update_recent((status or {}).get("recent") or [])
+        self.recent.update((status or {}).get("recent") or [])
 
     def _show_banner(self, text: str) -> None:
         self.banner.configure(text=text)
@@ -446,14 +359,14 @@ class Viewer:
 
     def classify(self, path: Path) -> None:
         """Show `path` and ask the service for its top-5."""
-        self._show_photo(path)
-        self._clear_predictions("Classifying\u2026")
+        self.panel.show_photo(path)
+        self.panel.clear("Classifying\u2026")
         client = self._client
         if client is None:
             try:
                 client = self._client = self._connect()
             except ServiceError as exc:
-                self._show_classify_error(exc)
+                self.panel.show_error(exc)
                 return
         self._worker.submit("classify", lambda: client.classify(path))
 
@@ -462,125 +375,13 @@ class Viewer:
         if sidecar is None:
             self.classify(image)
             return
-        self._show_photo(image)
-        self._clear_predictions("Reading the result\u2026")
+        self.panel.show_photo(image)
+        self.panel.clear("Reading the result\u2026")
         self._worker.submit("sidecar", lambda: _read_sidecar(sidecar))
-
-    def _show_photo(self, path: Path) -> None:
-        self._shown_image = path
-        self.file_label.configure(text=str(path))
-        try:
-            with Image.open(path) as img:
-                img.draft("RGB", PHOTO_BOX_PX)  # JPEG: decode at reduced size, much faster
-                shown = ImageOps.exif_transpose(img).convert("RGB")
-            shown.thumbnail(PHOTO_BOX_PX, Image.Resampling.LANCZOS)
-        except Exception as exc:
-            self._photo = None
-            self.photo_label.configure(image="", text=f"Cannot show this file:\n{exc}")
-            return
-        self._photo = ImageTk.PhotoImage(shown, master=self.root)
-        self.photo_label.configure(image=self._photo, text="")
-
-    def _clear_predictions(self, message: str = "") -> None:
-        for i, row in enumerate(self.pred_rows):
-            row.label.configure(text=message if i == 0 else "", style="Pred.TLabel")
-            row.score.configure(text="")
-            row.bar.delete("all")
-            # An empty track only where a score will be drawn; none before the first result.
-            row.bar.configure(background=self._frame_bg)
-        self.model_label.configure(text="")
-
-    def _show_sidecar(self, sidecar: dict[str, Any]) -> None:
-        image = (sidecar.get("image") or {}).get("path")
-        if image and self._shown_image and Path(str(image)).name != self._shown_image.name:
-            return  # an older answer for a photo that is no longer shown
-        self._clear_predictions()
-        if sidecar.get("status") != "ok":
-            error = sidecar.get("error") or {}
-            self._show_classify_error(error.get("message") or "the image could not be read")
-            return
-        for row, pred in zip(self.pred_rows, sidecar.get("predictions") or [], strict=False):
-            score = float(pred.get("score") or 0.0)
-            row.label.configure(text=str(pred.get("name") or pretty_label(str(pred.get("label")))))
-            row.score.configure(text=f"{score * 100:.1f}%")
-            width = max(2, round(BAR_WIDTH_PX * min(max(score, 0.0), 1.0)))
-            colour = _ACCENT_TOP if pred.get("rank") == 1 else _ACCENT
-            row.bar.configure(background=_TRACK)
-            row.bar.create_rectangle(0, 0, width, BAR_HEIGHT_PX, fill=colour, width=0)
-        model = sidecar.get("model") or {}
-        if model.get("name"):
-            self.model_label.configure(text=f"Model: {model['name']}")
-
-    def _show_classify_error(self, exc: BaseException | str) -> None:
-        message = str(exc)
-        if isinstance(exc, ServiceNotRunning):
-            message = "Dropsight is not running"
-        self._clear_predictions()
-        self.pred_rows[0].label.configure(
-            text=f"Could not classify: {message}"[:120], style="Error.TLabel"
-        )
-
-    # --- recent results -----------------------------------------------------------------------
-
-    def _update_recent(self, recent: list[Any]) -> None:
-        entries = [e for e in recent if isinstance(e, dict) and e.get("image")]
-        key = tuple((e.get("image"), e.get("time"), e.get("status")) for e in entries)
-        if key == self._recent_key:
-            return
-        self._recent_key = key
-        tree = self.recent_tree
-        tree.delete(*tree.get_children())
-        self._recent_rows = {}
-        for i, entry in enumerate(entries):
-            image = str(entry["image"])
-            iid = f"r{i}"
-            self._recent_rows[iid] = entry
-            score = entry.get("score")
-            tree.insert(
-                "",
-                "end",
-                iid=iid,
-                text="  " + Path(image).name,
-                image=self._thumbs.get(image, self._placeholder),
-                values=(
-                    pretty_label(str(entry.get("label") or "?"))
-                    if entry.get("status") == "ok"
-                    else "could not be read",
-                    f"{score * 100:.1f}%" if isinstance(score, int | float) else "",
-                    local_time(entry.get("time")),
-                ),
-            )
-            if image not in self._thumbs and image not in self._thumb_requested:
-                self._thumb_requested.add(image)
-                self._worker.submit("thumb", _thumbnail_task(image))
-
-    def _set_thumb(self, value: tuple[str, Image.Image | None]) -> None:
-        image, thumb = value
-        if thumb is None:
-            return
-        self._thumbs[image] = ImageTk.PhotoImage(thumb, master=self.root)
-        for iid, entry in self._recent_rows.items():
-            if str(entry.get("image")) == image:
-                self.recent_tree.item(iid, image=self._thumbs[image])
-
-    def _on_recent_selected(self, _event: object = None) -> None:
-        selected = self.recent_tree.selection()
-        entry = self._recent_rows.get(selected[0]) if selected else None
-        if entry is None:
-            return
-        sidecar = entry.get("sidecar")
-        self.show_result(Path(str(entry["image"])), Path(str(sidecar)) if sidecar else None)
-
-    # --- reading the window (tests, accessibility) ---------------------------------------------
 
     def predictions_shown(self) -> list[tuple[str, str]]:
         """The (label, percentage) pairs currently on screen."""
-        shown = []
-        for row in self.pred_rows:
-            label, score = str(row.label.cget("text")), str(row.score.cget("text"))
-            if score:
-                shown.append((label, score))
-        return shown
+        return self.panel.predictions_shown()
 
     # --- closing ------------------------------------------------------------------------------
 
@@ -597,31 +398,11 @@ class Viewer:
         self.root.destroy()
 
 
-def pretty_label(label: str) -> str:
-    """Raw ImageNet labels (sidecars before 0.2): "golden_retriever" -> "golden retriever"."""
-    return label.replace("_", " ")
-
-
-def local_time(value: object) -> str:
-    """An ISO timestamp from the service, shown in local time."""
-    try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value or "")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _read_sidecar(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a sidecar")
     return data
-
-
-def _thumbnail_task(image: str) -> Callable[[], tuple[str, Image.Image | None]]:
-    return lambda: (image, thumbnail(Path(image), THUMB_PX))
 
 
 def _report_callback_exception(

@@ -147,7 +147,8 @@ def test_viewer_classifies_a_photo(
 ) -> None:
     tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
-    from dropsight.tray.viewer import Viewer, pretty_label
+    from dropsight.tray.recent import pretty_label
+    from dropsight.tray.viewer import Viewer
 
     fake = FakeController(gui_photos["chelsea"].parent)
     for name, label, score in (("astronaut", "space_suit", 0.412), ("coffee", "espresso", 0.873)):
@@ -194,7 +195,7 @@ def test_viewer_classifies_a_photo(
             pump_until(
                 lambda: all(
                     viewer.recent_tree.item(iid, "image")
-                    and viewer.recent_tree.item(iid, "image")[0] != str(viewer._placeholder)
+                    and viewer.recent_tree.item(iid, "image")[0] != str(viewer.recent.placeholder)
                     for iid in viewer.recent_tree.get_children()
                 ),
                 "thumbnails",
