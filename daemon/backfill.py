@@ -60,12 +60,6 @@ class Summary:
         )
 
 
-def layout_of(settings: Settings) -> sidecar.Layout:
-    """Where the settings put JSON sidecars."""
-    out = settings.output
-    return sidecar.Layout(out.folder if out.mode == "folder" else None)
-
-
 def to_do(
     settings: Settings, roots: Iterable[Path], fingerprint: str, summary: Summary
 ) -> Iterator[tuple[Path, Path]]:
@@ -74,7 +68,7 @@ def to_do(
     Temp files a killed run left behind (older than this walk) are removed on the way.
     """
     photo_filter = PhotoFilter.from_settings(settings.watch)
-    layout = layout_of(settings)
+    layout = sidecar.Layout.of(settings)
     born = time.time_ns()
     for root in roots:
         for folder in {root, layout.out_folder or root}:
@@ -108,7 +102,7 @@ def run_local(
     if dry_run or not work:
         return summary
     stop = stop or threading.Event()
-    layout = layout_of(settings)
+    layout = sidecar.Layout.of(settings)
     jobs, activity = JobQueue(layout.job_for), Activity()
     writer = Writer(jobs, activity, sinks)
     writer.configure(settings)

@@ -22,7 +22,7 @@ import numpy as np
 
 from dropsight.config.settings import Settings
 from dropsight.daemon import sidecar
-from dropsight.daemon.backfill import Summary, layout_of, to_do
+from dropsight.daemon.backfill import Summary, to_do
 from dropsight.daemon.classifier import Classifier, LiteRTClassifier, ModelInfo
 from dropsight.daemon.decode import Prepared, prepare
 from dropsight.daemon.imaging import FileFacts, ImageError
@@ -78,7 +78,7 @@ def run_ray(
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         model = ray.put(artifact.tflite.read_bytes())
-        layout = layout_of(settings)
+        layout = sidecar.Layout.of(settings)
         rows = [
             {
                 "path": os.fsencode(photo),

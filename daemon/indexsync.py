@@ -36,16 +36,10 @@ class Changes:
         return f"{self.added} added or updated, {self.removed} removed, {self.unchanged} unchanged"
 
 
-def layout_of(settings: Settings) -> sidecar.Layout:
-    """Where the settings put JSON sidecars."""
-    out = settings.output
-    return sidecar.Layout(out.folder if out.mode == "folder" else None)
-
-
 def labelled(settings: Settings, roots: Iterable[Path]) -> Iterator[tuple[Path, Path, int]]:
     """(photo, sidecar, sidecar mtime_ns) for every photo under `roots` that has a sidecar."""
     photo_filter = PhotoFilter.from_settings(settings.watch)
-    layout = layout_of(settings)
+    layout = sidecar.Layout.of(settings)
     for root in roots:
         for photo in photo_filter.walk(root, settings.watch.recursive):
             json_path = layout.sidecar_for(photo, root)

@@ -52,8 +52,8 @@ class Service:
         self.settings = settings
         self._reload_settings = reload_settings
         self._config_stamp = _stamp(self._config_path())
-        w, out = settings.watch, settings.output
-        self.layout = sidecar.Layout(out.folder if out.mode == "folder" else None)
+        w = settings.watch
+        self.layout = sidecar.Layout.of(settings)
         self.queue = JobQueue(self.layout.job_for)
         self.activity = Activity()
         self._stop = threading.Event()

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
+from dropsight.config.settings import Settings
 from dropsight.daemon import APP_NAME, __version__
 from dropsight.daemon.atomic import write_bytes_atomic
 from dropsight.daemon.classes import info
@@ -48,6 +49,12 @@ class Layout:
     """Where sidecars go: beside each photo, or mirrored under one output folder."""
 
     out_folder: Path | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Layout:
+        """The layout the settings ask for (`[output] mode` and `folder`)."""
+        out = settings.output
+        return cls(out.folder if out.mode == "folder" else None)
 
     def sidecar_for(self, photo: Path, root: Path) -> Path:
         """The sidecar path of `photo`, found under the watched folder `root`."""

@@ -64,12 +64,6 @@ def name_of(settings: Settings) -> xmp.XmpName:
     return cast(xmp.XmpName, settings.output.xmp_name)
 
 
-def layout_of(settings: Settings) -> sidecar.Layout:
-    """Where the settings put JSON sidecars."""
-    out = settings.output
-    return sidecar.Layout(out.folder if out.mode == "folder" else None)
-
-
 def write_from_sidecars(
     settings: Settings,
     items: Iterable[tuple[Path, Path]],
@@ -81,7 +75,7 @@ def write_from_sidecars(
 
     `only_stale` skips photos whose XMP file is newer than their sidecar without reading it.
     """
-    layout, name, tally = layout_of(settings), name_of(settings), Tally()
+    layout, name, tally = sidecar.Layout.of(settings), name_of(settings), Tally()
     for photo, root in items:
         if stop is not None and stop.is_set():
             break
