@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,27 @@ def weights_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def vgg16_once_weights_are_in(target: Path) -> Callable[[Settings], FakeClassifier]:
+    """A model factory standing in for the real one: the fallback until the weights arrive."""
+
+    def factory(_settings: Settings) -> FakeClassifier:
+        fake = FakeClassifier()
+        if target.is_file():  # stands in for building VGG16 from the arrived weights
+            fake.info = ModelInfo(name="vgg16", fingerprint="a" * 64, input_size=(224, 224))
+        else:
+            fake.info = ModelInfo(
+                name="efficientnet-lite0",
+                fingerprint="b" * 64,
+                input_size=(224, 224),
+                requested="vgg16",
+                fallback_reason="vgg16 could not be loaded: VGG16 weights not found",
+                requested_missing=True,
+            )
+        return fake
+
+    return factory
 
 
 def dropsight(
@@ -122,20 +143,7 @@ def test_a_running_service_switches_when_the_weights_arrive(
     """`models get` tells the running service; it switches without a restart."""
     target = Path(os.environ["KERAS_HOME"]) / "models" / VGG16_WEIGHTS_FILE
 
-    def factory(_settings: Settings) -> FakeClassifier:
-        fake = FakeClassifier()
-        if target.is_file():  # stands in for building VGG16 from the arrived weights
-            fake.info = ModelInfo(name="vgg16", fingerprint="a" * 64, input_size=(224, 224))
-        else:
-            fake.info = ModelInfo(
-                name="efficientnet-lite0",
-                fingerprint="b" * 64,
-                input_size=(224, 224),
-                requested="vgg16",
-                fallback_reason="vgg16 could not be loaded: VGG16 weights not found",
-            )
-        return fake
-
+    factory = vgg16_once_weights_are_in(target)
     folder = tmp_path / "photos"
     folder.mkdir()
     settings = Settings(watch=WatchSettings(folders=(folder,), settle_time_s=0.3))
@@ -169,21 +177,7 @@ def test_the_service_downloads_on_request_and_switches(
     monkeypatch.setenv(MD5_ENV, hashlib.md5(PAYLOAD).hexdigest())
     monkeypatch.setenv(URL_ENV, "http://127.0.0.1:9/nothing-listens-here")
 
-    def factory(_settings: Settings) -> FakeClassifier:
-        fake = FakeClassifier()
-        if target.is_file():
-            fake.info = ModelInfo(name="vgg16", fingerprint="a" * 64, input_size=(224, 224))
-        else:
-            fake.info = ModelInfo(
-                name="efficientnet-lite0",
-                fingerprint="b" * 64,
-                input_size=(224, 224),
-                requested="vgg16",
-                fallback_reason="vgg16 could not be loaded: VGG16 weights not found",
-                requested_missing=True,
-            )
-        return fake
-
+    factory = vgg16_once_weights_are_in(target)
     folder = tmp_path / "photos"
     folder.mkdir()
     service = Service(Settings(watch=WatchSettings(folders=(folder,))), classifier_factory=factory)
