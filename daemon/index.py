@@ -50,8 +50,9 @@ CREATE INDEX IF NOT EXISTS labels_by_photo ON labels (photo);
 
 
 def default_path() -> Path:
-    """Where the service keeps the index."""
-    return paths.data_dir() / "library.sqlite3"
+    """Where the service keeps the index: state, not data (it is rebuilt from the sidecars,
+    and on Linux the data folder is where install.sh puts the app)."""
+    return paths.state_dir() / "library.sqlite3"
 
 
 @dataclass(frozen=True)

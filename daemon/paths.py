@@ -25,14 +25,8 @@ def _base(kind: str) -> Path:
             "cache": dirs.user_cache_dir,
             "log": dirs.user_log_dir,
             "state": dirs.user_state_dir,
-            "data": dirs.user_data_dir,
         }[kind]
     )
-
-
-def data_dir() -> Path:
-    """Folder for the library index (rebuildable from the sidecars, but not a cache)."""
-    return _base("data")
 
 
 def config_dir() -> Path:

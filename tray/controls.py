@@ -165,19 +165,16 @@ class ControlBar:
         self.log_button = ttk.Button(
             self.frame, text="Open log", command=actions.open_log, name="log"
         )
-        self.login_var = tk.BooleanVar(self.frame, value=actions.start_at_login())
         self.login_check = ttk.Checkbutton(
             self.frame,
             text="Start at login",
-            variable=self.login_var,
             command=self._toggle_login,
             name="login",
         )
-        self.xmp_var = tk.BooleanVar(self.frame, value=False)
+        _check(self.login_check, actions.start_at_login())
         self.xmp_check = ttk.Checkbutton(
             self.frame,
             text="Write XMP keywords",
-            variable=self.xmp_var,
             command=self._toggle_xmp,
             name="xmp",
         )
@@ -211,7 +208,7 @@ class ControlBar:
         """Follow the service: Start when none runs, Stop when one does."""
         self._running = status is not None and status.get("state") != "stopping"
         self.service_button.configure(text="Stop service" if self._running else "Start service")
-        self.xmp_var.set(self.actions.xmp_enabled())
+        _check(self.xmp_check, self.actions.xmp_enabled())
         model = (status or {}).get("model") or {}
         missing, fetch = model.get("missing") or {}, model.get("fetch") or {}
         busy = fetch.get("stage") in ("downloading", "verifying", "converting")
@@ -243,16 +240,17 @@ class ControlBar:
 
     def _toggle_login(self) -> None:
         try:
-            self.actions.set_start_at_login(self.login_var.get())
+            self.actions.set_start_at_login(self.login_check.instate(["selected"]))
         except OSError as exc:
             self._on_message(f"Could not change start at login: {exc}")
-        self.login_var.set(self.actions.start_at_login())
+        _check(self.login_check, self.actions.start_at_login())
 
     def _toggle_xmp(self) -> None:
-        problem = self.actions.set_xmp(self.xmp_var.get())
+        wanted = self.xmp_check.instate(["selected"])
+        problem = self.actions.set_xmp(wanted)
         if problem:
             self._on_message(problem)
-            self.xmp_var.set(not self.xmp_var.get())
+            _check(self.xmp_check, not wanted)
 
     def _quit(self) -> None:
         self.actions.quit_all()
@@ -370,3 +368,9 @@ class FoldersDialog:
         """Close the dialog."""
         if self.alive:
             self.window.destroy()
+
+
+def _check(box: ttk.Checkbutton, on: bool) -> None:
+    """Tick or untick a check box. (No Tk variables: one collected by a worker thread's
+    garbage collection calls into Tk off the main thread and fails.)"""
+    box.state(["selected" if on else "!selected", "!alternate"])

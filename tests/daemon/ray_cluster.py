@@ -48,11 +48,25 @@ def main() -> int:
             report["first_exit"] = first.poll()  # None: still running when killed
             first.send_signal(signal.SIGKILL)
             report["first_stderr"] = first.communicate()[1][-2000:]
-            report["after_kill"] = len(list(Path(folder).rglob("*.json")))
+            # The driver's actors live in the cluster, not under it: a batch in flight may
+            # still land. Wait until nothing more appears, then record what is on disk.
+            settled, seen = time.monotonic(), -1
+            while time.monotonic() - settled < 3:
+                now = len(list(Path(folder).rglob("*.json")))
+                if now != seen:
+                    seen, settled = now, time.monotonic()
+                time.sleep(0.2)
+            report["after_kill"] = {
+                str(p): p.stat().st_mtime_ns for p in Path(folder).rglob("*.json")
+            }
         second = driver(folder, cluster.address)
         out, err = second.communicate(timeout=600)
         report["returncode"] = second.returncode
         report["summary"] = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
+        if kill_after:
+            before: dict[str, int] = report["after_kill"]  # type: ignore[assignment]
+            report["redone"] = [p for p, t in before.items() if Path(p).stat().st_mtime_ns != t]
+            report["after_kill"] = len(before)
         report["stderr"] = err[-3000:]
     finally:
         cluster.shutdown()

@@ -165,6 +165,7 @@ def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -
     after_kill = int(report["after_kill"])
     assert 40 <= after_kill < 200
     assert summary["skipped"] == after_kill and summary["done"] == 200 - after_kill
+    assert report["redone"] == []  # what was written before the kill was not written again
     assert len(summary["nodes"]) == 2 and all(n > 0 for n in summary["nodes"].values()), summary
     assert len(sidecars(root)) == 200
     for p in sidecars(root):

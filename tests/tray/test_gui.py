@@ -593,9 +593,9 @@ def test_viewer_controls_drive_a_real_service(
         controls.log_button.invoke()
         assert opened[-1].name in ("dropsight.log", "log")
         controls.login_check.invoke()
-        assert controls.login_var.get() is True
+        assert controls.login_check.instate(["selected"])
         controls.login_check.invoke()
-        assert controls.login_var.get() is False
+        assert not controls.login_check.instate(["selected"])
         controls.xmp_check.invoke()
         assert load(config).output.xmp == "beside"
         pump_until(lambda: service.status()["output"]["xmp"] == "beside", "XMP on")
