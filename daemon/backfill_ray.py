@@ -96,7 +96,11 @@ def run_ray(
         ds = ds.map_batches(
             _Labeller,
             fn_constructor_kwargs={
-                "model": model,
+                # The file where it is (a node that sees the same path at the same size uses
+                # it as is), else its bytes from the object store (in a list: fetched only
+                # when needed, not by Ray before the constructor runs).
+                "model": {"path": str(artifact.tflite), "bytes": artifact.tflite.stat().st_size},
+                "model_ref": [model],
                 "info": asdict(info),
                 "rules": asdict(Rules.of(settings)),
                 "out_folder": str(layout.out_folder) if layout.out_folder else "",
@@ -197,18 +201,23 @@ class _Labeller:
     """One LiteRT interpreter on a worker: labels a batch and writes its sidecars."""
 
     def __init__(
-        self, model: Any, info: dict[str, Any], rules: dict[str, Any], out_folder: str
+        self,
+        model: dict[str, Any],
+        model_ref: list[Any],
+        info: dict[str, Any],
+        rules: dict[str, Any],
+        out_folder: str,
     ) -> None:
         import ray
 
-        if isinstance(model, ray.ObjectRef):  # the model file, from the object store
-            model = ray.get(model)
         info["input_size"] = tuple(info["input_size"])
         self.info = ModelInfo(**info)
         self.rules = Rules(**rules)
-        folder = Path(tempfile.mkdtemp(prefix="dropsight-ray-"))
-        tflite = folder / f"{self.info.name}.tflite"
-        tflite.write_bytes(model)
+        tflite = Path(model["path"])
+        if not (tflite.is_file() and tflite.stat().st_size == model["bytes"]):
+            folder = Path(tempfile.mkdtemp(prefix="dropsight-ray-"))
+            tflite = folder / f"{self.info.name}.tflite"
+            tflite.write_bytes(ray.get(model_ref[0]))
         artifact = ModelArtifact(
             self.info.name, self.info.fingerprint, tflite, self.info.input_size, "ray"
         )

@@ -22,7 +22,7 @@ from typing import Any
 from dropsight.config.settings import Settings, WatchSettings
 
 GOAL_RAY_VS_LOCAL = 0.85
-DEFAULT_PHOTOS = {"light": 600, "heavy": 48}
+DEFAULT_PHOTOS = {"light": 600, "heavy": 160}
 
 
 def bench_backfill(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
