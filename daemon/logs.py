@@ -26,18 +26,22 @@ class _NotFileOnly(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
+def _file_handler(path: Path) -> logging.handlers.RotatingFileHandler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # backslashreplace: a file name that is not UTF-8 must not break a log line.
+    return logging.handlers.RotatingFileHandler(
+        path,
+        maxBytes=LOG_BYTES,
+        backupCount=LOG_BACKUPS,
+        encoding="utf-8",
+        errors="backslashreplace",
+    )
+
+
 def record_only(logger: logging.Logger, level: int, message: str) -> None:
     """Write one line to the log file alone (for a command that is about to exit)."""
-    path = log_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            path,
-            maxBytes=LOG_BYTES,
-            backupCount=LOG_BACKUPS,
-            encoding="utf-8",
-            errors="backslashreplace",
-        )
+        handler = _file_handler(log_file())
     except OSError:
         return
     try:
@@ -57,15 +61,7 @@ def setup(level: str) -> Path:
     formatter = logging.Formatter(FORMAT)
     path = log_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # backslashreplace: a file name that is not UTF-8 must not break a log line.
-        fh = logging.handlers.RotatingFileHandler(
-            path,
-            maxBytes=LOG_BYTES,
-            backupCount=LOG_BACKUPS,
-            encoding="utf-8",
-            errors="backslashreplace",
-        )
+        fh = _file_handler(path)
         fh.setFormatter(formatter)
         root.addHandler(fh)
     except OSError as exc:

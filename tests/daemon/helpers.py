@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -79,3 +82,18 @@ def load_valid(path: Path) -> dict[str, Any]:
         schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     ).validate(record)
     return record
+
+
+def dropsight(
+    *args: str | Path, env: dict[str, str] | None = None, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the `dropsight` command line as a person would (no stdin), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=timeout_s,
+    )

@@ -18,6 +18,7 @@ from dropsight.daemon.index import Index
 from dropsight.daemon.service import Service
 from tests.daemon.helpers import (
     FakeClassifier,
+    dropsight,
     load_valid,
     make_photo,
     sidecars,
@@ -26,17 +27,6 @@ from tests.daemon.helpers import (
 )
 
 MODEL = ["--model", "efficientnet-lite0"]
-
-
-def dropsight(*args: str | Path, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout_s,
-    )
 
 
 def library(folder: Path, count: int, size: tuple[int, int] = (320, 240)) -> Path:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from dropsight.config.settings import load
 from dropsight.daemon import paths
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import FakeClassifier, make_photo, wait_for
-
-
-def dropsight(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.daemon.helpers import FakeClassifier, dropsight, make_photo, wait_for
 
 
 def test_config_init_writes_the_documented_defaults_once(app_home: Path) -> None:

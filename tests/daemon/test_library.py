@@ -7,7 +7,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from dropsight.daemon.classes import categories_of
 from dropsight.daemon.index import Hit, Index
 from dropsight.daemon.indexsync import sync
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import FakeClassifier, make_photo, wait_for
+from tests.daemon.helpers import FakeClassifier, dropsight, make_photo, wait_for
 from tests.daemon.test_sidecar import FACTS, MODEL, probs_with
 
 DOGS = range(151, 269)  # the 118 ImageNet dog classes
@@ -173,17 +172,6 @@ def test_a_damaged_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
 
 
 # --- the command line --------------------------------------------------------------------------
-
-
-def dropsight(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
 
 
 def test_cli_rebuild_search_and_its_output_forms(library: Path) -> None:

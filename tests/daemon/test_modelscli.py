@@ -9,8 +9,6 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from dropsight.daemon.control import ControlServer
 from dropsight.daemon.models.sources import MD5_ENV, URL_ENV
 from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import FakeClassifier, make_photo, wait_for
+from tests.daemon.helpers import FakeClassifier, dropsight, make_photo, wait_for
 
 PAYLOAD = random.Random(7).randbytes(3 * 1024 * 1024)
 
@@ -72,20 +70,6 @@ def vgg16_once_weights_are_in(target: Path) -> Callable[[Settings], FakeClassifi
         return fake
 
     return factory
-
-
-def dropsight(
-    *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dropsight.daemon", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
 
 
 def test_get_then_list_then_remove(weights_server: str, app_home: Path) -> None:
