@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dropsight.config.settings import Settings
-from dropsight.daemon import sidecar
+from dropsight.daemon import budget, sidecar
 from dropsight.daemon.backfill import Summary, to_do
 from dropsight.daemon.classifier import Classifier, LiteRTClassifier, ModelInfo
 from dropsight.daemon.decode import Prepared, prepare
@@ -77,6 +77,7 @@ def run_ray(
     started = time.monotonic()  # Ray's own start-up is not the photos' time
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actors, threads = _pool(ray, cpus, info.gflops)
         model = ray.put(artifact.tflite.read_bytes())
         layout = sidecar.Layout.of(settings)
         rows = [
@@ -104,9 +105,10 @@ def run_ray(
                 "info": asdict(info),
                 "rules": asdict(Rules.of(settings)),
                 "out_folder": str(layout.out_folder) if layout.out_folder else "",
+                "threads": threads,
             },
-            compute=ray.data.ActorPoolStrategy(size=cpus),
-            num_cpus=LABEL_CPUS,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=LABEL_CPUS * threads,
             batch_size=BATCH,
             batch_format="numpy",
             scheduling_strategy="SPREAD",
@@ -117,6 +119,18 @@ def run_ray(
         ray.shutdown()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _pool(ray: Any, cpus: int, gflops: float) -> tuple[int, int]:
+    """(actors, threads each): as the service's budget does, a light model gets one
+    single-thread interpreter per core; a heavy one gets one interpreter per node using all
+    of its cores (each interpreter packs VGG16's weights once, and threads share them)."""
+    per_node = sorted(
+        {int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")} - {0}
+    )
+    if gflops < budget.HEAVY_GFLOPS or len(per_node) != 1:
+        return cpus, 1  # light, or nodes of different sizes: one per core
+    return max(1, cpus // per_node[0]), per_node[0]
 
 
 def _connect(ray: Any, address: str) -> None:
@@ -206,7 +220,9 @@ class _Labeller:
         model_ref: list[Any],
         info: dict[str, Any],
         rules: dict[str, Any],
+        *,
         out_folder: str,
+        threads: int = 1,
     ) -> None:
         import ray
 
@@ -221,7 +237,7 @@ class _Labeller:
         artifact = ModelArtifact(
             self.info.name, self.info.fingerprint, tflite, self.info.input_size, "ray"
         )
-        self.classifier = LiteRTClassifier(artifact, self.info, lanes=1, threads=1)
+        self.classifier = LiteRTClassifier(artifact, self.info, lanes=1, threads=threads)
         self.layout = sidecar.Layout(Path(out_folder) if out_folder else None)
         self.node = ray.get_runtime_context().get_node_id()
 
