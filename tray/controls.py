@@ -19,6 +19,7 @@ from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import model_title
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
+from dropsight.tray.worker import is_open
 
 log = logging.getLogger(__name__)
 
@@ -312,10 +313,7 @@ class FoldersDialog:
     @property
     def alive(self) -> bool:
         """Whether the dialog is still open."""
-        try:
-            return bool(self.window.winfo_exists())
-        except tk.TclError:
-            return False
+        return is_open(self.window)
 
     def refresh(self) -> None:
         """Show the current list."""

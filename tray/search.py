@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import threading
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from dropsight.daemon.classes import categories, info
 from dropsight.daemon.index import Hit, Index
 from dropsight.tray import desktop
 from dropsight.tray.thumbs import thumbnail
+from dropsight.tray.worker import Worker, is_open
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ class SearchWindow:
         self.window.title("Dropsight: find photos")
         self.window.minsize(900, 600)
         self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._tasks: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="search-worker", daemon=True)
-        self._thread.start()
+        self._worker = Worker(self._results, name="search-worker", backlog=1000)
         self._thumbs: dict[str, ImageTk.PhotoImage] = {}
         self._hits: list[Hit] = []
         self._page = 0
@@ -216,19 +214,7 @@ class SearchWindow:
             return action(index)
 
     def _submit(self, kind: str, task: Callable[[], Any]) -> None:
-        self._tasks.put((kind, task))
-
-    def _work(self) -> None:
-        while True:
-            item = self._tasks.get()
-            if item is None:
-                return
-            kind, task = item
-            try:
-                self._results.put((kind, task()))
-            except Exception as exc:
-                log.warning("search window: %s failed: %s", kind, exc)
-                self._results.put((kind + "!", exc))
+        self._worker.submit(kind, task)
 
     def _drain(self) -> None:
         while True:
@@ -262,15 +248,11 @@ class SearchWindow:
     @property
     def alive(self) -> bool:
         """Whether the window is still open."""
-        try:
-            return bool(self.window.winfo_exists())
-        except tk.TclError:
-            return False
+        return is_open(self.window)
 
     def close(self) -> None:
         """Close the window and stop its worker."""
-        self._tasks.put(None)
-        self._thread.join(2.0)
+        self._worker.stop()
         if self.alive:
             self.window.after_cancel(self._after)
             self.window.destroy()

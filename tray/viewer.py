@@ -7,7 +7,6 @@ import json
 import logging
 import queue
 import signal
-import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from dropsight.tray.icons import (
 from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
 from dropsight.tray.recent import RecentList
 from dropsight.tray.result_panel import ResultPanel
+from dropsight.tray.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ BAR_WIDTH_PX = 240
 BAR_HEIGHT_PX = 14
 STATUS_POLL_MS = 1000
 RESULT_POLL_MS = 50
-WORKER_JOIN_TIMEOUT_S = 2.0
 
 BANNER_WRAP_PX = 720
 MESSAGE_HOLD_S = 6.0
@@ -53,48 +52,6 @@ _ACCENT_TOP = "#135aa8"
 _TRACK = "#e4e8ee"
 _WARN_BG = "#fff3cd"
 _ERROR_FG = "#b3261e"
-
-
-class _Worker:
-    """One background thread for everything that may block: HTTP calls and image decoding."""
-
-    _STOP = object()
-
-    def __init__(self, results: queue.Queue[tuple[str, Any]]) -> None:
-        self._tasks: queue.Queue[Any] = queue.Queue(maxsize=64)
-        self._results = results
-        self._thread = threading.Thread(target=self._run, name="dropsight-viewer", daemon=True)
-        self._thread.start()
-
-    def submit(self, kind: str, task: Callable[[], Any]) -> bool:
-        """Queue a task; its return value comes back as (kind, value) or (kind+"!", error)."""
-        try:
-            self._tasks.put_nowait((kind, task))
-        except queue.Full:
-            log.warning("viewer busy: dropped a %s task", kind)
-            return False
-        return True
-
-    def _run(self) -> None:
-        while True:
-            item = self._tasks.get()
-            if item is self._STOP:
-                return
-            kind, task = item
-            try:
-                self._results.put((kind, task()))
-            except Exception as exc:
-                # One failed task (a service gone away, a broken image) never ends the thread.
-                log.debug("viewer task %s failed: %s", kind, exc)
-                self._results.put((kind + "!", exc))
-
-    def stop(self) -> None:
-        """Wake the thread with a sentinel and join it within a timeout."""
-        try:
-            self._tasks.put(self._STOP, timeout=WORKER_JOIN_TIMEOUT_S)
-        except queue.Full:
-            log.warning("viewer worker queue full at stop")
-        self._thread.join(WORKER_JOIN_TIMEOUT_S)
 
 
 class Viewer:
@@ -116,7 +73,7 @@ class Viewer:
         self._client: ServiceClient | None = None
         self._status: dict[str, Any] | None = None
         self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._worker = _Worker(self._results)
+        self._worker = Worker(self._results, name="dropsight-viewer")
         self._status_pending = False
         self._closed = False
         self._after_ids: list[str] = []

@@ -28,13 +28,13 @@ from dropsight.daemon.client import (
 )
 from dropsight.daemon.contracts import SidecarRecord, Status
 from dropsight.daemon.control import MAX_BODY_BYTES, ControlServer, control_file
-from dropsight.daemon.events import EventHub, Listener
-from tests.tray.fakes import fake_status, sidecar_for
+from dropsight.daemon.events import EventHub
+from tests.tray.fakes import RecordedCommands, fake_status, sidecar_for
 
 TOTAL = 500
 
 
-class FakeController:
+class FakeController(RecordedCommands):
     """Counters that a burst thread moves while requests read them."""
 
     def __init__(self) -> None:
@@ -71,23 +71,6 @@ class FakeController:
 
     def stop(self) -> None:
         self.calls.append("stop")
-
-    def relabel(self) -> None:
-        self.calls.append("relabel")
-
-    def reload(self) -> None:
-        self.calls.append("reload")
-
-    def reload_model(self) -> None:
-        self.calls.append("reload_model")
-
-    def listen(self) -> Listener:
-        return self.events.listen()
-
-    def get_model(self, name: str) -> None:
-        if name != "vgg16":
-            raise KeyError(f"unknown model {name!r}")
-        self.calls.append(f"get_model {name}")
 
     def classify(self, path: Path) -> SidecarRecord:
         if path.name == "missing.jpg":

@@ -82,7 +82,31 @@ def fake_status(**fields: Any) -> Status:
     return cast(Status, {**status, **fields})
 
 
-class FakeController:
+class RecordedCommands:
+    """The Controller's newer commands, recorded in `calls` (shared by the test fakes)."""
+
+    calls: list[str]
+    events: EventHub
+
+    def relabel(self) -> None:
+        self.calls.append("relabel")
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+
+    def reload_model(self) -> None:
+        self.calls.append("reload_model")
+
+    def listen(self) -> Listener:
+        return self.events.listen()
+
+    def get_model(self, name: str) -> None:
+        if name != "vgg16":
+            raise KeyError(f"unknown model {name!r}")
+        self.calls.append(f"get_model {name}")
+
+
+class FakeController(RecordedCommands):
     """Status with settable fields; classify answers the fixed top-5 for any existing file."""
 
     def __init__(self, folder: Path | None = None) -> None:
@@ -172,23 +196,6 @@ class FakeController:
     def stop(self) -> None:
         self.calls.append("stop")
         self.stopped.set()
-
-    def relabel(self) -> None:
-        self.calls.append("relabel")
-
-    def reload(self) -> None:
-        self.calls.append("reload")
-
-    def reload_model(self) -> None:
-        self.calls.append("reload_model")
-
-    def listen(self) -> Listener:
-        return self.events.listen()
-
-    def get_model(self, name: str) -> None:
-        if name != "vgg16":
-            raise KeyError(f"unknown model {name!r}")
-        self.calls.append(f"get_model {name}")
 
 
 def main() -> int:
