@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import re
@@ -61,6 +62,15 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10) -> Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout_s)
+
+
+@pytest.fixture(autouse=True)
+def collect_tk_in_the_main_thread() -> Iterator[None]:
+    """Free a closed window's Tk objects here: if a later test's worker thread (a service's
+    inference lane, say) happened to run the garbage collector over them, Tcl would abort
+    the whole process ("async handler deleted by the wrong thread")."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
