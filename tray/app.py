@@ -21,7 +21,7 @@ from dropsight.config.edit import set_value
 from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__, paths, startfail
 from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
-from dropsight.tray import autostart, desktop, logsetup
+from dropsight.tray import autostart, desktop, logsetup, xorg
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
 from dropsight.tray.menu import MenuItem, build_menu
@@ -322,7 +322,7 @@ class _IconUpdater:
         # update_menu() from a non-UI thread is not safe on win32/macOS (pystray #60); there
         # the menu is rebuilt after each of its own actions instead.
         self._can_update_menu = sys.platform not in {"win32", "darwin"}
-        self._no_alpha = type(icon).__module__ == "pystray._xorg"
+        self._no_alpha = xorg.is_xorg(icon)
 
     def __call__(self) -> None:
         status = self.app.display_status()
@@ -338,47 +338,12 @@ class _IconUpdater:
         if key != self._shown:
             self.icon.icon = image
             self.icon.title = title
-            if self._no_alpha:
-                _xorg_sync(self.icon)
             self._shown = key  # only once shown: a failed update is retried next poll
         labels = [(i.label, i.enabled, i.checked, len(i.submenu)) for i in self.app.menu()]
         if labels != self._menu_labels:
             self._menu_labels = labels
             if self._can_update_menu:
                 self.icon.update_menu()
-
-
-def _xorg_sync(icon: Any) -> None:
-    """Make sure pystray's xorg requests reach the X server now.
-
-    Its mainloop thread queues the new WM_NAME and pixels, then blocks reading events; with
-    python-xlib's threaded I/O a request queued while another thread was sending can sit
-    in the buffer until the next event arrives, leaving a stale title. A round trip from
-    this thread (XSync) sends everything queued before it.
-    """
-    try:
-        icon._display.sync()
-    except Exception:
-        log.debug("xorg sync failed", exc_info=True)
-
-
-def _enable_xorg_clicks(icon: Any) -> None:
-    """Let pystray's xorg icon window receive clicks (pystray 0.19 never asks for them).
-
-    Its window selects only Exposure and StructureNotify events, so ButtonPress never
-    arrives and the default action (our viewer) cannot run (pystray #151).
-    """
-    if type(icon).__module__ != "pystray._xorg":
-        return
-    try:
-        import Xlib.X
-
-        icon._window.change_attributes(
-            event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
-        )
-        icon._display.flush()
-    except Exception:
-        log.exception("could not enable clicks on the xorg tray icon")
 
 
 def _stack_dumps_on_sigusr1() -> None:
@@ -415,7 +380,7 @@ def run_tray(app: TrayApp) -> int:
         menu=pystray.Menu(lambda: _to_pystray(app.menu(), app)),
     )
     app.on_quit = icon.stop
-    _enable_xorg_clicks(icon)
+    dispatcher = xorg.install(icon)
     updater = _IconUpdater(icon, app)
 
     def setup(icon: Any) -> None:
@@ -436,6 +401,8 @@ def run_tray(app: TrayApp) -> int:
         icon.run(setup=setup)
     finally:
         app.shutdown()
+        if dispatcher is not None:
+            dispatcher.close()
     return 0
 
 

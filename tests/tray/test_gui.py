@@ -6,9 +6,6 @@ import contextlib
 import gc
 import json
 import os
-import re
-import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,43 +22,20 @@ from dropsight.daemon.control import ControlServer, control_file
 from dropsight.tray import desktop
 from dropsight.tray.icons import tooltip_for
 from tests.tray.fakes import TOP5, FakeController, sidecar_for
+from tests.tray.x11 import (
+    SCREEN,
+    need,
+    screenshot,
+    stop_process,
+    wait_for,
+    window_named,
+    window_tree,
+    xdotool_search,
+)
 
 pytestmark = pytest.mark.gui
 
-SCREEN = (1024, 768)
 TRAY_TITLE = "Dropsight: 13 of 340, 1 failed"
-
-
-def need(*tools: str) -> None:
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(
-            f"needs {', '.join(missing)} on PATH "
-            "(apt-get install xvfb xdotool trayer imagemagick x11-utils)"
-        )
-
-
-def wait_for(
-    condition: Callable[[], object],
-    timeout_s: float,
-    what: str,
-    details: Callable[[], str] = lambda: "",
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}\n{details()}")
-        time.sleep(0.1)
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout_s)
 
 
 @pytest.fixture(autouse=True)
@@ -71,71 +45,6 @@ def collect_tk_in_the_main_thread() -> Iterator[None]:
     the whole process ("async handler deleted by the wrong thread")."""
     yield
     gc.collect()
-
-
-@pytest.fixture(scope="session")
-def xvfb() -> Iterator[str]:
-    """A private Xvfb for the whole run; its number is chosen by the server (-displayfd).
-
-    One per session, not per test: Tk keeps its display connection after a window is
-    destroyed, and an X server dying under a live connection ends the process (XIOError).
-    """
-    need("Xvfb")
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{SCREEN[0]}x{SCREEN[1]}x24",
-            "-nolisten",
-            "tcp",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], 20)
-        number = os.read(read_fd, 64).decode().strip() if ready else ""
-        if not number:
-            pytest.fail("Xvfb did not report a display number")
-        yield f":{number}"
-    finally:
-        os.close(read_fd)
-        stop_process(server)
-
-
-@pytest.fixture
-def display(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """DISPLAY pointing at the private Xvfb for this test (and its child processes)."""
-    monkeypatch.setenv("DISPLAY", xvfb)
-    return xvfb
-
-
-def screenshot(path: Path, display: str, box: tuple[int, int, int, int] | None = None) -> None:
-    """The whole screen via ImageMagick's import (Pillow's ImageGrab as a fallback)."""
-    if shutil.which("import"):
-        subprocess.run(
-            ["import", "-display", display, "-window", "root", str(path)],
-            check=True,
-            timeout=30,
-            capture_output=True,
-        )
-    else:
-        from PIL import ImageGrab
-
-        ImageGrab.grab(xdisplay=display).save(path)
-    if box is not None:
-        with Image.open(path) as full:
-            full.crop(box).save(path)
-    with Image.open(path) as shot:
-        extrema = shot.convert("L").getextrema()
-        assert isinstance(extrema, tuple)
-        assert extrema[0] != extrema[1], "blank screenshot"
 
 
 @pytest.fixture
@@ -257,28 +166,6 @@ def test_viewer_without_service(display: str, tmp_path: Path) -> None:
         viewer.close()
 
 
-def xdotool_search(name_regex: str) -> list[str]:
-    found = subprocess.run(
-        ["xdotool", "search", "--name", name_regex],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,  # exit 1 just means "no such window yet"
-    )
-    return found.stdout.split()
-
-
-def window_named(name: str) -> bool:
-    """Whether a window with exactly this name exists."""
-    return bool(xdotool_search(f"^{re.escape(name)}$"))
-
-
-def window_tree() -> str:
-    return subprocess.run(
-        ["xwininfo", "-root", "-tree"], capture_output=True, text=True, timeout=10, check=True
-    ).stdout
-
-
 @pytest.fixture
 def fake_service(display: str, gui_photos: dict[str, Path]) -> Iterator[subprocess.Popen[bytes]]:
     """The stand-in service in its own process, as the tray would find a real one."""
@@ -291,54 +178,6 @@ def fake_service(display: str, gui_photos: dict[str, Path]) -> Iterator[subproce
         yield service
     finally:
         stop_process(service)
-
-
-TRAYER = [
-    "trayer",
-    "--SetDockType",
-    "true",
-    "--edge",
-    "top",
-    "--align",
-    "right",
-    "--widthtype",
-    "pixel",
-    "--width",
-    "64",
-    "--heighttype",
-    "pixel",
-    "--height",
-    "28",
-    "--tint",
-    "0x303030",
-    "--transparent",
-    "true",
-    "--alpha",
-    "0",
-]
-
-
-@pytest.fixture
-def panel(display: str) -> Iterator[subprocess.Popen[bytes]]:
-    """trayer: a small system tray (XEMBED) docked at the top right."""
-    need("trayer", "xdotool", "xwininfo")
-    # trayer (GTK 2) now and then dies while starting on a bare Xvfb; give it three tries.
-    for _attempt in range(3):
-        trayer = subprocess.Popen(TRAYER, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and trayer.poll() is None:
-            if xdotool_search("^panel$"):
-                break
-            time.sleep(0.1)
-        if trayer.poll() is None and xdotool_search("^panel$"):
-            break
-        stop_process(trayer)
-    else:
-        pytest.fail("trayer did not show its panel in three tries")
-    try:
-        yield trayer
-    finally:
-        stop_process(trayer)
 
 
 def zoomed_tray_shot(path: Path, display: str) -> None:
@@ -464,7 +303,7 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
 
     try:
         wait_for(lambda: xdotool_search("^Dropsight: "), 20, "the tray icon window")
-        wait_for(control_file().exists, 120, "the service the tray started")
+        wait_for(control_file().exists, 120, "the service the tray started", log_tail)
         service_pid = json.loads(control_file().read_text())["pid"]
         assert service_pid != tray.pid
 

@@ -1,0 +1,79 @@
+"""Fixtures for the GUI tests: a private Xvfb per run and a system tray per test."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.tray.x11 import SCREEN, TRAYER, need, stop_process, xdotool_search
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[str]:
+    """A private Xvfb for the whole run; its number is chosen by the server (-displayfd).
+
+    One per session, not per test: Tk keeps its display connection after a window is
+    destroyed, and an X server dying under a live connection ends the process (XIOError).
+    """
+    need("Xvfb")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            f"{SCREEN[0]}x{SCREEN[1]}x24",
+            "-nolisten",
+            "tcp",
+        ],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], 20)
+        number = os.read(read_fd, 64).decode().strip() if ready else ""
+        if not number:
+            pytest.fail("Xvfb did not report a display number")
+        yield f":{number}"
+    finally:
+        os.close(read_fd)
+        stop_process(server)
+
+
+@pytest.fixture
+def display(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DISPLAY pointing at the private Xvfb for this test (and its child processes)."""
+    monkeypatch.setenv("DISPLAY", xvfb)
+    return xvfb
+
+
+@pytest.fixture
+def panel(display: str) -> Iterator[subprocess.Popen[bytes]]:
+    """trayer: a small system tray (XEMBED) docked at the top right."""
+    need("trayer", "xdotool", "xwininfo")
+    # trayer (GTK 2) now and then dies while starting on a bare Xvfb; give it three tries.
+    for _attempt in range(3):
+        trayer = subprocess.Popen(TRAYER, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and trayer.poll() is None:
+            if xdotool_search("^panel$"):
+                break
+            time.sleep(0.1)
+        if trayer.poll() is None and xdotool_search("^panel$"):
+            break
+        stop_process(trayer)
+    else:
+        pytest.fail("trayer did not show its panel in three tries")
+    try:
+        yield trayer
+    finally:
+        stop_process(trayer)
