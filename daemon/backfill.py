@@ -85,6 +85,50 @@ def to_do(
                 yield photo, root
 
 
+class Stages:
+    """The service's stages for a batch job: queue -> decoders -> inference lanes -> writer.
+
+    `run_local` drives one on this machine; each Ray node runs one in its backfill actor.
+    """
+
+    def __init__(
+        self, settings: Settings, classifier: Classifier, sinks: Sequence[ResultSink]
+    ) -> None:
+        layout = sidecar.Layout.of(settings)
+        self.jobs, self.activity = JobQueue(layout.job_for), Activity()
+        self._writer = Writer(self.jobs, self.activity, sinks)
+        self._writer.configure(settings)
+        resumed = threading.Event()
+        resumed.set()
+        self._pipeline = Pipeline(
+            classifier,
+            jobs=self.jobs,
+            writer=self._writer,
+            activity=self.activity,
+            options=Options.of(settings),
+            display=layout.display_path,
+            resumed=resumed,
+        )
+
+    def start(self) -> None:
+        """Start the writer, decoders and inference lanes."""
+        self._writer.start()
+        self._pipeline.start()
+
+    def put(self, photo: Path, root: Path) -> None:
+        """Queue a photo (as backlog: a scan found it)."""
+        self.jobs.put(photo, root, fresh=False)
+
+    def busy(self) -> bool:
+        """Whether photos wait or are being labelled."""
+        return self.jobs.pending() + self.jobs.in_flight() > 0
+
+    def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the stages (the one shutdown path); what was labelled is written."""
+        self._pipeline.stop(timeout_s)
+        self._writer.close(timeout_s)
+
+
 def run_local(
     settings: Settings,
     roots: Sequence[Path],
@@ -102,34 +146,19 @@ def run_local(
     if dry_run or not work:
         return summary
     stop = stop or threading.Event()
-    layout = sidecar.Layout.of(settings)
-    jobs, activity = JobQueue(layout.job_for), Activity()
-    writer = Writer(jobs, activity, sinks)
-    writer.configure(settings)
-    resumed = threading.Event()
-    resumed.set()
-    pipeline = Pipeline(
-        classifier,
-        jobs=jobs,
-        writer=writer,
-        activity=activity,
-        options=Options.of(settings),
-        display=layout.display_path,
-        resumed=resumed,
-    )
+    stages = Stages(settings, classifier, sinks)
     for photo, root in work:
-        jobs.put(photo, root, fresh=False)
+        stages.put(photo, root)
     started = time.monotonic()
-    writer.start()
-    pipeline.start()
+    stages.start()
+    activity = stages.activity
     try:
         with bar(len(work), desc="backfill") as shown:
-            while jobs.pending() + jobs.in_flight() > 0 and not stop.wait(POLL_S):
+            while stages.busy() and not stop.wait(POLL_S):
                 shown.update(activity.done + activity.failed - shown.n)
             shown.update(activity.done + activity.failed - shown.n)
     finally:
-        pipeline.stop(STOP_TIMEOUT_S)
-        writer.close(STOP_TIMEOUT_S)
+        stages.close()
         summary.seconds = time.monotonic() - started
         summary.done, summary.failed = activity.done, activity.failed
     return summary

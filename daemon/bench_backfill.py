@@ -15,11 +15,15 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dropsight.config.settings import Settings, WatchSettings
+from dropsight.daemon.sinks import Written
 
 GOAL_RAY_VS_LOCAL = 0.85
 DEFAULT_PHOTOS = {"light": 600, "heavy": 160}
@@ -47,17 +51,57 @@ def bench_backfill(args: argparse.Namespace, settings: Settings, work: Path) -> 
     out.update(_ray_runs(settings, library, cpus))
     local_all = out["local_all_cores"]["img_per_s"]
     out["scaling_local"] = round(local_all / (out["local_1_core"]["img_per_s"] * cpus), 2)
-    ratios = {
-        key: round(out[key]["img_per_s"] / local_all, 2)
-        for key in ("ray_1_node", "ray_2_nodes")
-        if isinstance(out.get(key), dict) and "img_per_s" in out[key]
-    }
-    out["ray_vs_local_equal_cores"] = ratios
-    out["goal"] = {
-        "ray_vs_local_at_least": GOAL_RAY_VS_LOCAL,
-        "met": bool(ratios) and min(ratios.values()) >= GOAL_RAY_VS_LOCAL,
-    }
+    # Whole runs (each loads its model: ~1 s for Lite0, several for VGG16) and the steady
+    # rate after the first result, which is what a library of thousands of photos sees.
+    ran = [key for key in ("ray_1_node", "ray_2_nodes") if "img_per_s" in out.get(key, {})]
+    goal: dict[str, Any] = {"ray_vs_local_at_least": GOAL_RAY_VS_LOCAL}
+    for name, figure in (("equal_cores", "img_per_s"), ("steady", "steady_img_per_s")):
+        local = out["local_all_cores"][figure]
+        ratios = {key: round(out[key][figure] / local, 2) if local else 0.0 for key in ran}
+        out[f"ray_vs_local_{name}"] = ratios
+        goal[f"met_{name}"] = bool(ratios) and min(ratios.values()) >= GOAL_RAY_VS_LOCAL
+    out["goal"] = goal
     return out
+
+
+class Clock:
+    """A result sink that notes when results arrive, to time the middle of a run."""
+
+    name = "bench-clock"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.arrivals: list[tuple[float, int]] = []  # (when, results so far)
+
+    def configure(self, settings: Settings) -> None:
+        """Nothing to configure."""
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        """Note a batch of results."""
+        now = time.monotonic()
+        with self._lock:
+            done = self.arrivals[-1][1] if self.arrivals else 0
+            self.arrivals.append((now, done + len(batch)))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def figures(self, started: float) -> dict[str, float]:
+        """Seconds to the first result, and photos/s over the middle half of the results.
+
+        The middle half leaves out start-up (processes, model loading) and the tail, which a
+        library of thousands of photos hardly sees; Ray returns results a batch at a time,
+        so a rate from the first result on would count work done before it.
+        """
+        if not self.arrivals:
+            return {"first_result_s": 0.0, "steady_img_per_s": 0.0}
+        total = self.arrivals[-1][1]
+        t1, n1 = next(a for a in self.arrivals if a[1] >= total / 4)
+        t3, n3 = next(a for a in self.arrivals if a[1] >= 3 * total / 4)
+        return {
+            "first_result_s": round(self.arrivals[0][0] - started, 1),
+            "steady_img_per_s": round((n3 - n1) / (t3 - t1), 2) if t3 > t1 else 0.0,
+        }
 
 
 def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
@@ -69,8 +113,10 @@ def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
         watch=WatchSettings(folders=(library,)),
         service=replace(settings.service, cores=cores),
     )
-    summary = run_local(s, [library], load_classifier(s), [])
-    return summary.as_json()
+    clock, started = Clock(), time.monotonic()  # loading the model counts, as on Ray
+    summary = run_local(s, [library], load_classifier(s), [clock])
+    summary.seconds = time.monotonic() - started
+    return {**summary.as_json(), **clock.figures(started)}
 
 
 def _clear(library: Path) -> None:
@@ -116,6 +162,7 @@ def _no_namespace() -> str | None:
 def _ray_child(library: Path, config: dict[str, Any]) -> None:
     """Inside the namespace: a cluster of the given nodes, one backfill, its summary."""
     os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # never reports home (and cannot: no network)
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     from ray.cluster_utils import Cluster
 
@@ -142,10 +189,11 @@ def _ray_child(library: Path, config: dict[str, Any]) -> None:
                 weights=Path(config["weights"]) if config["weights"] else base.model.weights,
             ),
         )
-        summary = run_ray(s, [library], cluster.address, sinks=[])
+        clock, started = Clock(), time.monotonic()
+        summary = run_ray(s, [library], cluster.address, sinks=[clock])
     finally:
         cluster.shutdown()
-    print(json.dumps(summary.as_json()))
+    print(json.dumps({**summary.as_json(), **clock.figures(started)}))
 
 
 if __name__ == "__main__":

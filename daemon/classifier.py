@@ -6,10 +6,10 @@ import contextlib
 import logging
 import os
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -121,11 +121,10 @@ class LiteRTClassifier:
             self._free.put(lane)
 
 
-def _load(
+def _resolve(
     name: str, settings: Settings, requested: str, reason: str | None, missing: bool = False
-) -> Classifier:
-    config_name = str(settings.source or "the config file")
-    artifact = store.resolve(name, settings.model, config_name)
+) -> tuple[store.ModelArtifact, ModelInfo]:
+    artifact = store.resolve(name, settings.model, str(settings.source or "the config file"))
     info = ModelInfo(
         name=name,
         fingerprint=artifact.fingerprint,
@@ -135,6 +134,13 @@ def _load(
         gflops=registry.spec(name).gflops,
         requested_missing=missing,
     )
+    return artifact, info
+
+
+def _load(
+    name: str, settings: Settings, requested: str, reason: str | None, missing: bool = False
+) -> Classifier:
+    artifact, info = _resolve(name, settings, requested, reason, missing)
     plan = budget.plan(info.gflops, settings.model.batch_size, cpus=settings.service.cores or None)
     lanes, threads = plan.lanes, plan.threads_per_lane
     try:
@@ -143,7 +149,7 @@ def _load(
         # A damaged cache entry is rebuilt once rather than being fatal.
         log.warning("model file %s failed to load (%s); rebuilding it", artifact.tflite, exc)
         store.invalidate(artifact)
-        artifact = store.resolve(name, settings.model, config_name)
+        artifact, info = _resolve(name, settings, requested, reason, missing)
         return LiteRTClassifier(artifact, info, lanes=lanes, threads=threads)
 
 
@@ -163,16 +169,33 @@ def fallback_notice(info: ModelInfo) -> str:
 
 def load_classifier(settings: Settings) -> Classifier:
     """Load the configured model, or the fallback model with the reason recorded."""
+    return _with_fallback(settings, _load, lambda classifier: classifier.info)
+
+
+def resolve_model(settings: Settings) -> tuple[store.ModelArtifact, ModelInfo]:
+    """The model file and facts `load_classifier` would use, without loading it (a driver
+    that only hands the file to workers need not build VGG16's interpreter)."""
+    return _with_fallback(settings, _resolve, lambda resolved: resolved[1])
+
+
+T = TypeVar("T")
+
+
+def _with_fallback(
+    settings: Settings,
+    load: Callable[[str, Settings, str, str | None, bool], T],
+    info_of: Callable[[T], ModelInfo],
+) -> T:
     requested = settings.model.name
     try:
-        return _load(requested, settings, requested, None)
+        return load(requested, settings, requested, None, False)
     except (WeightsNotFound, store.ModelUnavailable, ValueError, RuntimeError) as exc:
         fallback = settings.model.fallback
         if not fallback or fallback == requested:
             raise
         reason = f"{requested} could not be loaded: {exc}"
         missing = isinstance(exc, WeightsNotFound)
-        classifier = _load(fallback, settings, requested, reason, missing)
-        log.warning("%s", fallback_notice(classifier.info))
+        result = load(fallback, settings, requested, reason, missing)
+        log.warning("%s", fallback_notice(info_of(result)))
         log.info("%s", reason, extra=FILE_ONLY)
-        return classifier
+        return result

@@ -14,6 +14,7 @@ from pathlib import Path
 
 # Ray 2.60 authenticates with a token by default: every node and the driver share this one.
 os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no reports home (there is no network here anyway)
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 from ray.cluster_utils import Cluster

@@ -162,3 +162,24 @@ def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -
         assert load_valid(p)["status"] == "ok"
     assert not temp_files(root)
     print(f"\nray backfill on 2 nodes: {summary}")
+
+
+class _Nodes:
+    """What `_pool` reads from Ray: the cluster's nodes."""
+
+    def __init__(self, *cpus: int, dead: int = 0) -> None:
+        self._nodes = [{"Alive": True, "Resources": {"CPU": float(n)}} for n in cpus]
+        self._nodes += [{"Alive": False, "Resources": {"CPU": 8.0}}] * dead
+
+    def nodes(self) -> list[dict[str, object]]:
+        return self._nodes
+
+
+def test_ray_pool_runs_one_actor_per_node_on_all_its_cores() -> None:
+    """Like the service on one machine; mixed node sizes fall back to an actor per core."""
+    from dropsight.daemon.backfill_ray import _pool
+
+    assert _pool(_Nodes(4, 4, 4, dead=1)) == (3, 4)
+    assert _pool(_Nodes(2)) == (1, 2)
+    assert _pool(_Nodes(2, 4)) == (6, 1)
+    assert _pool(_Nodes(0, 2)) == (1, 2)  # a head node without CPUs labels nothing
