@@ -40,6 +40,7 @@ class Summary:
     skipped: int = 0  # current already
     done: int = 0
     failed: int = 0
+    unreachable: int = 0  # Ray: photos here that their worker's node could not read
     seconds: float = 0.0
     nodes: dict[str, int] = field(default_factory=dict)  # Ray: photos labelled per node
 
@@ -54,9 +55,11 @@ class Summary:
 
     def text(self) -> str:
         """One line for people."""
+        unreachable = f", {self.unreachable} unreadable on Ray's nodes" if self.unreachable else ""
         return (
-            f"{self.done} labelled, {self.failed} failed, {self.skipped} already current "
-            f"(of {self.found}) in {self.seconds:.1f} s ({self.rate:.1f} photos/s, {self.model})"
+            f"{self.done} labelled, {self.failed} failed{unreachable}, {self.skipped} already "
+            f"current (of {self.found}) in {self.seconds:.1f} s ({self.rate:.1f} photos/s, "
+            f"{self.model})"
         )
 
 

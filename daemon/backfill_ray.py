@@ -8,8 +8,10 @@ Decoding runs beside the interpreters inside the actor, not as separate Ray task
 pixels then never cross the object store, and the service's budget (light models: a lane per
 core; heavy ones: decoding and inference take turns on every core) holds on each node. As
 separate tasks, VGG16 reached 0.66-0.77x local throughput at equal cores here.
-The photos must be at the same path on every node (shared storage); the model file travels
-through Ray's object store. Ray is an optional extra: `pip install 'dropsight[ray]'`.
+The photos must be at the same path on every node (shared storage), or, with
+`--ray-files driver`, tasks on the driver's node read them, their bytes travel to the actors
+and the records back, and the driver writes the sidecars. The model file travels through
+Ray's object store. Ray is an optional extra: `pip install 'dropsight[ray]'`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -30,9 +33,13 @@ from typing import Any
 import numpy as np
 
 from dropsight.config.settings import Settings
-from dropsight.daemon import budget, sidecar
+from dropsight.daemon import budget, imaging, sidecar
 from dropsight.daemon.backfill import Stages, Summary, to_do
 from dropsight.daemon.classifier import LiteRTClassifier, ModelInfo
+from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.decode import Prepared, decode_read
+from dropsight.daemon.imaging import FileFacts, ImageError
+from dropsight.daemon.labelling import Rules, label
 from dropsight.daemon.models.store import ModelArtifact
 from dropsight.daemon.sinks import ResultSink, Written
 
@@ -41,6 +48,8 @@ log = logging.getLogger(__name__)
 BATCH = 32  # photos per hand-over to a node's actor, at most
 IN_FLIGHT = 2  # batches an actor holds at once: one labelled while the next is decoded
 WAIT_S = 0.02  # how often a call checks whether its photos are written
+READERS = 2  # `--ray-files driver`: read tasks at once on the driver's node
+FILES = ("shared", "driver")  # who reads photos and writes sidecars: every node, or the driver
 INSTALL = "pip install 'dropsight[ray]'"
 
 
@@ -62,9 +71,16 @@ def run_ray(
     address: str,
     *,
     dry_run: bool = False,
+    files: str = "shared",
     sinks: list[ResultSink] | None = None,
 ) -> Summary:
-    """Label what is left under `roots` on the Ray cluster at `address` (or `auto`)."""
+    """Label what is left under `roots` on the Ray cluster at `address` (or `auto`).
+
+    `files`: "shared", every node reads the photos and writes sidecars at the same paths;
+    "driver", only the driver's node touches them (the other nodes get the bytes).
+    """
+    if files not in FILES:
+        raise ValueError(f"files must be one of {FILES}, not {files!r}")
     ray = _ray()
     from dropsight.daemon.backfillcli import backfill_sinks
     from dropsight.daemon.classifier import resolve_model
@@ -84,6 +100,18 @@ def run_ray(
         # per actor so its stages never drain between them.
         size = max(1, min(BATCH, len(rows) // (8 * actors)))
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // size))
+        if files == "driver":
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = ray.get_runtime_context().get_node_id()
+            ds = ds.map_batches(
+                _read_files,
+                num_cpus=0,  # reading waits on the disk; the cores are the actors'
+                concurrency=READERS,  # without cores asked for, nothing else holds them back
+                batch_size=size,
+                batch_format="numpy",
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+            )
         ds = ds.map_batches(
             _NodeBackfill,
             fn_constructor_kwargs={
@@ -95,6 +123,7 @@ def run_ray(
                 "info": asdict(info),
                 "settings": settings,
                 "cpus": cpus,
+                "files": files,
             },
             compute=ray.data.ActorPoolStrategy(
                 size=actors, max_tasks_in_flight_per_actor=IN_FLIGHT
@@ -106,7 +135,7 @@ def run_ray(
             scheduling_strategy="SPREAD",
         )
         keepers = sinks if sinks is not None else backfill_sinks(settings)
-        _collect(ds.iter_rows(), summary, keepers, settings, len(rows))
+        _collect(ds.iter_rows(), summary, keepers, settings, len(rows), write=files == "driver")
     finally:
         ray.shutdown()
     summary.seconds = time.monotonic() - started
@@ -148,8 +177,11 @@ def _collect(
     sinks: list[ResultSink],
     settings: Settings,
     total: int,
+    *,
+    write: bool,
 ) -> None:
-    """Count results as they come back and hand them to the index/XMP writers."""
+    """Count results as they come back (writing their sidecars when `write`) and hand them
+    to the index/XMP writers."""
     from dropsight.daemon.progress import bar
 
     for sink in sinks:
@@ -159,21 +191,55 @@ def _collect(
             for row in rows:
                 node = str(row["node"])[:12]
                 summary.nodes[node] = summary.nodes.get(node, 0) + 1
+                shown.update(1)
+                photo, json_path = Path(os.fsdecode(row["path"])), Path(os.fsdecode(row["sidecar"]))
                 record = json.loads(row["record"]) if row["record"] else None
                 if record is None:
-                    continue  # vanished before it could be written
+                    if os.path.lexists(photo):  # here, but its node could not read it
+                        summary.unreachable += 1
+                    continue  # else vanished before it could be labelled
+                if write and not _write(photo, json_path, record):
+                    summary.failed += 1
+                    continue
                 if record["status"] == "ok":
                     summary.done += 1
                 else:
                     summary.failed += 1
-                photo, json_path = Path(os.fsdecode(row["path"])), Path(os.fsdecode(row["sidecar"]))
                 written = Written(photo, Path(os.fsdecode(row["root"])), json_path, record)
                 for sink in sinks:
                     sink.accept([written])
-                shown.update(1)
     finally:
         for sink in sinks:
             sink.close()
+
+
+def _write(photo: Path, json_path: Path, record: SidecarRecord) -> bool:
+    """Write a sidecar on the driver (`--ray-files driver`); False when it could not be."""
+    if not os.path.lexists(photo):
+        return False
+    try:
+        sidecar.write(json_path, record)  # atomic: a kill leaves no half file
+    except OSError as exc:
+        log.error("cannot write %s: %s", json_path, exc.strerror or exc)
+        return False
+    return True
+
+
+def _read_files(batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Read and hash photos on the driver's node (`--ray-files driver`); never raises."""
+    out: dict[str, list[Any]] = {k: [] for k in ("path", "root", "data", "facts", "error")}
+    for path, root in zip(batch["path"], batch["root"], strict=True):
+        try:
+            data, facts = imaging.read_file(Path(os.fsdecode(path)))
+            error = ""
+        except ImageError as exc:
+            data, facts, error = b"", None, json.dumps([exc.kind, str(exc)])
+        out["path"].append(path)
+        out["root"].append(root)
+        out["data"].append(data)
+        out["facts"].append(json.dumps(asdict(facts)) if facts else "")
+        out["error"].append(error)
+    return out
 
 
 class _Results:
@@ -204,7 +270,7 @@ class _Results:
 
 
 class _NodeBackfill:
-    """A Ray actor: the service's stages on this node's cores; labels and writes batches."""
+    """A Ray actor using all the cores Ray gave it: labels batches of photos."""
 
     def __init__(
         self,
@@ -212,7 +278,9 @@ class _NodeBackfill:
         model_ref: list[Any],
         info: dict[str, Any],
         settings: Settings,
+        *,
         cpus: int,
+        files: str = "shared",
     ) -> None:
         import ray
 
@@ -233,11 +301,33 @@ class _NodeBackfill:
             artifact, model_info, lanes=plan.lanes, threads=plan.threads_per_lane
         )
         self.node = ray.get_runtime_context().get_node_id()
+        self._labeller: _StagesLabeller | _BytesLabeller = (
+            _StagesLabeller(settings, classifier)
+            if files == "shared"
+            else _BytesLabeller(settings, classifier, plan.decoders)
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        return self._labeller(batch, self.node)
+
+    def __del__(self) -> None:
+        # Ray Data drops its reference when the pool shuts down gracefully: the one
+        # shutdown path of the stages (no cycle holds this object, so it runs then).
+        with contextlib.suppress(Exception):
+            self._labeller.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+
+
+class _StagesLabeller:
+    """Runs the service's stages on the node: reads, labels and writes photos by path."""
+
+    def __init__(self, settings: Settings, classifier: LiteRTClassifier) -> None:
         self._results = _Results()
         self._stages = Stages(settings, classifier, [self._results])
         self._stages.start()
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    def __call__(self, batch: dict[str, np.ndarray], node: str) -> dict[str, list[Any]]:
         photos = [
             (Path(os.fsdecode(p)), Path(os.fsdecode(r)))
             for p, r in zip(batch["path"], batch["root"], strict=True)
@@ -255,13 +345,50 @@ class _NodeBackfill:
             out["root"].append(os.fsencode(root))
             out["sidecar"].append(os.fsencode(written.sidecar) if written else b"")
             out["record"].append(sidecar.dumps(written.record) if written else "")
-            out["node"].append(self.node)
+            out["node"].append(node)
         return out
 
-    def __del__(self) -> None:
-        # Ray Data drops its reference when the pool shuts down gracefully: the one
-        # shutdown path of the stages (no cycle holds this object, so it runs then).
-        with contextlib.suppress(Exception):
-            self._stages.close()
-        if self._copy is not None:
-            shutil.rmtree(self._copy, ignore_errors=True)
+    def close(self) -> None:
+        """Stop the stages (what was labelled is written)."""
+        self._stages.close()
+
+
+class _BytesLabeller:
+    """Labels photos whose bytes came from the driver's node; returns records, writes nothing."""
+
+    def __init__(self, settings: Settings, classifier: LiteRTClassifier, decoders: int) -> None:
+        self._classifier = classifier
+        self._layout = sidecar.Layout.of(settings)
+        self._rules = Rules.of(settings)
+        self._size, self._resize = classifier.info.input_size, settings.model.resize
+        self._decoders = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="decode")
+
+    def __call__(self, batch: dict[str, np.ndarray], node: str) -> dict[str, list[Any]]:
+        photos = [
+            self._layout.job_for(Path(os.fsdecode(p)), Path(os.fsdecode(r)))
+            for p, r in zip(batch["path"], batch["root"], strict=True)
+        ]
+
+        def decode(i: int) -> Prepared:
+            if batch["error"][i]:
+                kind, message = json.loads(batch["error"][i])
+                facts = json.loads(batch["facts"][i]) if batch["facts"][i] else None
+                error = ImageError(kind, message)
+                return Prepared(photos[i], FileFacts(**facts) if facts else None, error=error)
+            facts = FileFacts(**json.loads(batch["facts"][i]))
+            return decode_read(photos[i], bytes(batch["data"][i]), facts, self._size, self._resize)
+
+        items = list(self._decoders.map(decode, range(len(photos))))
+        records = label(self._classifier, items, self._rules, self._layout.display_path)
+        out: dict[str, list[Any]] = {k: [] for k in ("path", "root", "sidecar", "record", "node")}
+        for item, record in zip(items, records, strict=True):
+            out["path"].append(os.fsencode(item.job.path))
+            out["root"].append(os.fsencode(item.job.root))
+            out["sidecar"].append(os.fsencode(item.job.sidecar))
+            out["record"].append("" if item.vanished else sidecar.dumps(record))
+            out["node"].append(node)
+        return out
+
+    def close(self) -> None:
+        """Stop the decode threads."""
+        self._decoders.shutdown(wait=True)

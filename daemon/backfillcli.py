@@ -39,6 +39,13 @@ def add_arguments(sub: Any, with_config: Any) -> None:
         help="run on a Ray cluster (host:port), or `auto` for a local Ray "
         "(needs pip install 'dropsight[ray]')",
     )
+    b.add_argument(
+        "--ray-files",
+        choices=("shared", "driver"),
+        help="with --ray: `shared` (default), every node reads the photos and writes the "
+        "sidecars at the same paths (a share mounted everywhere); `driver`, only this "
+        "machine touches them: photos go to the nodes as bytes, results come back",
+    )
     b.add_argument("--dry-run", action="store_true", help="only count what there is to do")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     with_config(b)
@@ -54,6 +61,9 @@ def command(args: argparse.Namespace) -> int:
     if missing:
         print(f"dropsight backfill: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return EXIT_USAGE
+    if args.ray_files and not args.ray:
+        print("dropsight backfill: --ray-files needs --ray", file=sys.stderr)
+        return EXIT_USAGE
     if args.workers < 0:
         print("dropsight backfill: --workers must be 0 (all cores) or more", file=sys.stderr)
         return EXIT_USAGE
@@ -67,7 +77,9 @@ def command(args: argparse.Namespace) -> int:
         from dropsight.daemon.backfill_ray import RayUnavailable, run_ray
 
         try:
-            summary = run_ray(settings, roots, args.ray, dry_run=args.dry_run)
+            summary = run_ray(
+                settings, roots, args.ray, dry_run=args.dry_run, files=args.ray_files or "shared"
+            )
         except RayUnavailable as exc:
             print(f"dropsight backfill: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -80,7 +92,14 @@ def command(args: argparse.Namespace) -> int:
         print(f"{left} photos to label, {summary.skipped} already current (of {summary.found})")
     else:
         print(summary.text())
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    if summary.unreachable:
+        print(
+            f"dropsight backfill: {summary.unreachable} photos are here but a Ray node could "
+            "not read them: mount the library at the same path on every node, or run again "
+            "with --ray-files driver",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if summary.failed or summary.unreachable else EXIT_OK
 
 
 def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:

@@ -59,13 +59,33 @@ def prepare(
         ):
             sidecar.mark_verified(job.sidecar, facts.mtime_ns)
             return Prepared(job, facts, current=True, started=started)
+    except ImageError as exc:
+        return Prepared(job, facts, error=exc, started=started)
+    except Exception as exc:  # a bug must cost one photo, never the stage
+        log.exception("preparing %s failed", job.path)
+        return Prepared(job, facts, error=ImageError("internal", str(exc)), started=started)
+    return decode_read(job, data, facts, input_size, resize, started=started)
+
+
+def decode_read(
+    job: Job,
+    data: bytes,
+    facts: FileFacts,
+    input_size: tuple[int, int],
+    resize: str,
+    *,
+    started: float | None = None,
+) -> Prepared:
+    """Decode a photo's bytes, read already (here or on another machine); never raises."""
+    started = time.monotonic() if started is None else started
+    try:
         image = imaging.prepare_bytes(data, facts, input_size, resize)
         return Prepared(job, image.facts, image.pixels, started=started)
     except ImageError as exc:
         # A file that was read but not decoded still records its hash and size.
         return Prepared(job, facts, error=exc, started=started)
     except Exception as exc:  # a bug must cost one photo, never the stage
-        log.exception("preparing %s failed", job.path)
+        log.exception("decoding %s failed", job.path)
         return Prepared(job, facts, error=ImageError("internal", str(exc)), started=started)
 
 

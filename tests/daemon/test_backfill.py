@@ -183,3 +183,37 @@ def test_ray_pool_runs_one_actor_per_node_on_all_its_cores() -> None:
     assert _pool(_Nodes(2)) == (1, 2)
     assert _pool(_Nodes(2, 4)) == (6, 1)
     assert _pool(_Nodes(0, 2)) == (1, 2)  # a head node without CPUs labels nothing
+
+
+@pytest.mark.skipif(_can_unshare() is not None, reason=str(_can_unshare()))
+def test_ray_driver_files_label_photos_a_node_cannot_see(tmp_path: Path) -> None:
+    """A node without the library: `shared` says so and labels what it can; `driver` reads
+    and writes on the driver's node, ships the bytes, and both nodes label."""
+    root = library(tmp_path / "lib", 120)
+    helper = Path(__file__).with_name("ray_hidden_node.py")
+    script = f"ip link set lo up && exec {sys.executable} {helper} {root}"
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    shared, driver = report["shared"], report["driver"]
+    # The hidden node found nothing: those photos are reported, not lost or marked failed.
+    first = shared["summary"]
+    assert shared["returncode"] == 1, shared["stderr"]
+    assert first["unreachable"] > 0 and first["done"] + first["unreachable"] == 120, first
+    assert "--ray-files driver" in shared["stderr"]
+    second = driver["summary"]
+    assert driver["returncode"] == 0, driver["stderr"]
+    assert second["skipped"] == first["done"] and second["done"] == first["unreachable"]
+    assert len(second["nodes"]) == 2 and all(n > 0 for n in second["nodes"].values()), second
+    assert len(sidecars(root)) == 120
+    for p in sidecars(root):
+        assert load_valid(p)["status"] == "ok"
+    assert not temp_files(root)
+    print(f"\nshared: {first}\ndriver: {second}")
