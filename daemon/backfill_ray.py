@@ -35,7 +35,7 @@ import numpy as np
 from dropsight.config.settings import Settings
 from dropsight.daemon import budget, imaging, sidecar
 from dropsight.daemon.backfill import Stages, Summary, to_do
-from dropsight.daemon.classifier import LiteRTClassifier, ModelInfo
+from dropsight.daemon.classifier import Classifier, LiteRTClassifier, ModelInfo
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.decode import Prepared, decode_read
 from dropsight.daemon.imaging import FileFacts, ImageError
@@ -50,6 +50,8 @@ IN_FLIGHT = 2  # batches an actor holds at once: one labelled while the next is 
 WAIT_S = 0.02  # how often a call checks whether its photos are written
 READERS = 2  # `--ray-files driver`: read tasks at once on the driver's node
 FILES = ("shared", "driver")  # who reads photos and writes sidecars: every node, or the driver
+# What an actor returns per photo; `outcome`: labelled, current, unreadable or not_written.
+COLUMNS = ("path", "root", "sidecar", "record", "outcome", "node")
 INSTALL = "pip install 'dropsight[ray]'"
 
 
@@ -193,11 +195,18 @@ def _collect(
                 summary.nodes[node] = summary.nodes.get(node, 0) + 1
                 shown.update(1)
                 photo, json_path = Path(os.fsdecode(row["path"])), Path(os.fsdecode(row["sidecar"]))
-                record = json.loads(row["record"]) if row["record"] else None
-                if record is None:
+                outcome = str(row["outcome"])
+                if outcome == "current":
+                    summary.skipped += 1
+                    continue
+                if outcome == "not_written":
+                    summary.failed += 1
+                    continue
+                if outcome == "unreadable":
                     if os.path.lexists(photo):  # here, but its node could not read it
                         summary.unreachable += 1
                     continue  # else vanished before it could be labelled
+                record = json.loads(row["record"])
                 if write and not _write(photo, json_path, record):
                     summary.failed += 1
                     continue
@@ -322,8 +331,10 @@ class _NodeBackfill:
 class _StagesLabeller:
     """Runs the service's stages on the node: reads, labels and writes photos by path."""
 
-    def __init__(self, settings: Settings, classifier: LiteRTClassifier) -> None:
+    def __init__(self, settings: Settings, classifier: Classifier) -> None:
         self._results = _Results()
+        self._layout = sidecar.Layout.of(settings)
+        self._fingerprint = classifier.info.fingerprint
         self._stages = Stages(settings, classifier, [self._results])
         self._stages.start()
 
@@ -338,15 +349,25 @@ class _StagesLabeller:
         while waiting:  # until the writer has been through each (vanished ones too)
             time.sleep(WAIT_S)
             waiting = [photo for photo in waiting if self._stages.jobs.is_queued(photo)]
-        out: dict[str, list[Any]] = {k: [] for k in ("path", "root", "sidecar", "record", "node")}
+        out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
         results = self._results.take([photo for photo, _ in photos])
         for (photo, root), written in zip(photos, results, strict=True):
+            json_path = self._layout.sidecar_for(photo, root)
             out["path"].append(os.fsencode(photo))
             out["root"].append(os.fsencode(root))
-            out["sidecar"].append(os.fsencode(written.sidecar) if written else b"")
+            out["sidecar"].append(os.fsencode(json_path))
             out["record"].append(sidecar.dumps(written.record) if written else "")
+            out["outcome"].append("labelled" if written else self._why_not(photo, json_path))
             out["node"].append(node)
         return out
+
+    def _why_not(self, photo: Path, json_path: Path) -> str:
+        """Why the stages wrote no sidecar for a photo."""
+        if not os.path.lexists(photo):
+            return "unreadable"  # gone, or this node does not see the library
+        if sidecar.scan_state(photo, json_path, self._fingerprint) == "current":
+            return "current"  # labelled meanwhile (a retried batch after a lost node, say)
+        return "not_written"  # the writer logged why (disk full, permissions)
 
     def close(self) -> None:
         """Stop the stages (what was labelled is written)."""
@@ -356,7 +377,7 @@ class _StagesLabeller:
 class _BytesLabeller:
     """Labels photos whose bytes came from the driver's node; returns records, writes nothing."""
 
-    def __init__(self, settings: Settings, classifier: LiteRTClassifier, decoders: int) -> None:
+    def __init__(self, settings: Settings, classifier: Classifier, decoders: int) -> None:
         self._classifier = classifier
         self._layout = sidecar.Layout.of(settings)
         self._rules = Rules.of(settings)
@@ -380,12 +401,13 @@ class _BytesLabeller:
 
         items = list(self._decoders.map(decode, range(len(photos))))
         records = label(self._classifier, items, self._rules, self._layout.display_path)
-        out: dict[str, list[Any]] = {k: [] for k in ("path", "root", "sidecar", "record", "node")}
+        out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
         for item, record in zip(items, records, strict=True):
             out["path"].append(os.fsencode(item.job.path))
             out["root"].append(os.fsencode(item.job.root))
             out["sidecar"].append(os.fsencode(item.job.sidecar))
             out["record"].append("" if item.vanished else sidecar.dumps(record))
+            out["outcome"].append("unreadable" if item.vanished else "labelled")
             out["node"].append(node)
         return out
 

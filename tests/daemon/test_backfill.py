@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,3 +218,33 @@ def test_ray_driver_files_label_photos_a_node_cannot_see(tmp_path: Path) -> None
         assert load_valid(p)["status"] == "ok"
     assert not temp_files(root)
     print(f"\nshared: {first}\ndriver: {second}")
+
+
+def test_ray_actor_says_why_a_photo_got_no_sidecar(tmp_path: Path) -> None:
+    """The per-node labeller (no Ray needed): labelled, already current (a retried batch),
+    unreadable on this node; the driver counts each differently."""
+    from dropsight.daemon.backfill_ray import _StagesLabeller
+
+    root = library(tmp_path / "lib", 2)
+    fresh, done_before = sorted(root.rglob("*.jpg"))
+    settings = Settings(watch=WatchSettings(folders=(root,)))
+    labeller = _StagesLabeller(settings, FakeClassifier())
+    try:
+        first = labeller(batch([done_before], root), "node-a")
+        assert list(first["outcome"]) == ["labelled"]
+        again = labeller(batch([fresh, done_before, root / "gone.jpg"], root), "node-a")
+    finally:
+        labeller.close()
+    assert list(again["outcome"]) == ["labelled", "current", "unreadable"]
+    assert [bool(r) for r in again["record"]] == [True, False, False]
+    assert load_valid(Path(os.fsdecode(again["sidecar"][0])))["status"] == "ok"
+
+
+def batch(photos: list[Path], root: Path) -> dict[str, Any]:
+    """A batch as Ray Data hands it to an actor (numpy columns of byte paths)."""
+    import numpy as np
+
+    return {
+        "path": np.array([os.fsencode(p) for p in photos], dtype=object),
+        "root": np.array([os.fsencode(root)] * len(photos), dtype=object),
+    }
