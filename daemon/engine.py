@@ -148,7 +148,10 @@ class Engine:
         pipeline.start()
         info = classifier.info
         log.info("model %s ready (%s)", info.name, info.runtime)
-        self._on_switched(classifier)
+        if old is not None:
+            # "Current" now means this model's labels: look again. (The first model's look is
+            # the scanner's catch-up scan; asking again here walked every folder twice.)
+            self._on_switched(classifier)
 
     def status(self) -> ModelStatus:
         """The model block of the status."""

@@ -13,8 +13,9 @@ from dropsight.config.settings import Settings
 from dropsight.daemon import sidecar
 from dropsight.daemon.candidates import PhotoFilter
 from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.follow import Follower
 from dropsight.daemon.index import Index, default_path
-from dropsight.daemon.sinks import OnError, Written
+from dropsight.daemon.sinks import Found, OnError, Written
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,43 @@ def _read(items: Iterable[tuple[Path, Path, int]]) -> Iterator[Entry]:
             yield photo, json_path, record, mtime_ns
 
 
+class Reconcile:
+    """Brings the index under some roots in line with the sidecars, as they are found.
+
+    Photos whose sidecar is newer than the index (or new) are read; at the end, indexed
+    photos not found (deleted, moved, sidecar removed) are forgotten. `from_scratch` reads
+    every sidecar.
+    """
+
+    def __init__(self, index: Index, roots: Iterable[Path], *, from_scratch: bool = False) -> None:
+        self.changes = Changes()
+        self._from_scratch = from_scratch
+        self._known: dict[Path, int] = {}
+        for root in roots:
+            self._known.update({photo: mtime for photo, _sc, mtime in index.known(root)})
+        self._seen: set[Path] = set()
+
+    def add(self, index: Index, found: Iterable[tuple[Path, Path, int]]) -> None:
+        """Index what changed among these (photo, sidecar, sidecar mtime_ns)."""
+        pending: list[tuple[Path, Path, int]] = []
+        for photo, json_path, mtime_ns in found:
+            self._seen.add(photo)
+            if not self._from_scratch and self._known.get(photo) == mtime_ns:
+                self.changes.unchanged += 1
+                continue
+            pending.append((photo, json_path, mtime_ns))
+            if len(pending) >= CHUNK:
+                self.changes.added += index.put_many(_read(pending))
+                pending.clear()
+        self.changes.added += index.put_many(_read(pending))
+
+    def finish(self, index: Index) -> Changes:
+        """Forget indexed photos that were not found; what changed in all."""
+        gone = [photo for photo in self._known if photo not in self._seen]
+        self.changes.removed = index.remove_many(gone) if gone else 0
+        return self.changes
+
+
 def sync(
     index: Index,
     settings: Settings,
@@ -66,37 +104,25 @@ def sync(
     stop: threading.Event | None = None,
     progress: Iterable[tuple[Path, Path, int]] | None = None,
 ) -> Changes:
-    """Make the index under `roots` say what the sidecars say.
-
-    Photos whose sidecar is newer than the index (or new) are read; indexed photos that are
-    gone (deleted, moved, sidecar removed) are forgotten. `from_scratch` reads every sidecar.
-    """
-    changes = Changes()
-    known: dict[Path, int] = {}
-    for root in roots:
-        known.update({photo: mtime for photo, _sc, mtime in index.known(root)})
+    """Make the index under `roots` say what the sidecars say (one walk of the folders)."""
+    reconcile = Reconcile(index, roots, from_scratch=from_scratch)
     found = progress if progress is not None else labelled(settings, roots)
-    pending: list[tuple[Path, Path, int]] = []
-    seen: set[Path] = set()
-    for photo, json_path, mtime_ns in found:
+    chunk: list[tuple[Path, Path, int]] = []
+    for item in found:
         if stop is not None and stop.is_set():
-            return changes
-        seen.add(photo)
-        if not from_scratch and known.get(photo) == mtime_ns:
-            changes.unchanged += 1
-            continue
-        pending.append((photo, json_path, mtime_ns))
-        if len(pending) >= CHUNK:
-            changes.added += index.put_many(_read(pending))
-            pending.clear()
-    changes.added += index.put_many(_read(pending))
-    gone = [photo for photo in known if photo not in seen]
-    changes.removed = index.remove_many(gone) if gone else 0
-    return changes
+            return reconcile.changes
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            reconcile.add(index, chunk)
+            chunk.clear()
+    reconcile.add(index, chunk)
+    return reconcile.finish(index)
 
 
 class IndexSink:
-    """The service's index writer: one transaction per written batch, repair at start.
+    """The service's index writer: one transaction per written batch; repaired along every
+    walk of the scanner (at start and on each rescan), so photos moved or deleted while the
+    service runs leave the index at the next rescan.
 
     A damaged database is set aside and rebuilt from the sidecars; an index that cannot be
     written is reported and never stops labelling.
@@ -109,17 +135,56 @@ class IndexSink:
         self._path = path or default_path()
         self._lock = threading.Lock()
         self._index: Index | None = None
-        self._settings: Settings | None = None
-        self._stop = threading.Event()
-        self._repair: threading.Thread | None = None
         self._failed = False
+        self._walks = Follower("index-walk")
+        self._reconcile: Reconcile | None = None  # the walk in progress (follower's thread)
 
     def configure(self, settings: Settings) -> None:
-        """Apply settings; the first time (and when folders change), repair in the background."""
-        old = self._settings
-        self._settings = settings
-        if old is None or old.watch.folders != settings.watch.folders:
-            self._start_repair(settings)
+        """Nothing to apply: the index follows whatever the scanner walks."""
+
+    # --- following the scanner's walks (queued here, done on the follower's thread) ---------
+
+    def walk_started(self, root: Path) -> None:
+        """Begin reconciling `root`."""
+        self._walks.put(lambda: self._begin(root))
+
+    def walked(self, found: Sequence[Found]) -> None:
+        """Reconcile photos the walk passed."""
+        self._walks.put(lambda: self._add(found))
+
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        """Forget what a complete walk did not find."""
+        self._walks.put(lambda: self._finish(root, complete))
+
+    def _begin(self, root: Path) -> None:
+        def begin(index: Index) -> None:
+            self._reconcile = Reconcile(index, [root])
+
+        self._reconcile = None
+        self._with_index(begin)
+
+    def _add(self, found: Sequence[Found]) -> None:
+        reconcile = self._reconcile
+        if reconcile is None:
+            return
+        labelled = []
+        for photo, _root, json_path in found:
+            try:
+                labelled.append((photo, json_path, json_path.stat().st_mtime_ns))
+            except OSError:
+                continue  # not labelled (yet)
+        self._with_index(lambda index: reconcile.add(index, labelled))
+
+    def _finish(self, root: Path, complete: bool) -> None:
+        reconcile, self._reconcile = self._reconcile, None
+        if reconcile is None or not complete:
+            return
+
+        def finish(index: Index) -> None:
+            changes = reconcile.finish(index)
+            log.info("library index under %s: %s", root, changes.summary())
+
+        self._with_index(finish)
 
     def accept(self, batch: Sequence[Written]) -> None:
         """Index photos whose sidecars were just written."""
@@ -133,10 +198,8 @@ class IndexSink:
             self._with_index(lambda index: index.put_many(entries))
 
     def close(self) -> None:
-        """Stop repairing and close the database."""
-        self._stop.set()
-        if self._repair is not None:
-            self._repair.join()
+        """Stop following walks and close the database."""
+        self._walks.close()
         with self._lock:
             if self._index is not None:
                 self._index.close()
@@ -170,18 +233,3 @@ class IndexSink:
                 if p.exists():
                     p.replace(Path(str(aside) + suffix))
             return Index(self._path)
-
-    def _start_repair(self, settings: Settings) -> None:
-        if self._repair is not None and self._repair.is_alive():
-            return
-        roots = list(settings.watch.folders)
-
-        def run() -> None:
-            def repair(index: Index) -> None:
-                changes = sync(index, settings, roots, stop=self._stop)
-                log.info("library index: %s", changes.summary())
-
-            self._with_index(repair)
-
-        self._repair = threading.Thread(target=run, name="index-repair", daemon=True)
-        self._repair.start()

@@ -1,4 +1,8 @@
-"""Scans: the catch-up scan at start, periodic and requested rescans, stale temp clean-up."""
+"""Scans: the catch-up scan at start, periodic and requested rescans, stale temp clean-up.
+
+Each scan is the one walk of the watched folders: the library index and the XMP writer
+follow it (sinks.WalkObserver) rather than walking the folders again themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,20 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dropsight.daemon import sidecar
 from dropsight.daemon.candidates import PhotoFilter, stale_temp_files
 from dropsight.daemon.jobs import JobQueue
 from dropsight.daemon.settler import Settler
+from dropsight.daemon.sinks import Found, WalkObserver
 from dropsight.daemon.threads import Loop
 
 log = logging.getLogger(__name__)
 
 WAIT_SLICE_S = 5.0  # how often an idle scanner wakes (a request or stop wakes it at once)
+WALK_CHUNK = 500  # photos per hand-over to the walk's observers (index, XMP)
 
 
 class Scanner:
@@ -42,6 +48,7 @@ class Scanner:
         interval_s: float,
         settle_time_s: float,
         stop: threading.Event,
+        observers: Sequence[WalkObserver] = (),
     ) -> None:
         self._roots = roots
         self._filter = photo_filter
@@ -55,6 +62,7 @@ class Scanner:
         self._interval_s = interval_s or None
         self._settle_s = max(settle_time_s, 1.0)
         self._stop = stop
+        self._observers = observers
         self._request = threading.Event()
         self._request.set()  # the catch-up scan
         self._next_periodic = float("inf")
@@ -97,12 +105,15 @@ class Scanner:
         if not self._cleaned:
             self._remove_stale_temp_files(root)
         relabel = self._relabel()
+        walk = _Walk(root, self._observers)
         for path in self._filter.walk(root, self._recursive):
             if self._stop.is_set():
                 break
+            json_path = self._layout.sidecar_for(path, root)
+            walk.passed(path, json_path)
             if self._settler.is_pending(path) or self._queue.is_queued(path):
                 continue  # being written, or already on its way
-            state = sidecar.scan_state(path, self._layout.sidecar_for(path, root), fingerprint)
+            state = sidecar.scan_state(path, json_path, fingerprint)
             if state == "current":
                 continue
             if state == "other_model":
@@ -113,6 +124,7 @@ class Scanner:
                 self._settler.touch(path, root, wait_close=False)  # maybe still being written
             else:
                 queued += self._queue.put(path, root, fresh=False)
+        walk.finish(complete=not self._stop.is_set())
         took = time.monotonic() - started
         extra = f" ({other} labelled by another model)" if other else ""
         log.info("scanned %s in %.1f s: %d to do%s", root, took, queued, extra)
@@ -135,3 +147,33 @@ class Scanner:
         except OSError:
             return False
         return age_s < self._settle_s
+
+
+class _Walk:
+    """One root's walk as the observers see it: every photo passed, in chunks."""
+
+    def __init__(self, root: Path, observers: Sequence[WalkObserver]) -> None:
+        self._root = root
+        self._observers = observers
+        self._chunk: list[Found] = []
+        for observer in observers:
+            observer.walk_started(root)
+
+    def passed(self, photo: Path, json_path: Path) -> None:
+        """Note a photo the walk passed."""
+        if self._observers:
+            self._chunk.append((photo, self._root, json_path))
+            if len(self._chunk) >= WALK_CHUNK:
+                self._hand_over()
+
+    def finish(self, *, complete: bool) -> None:
+        """Hand over the rest and say how the walk ended."""
+        self._hand_over()
+        for observer in self._observers:
+            observer.walk_finished(self._root, complete)
+
+    def _hand_over(self) -> None:
+        if self._chunk:
+            chunk, self._chunk = self._chunk, []
+            for observer in self._observers:
+                observer.walked(chunk)

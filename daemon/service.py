@@ -24,7 +24,7 @@ from dropsight.daemon.labelling import Rules, label
 from dropsight.daemon.pipeline import Options
 from dropsight.daemon.scanner import Scanner
 from dropsight.daemon.settler import Settler
-from dropsight.daemon.sinks import ResultSink, standard_sinks
+from dropsight.daemon.sinks import ResultSink, WalkObserver, standard_sinks
 from dropsight.daemon.threads import Loop
 from dropsight.daemon.writer import Writer
 
@@ -70,7 +70,7 @@ class Service:
             on_rearmed=lambda _root: self.rescan(),
         )
         if sinks is None:
-            sinks = standard_sinks(self.activity.error)
+            sinks = standard_sinks(self.activity.error, self.rescan)
         self.events = EventHub()
         self.writer = Writer(self.queue, self.activity, [*sinks, self.events])
         self.engine = Engine(
@@ -97,6 +97,7 @@ class Service:
             interval_s=w.rescan_interval_s,
             settle_time_s=w.settle_time_s,
             stop=self._stop,
+            observers=[sink for sink in sinks if isinstance(sink, WalkObserver)],
         )
         self._supervisor = Loop("supervisor", self._supervise, self._stop)
 

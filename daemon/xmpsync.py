@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -13,7 +13,8 @@ from typing import cast
 from dropsight.config.settings import Settings
 from dropsight.daemon import sidecar, xmp
 from dropsight.daemon.candidates import PhotoFilter
-from dropsight.daemon.sinks import OnError, Written
+from dropsight.daemon.follow import Follower
+from dropsight.daemon.sinks import Found, OnError, Written
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,14 @@ class Tally:
             self.removed += 1
         else:
             self.unchanged += 1
+
+    def add(self, other: Tally) -> None:
+        """Add another pass's counts to these."""
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        self.unlabelled += other.unlabelled
+        self.failed.extend(other.failed)
 
     def summary(self) -> str:
         """One line for people."""
@@ -121,11 +130,12 @@ class XmpSink:
 
     name = "xmp"
 
-    def __init__(self, on_error: OnError) -> None:
+    def __init__(self, on_error: OnError, request_walk: Callable[[], None] = lambda: None) -> None:
         self._on_error = on_error
+        self._request_walk = request_walk
         self._settings: Settings | None = None
-        self._stop = threading.Event()
-        self._catch_up: threading.Thread | None = None
+        self._walks = Follower("xmp-walk")
+        self._tally = Tally()  # of the walk in progress (follower's thread)
 
     @property
     def enabled(self) -> bool:
@@ -133,12 +143,12 @@ class XmpSink:
         return self._settings is not None and self._settings.output.xmp == "beside"
 
     def configure(self, settings: Settings) -> None:
-        """Apply (changed) settings; turning XMP on catches up on the watched folders."""
+        """Apply (changed) settings; turning XMP on asks for a walk to catch up."""
         was_on = self.enabled
         self._settings = settings
         if self.enabled and not was_on:
             log.info("writing XMP keywords (%s) beside photos", settings.output.xmp_name)
-            self._start_catch_up(settings)
+            self._request_walk()
 
     def accept(self, batch: Sequence[Written]) -> None:
         """Write the keywords of photos whose sidecars were just written."""
@@ -153,23 +163,39 @@ class XmpSink:
 
     def close(self) -> None:
         """Stop catching up."""
-        self._stop.set()
-        if self._catch_up is not None:
-            self._catch_up.join()
+        self._walks.close()
 
-    def _start_catch_up(self, settings: Settings) -> None:
-        if self._catch_up is not None and self._catch_up.is_alive():
+    # --- catching up along the scanner's walks (queued here, done on the follower's thread) --
+
+    def walk_started(self, root: Path) -> None:
+        """Begin a tally for `root`."""
+        self._walks.put(self._begin)
+
+    def walked(self, found: Sequence[Found]) -> None:
+        """Write the XMP of photos whose JSON sidecar is newer than it (or that have none)."""
+        if self.enabled:
+            self._walks.put(lambda: self._catch_up(found))
+
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        """Report the tally."""
+        self._walks.put(lambda: self._report(root))
+
+    def _begin(self) -> None:
+        self._tally = Tally()
+
+    def _catch_up(self, found: Sequence[Found]) -> None:
+        settings = self._settings
+        if settings is None or not self.enabled:
             return
+        items = [(photo, root) for photo, root, _json in found]
+        tally = write_from_sidecars(settings, items, only_stale=True, stop=self._walks.stopped)
+        for photo, message in tally.failed:
+            self._failed(photo, message)
+        self._tally.add(tally)
 
-        def run() -> None:
-            items = photos(settings, settings.watch.folders)
-            tally = write_from_sidecars(settings, items, only_stale=True, stop=self._stop)
-            for photo, message in tally.failed:
-                self._failed(photo, message)
-            log.info("XMP catch-up: %s", tally.summary())
-
-        self._catch_up = threading.Thread(target=run, name="xmp-catch-up", daemon=True)
-        self._catch_up.start()
+    def _report(self, root: Path) -> None:
+        if self._tally.written or self._tally.failed:
+            log.info("XMP catch-up under %s: %s", root, self._tally.summary())
 
     def _failed(self, photo: Path, message: str) -> None:
         log.warning("XMP keywords for %s not written: %s", photo, message)

@@ -151,6 +151,56 @@ def test_the_service_keeps_the_index(tmp_path: Path) -> None:
         service.join()
 
 
+def test_one_walk_serves_the_queue_the_index_and_xmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start the scanner walks each folder once; the index repair and the XMP catch-up
+    follow that walk instead of walking again. A rescan refreshes the index: a photo
+    deleted while the service runs leaves it."""
+    from dropsight.config.settings import OutputSettings
+    from dropsight.daemon import xmp
+    from dropsight.daemon.candidates import PhotoFilter
+
+    folder = tmp_path / "photos"
+    old, gone = make_photo(folder / "old.jpg", seed=1), make_photo(folder / "gone.jpg", seed=2)
+    earlier = Service(
+        Settings(watch=WatchSettings(folders=(folder,))),
+        classifier_factory=lambda _s: FakeClassifier(),
+    )
+    earlier.start()  # an earlier run, without XMP
+    try:
+        wait_for(lambda: len(list(folder.glob("*.json"))) == 2, 20, "two sidecars")
+    finally:
+        earlier.join()
+    make_photo(folder / "new.jpg", seed=3)
+    walks: list[Path] = []
+    real_walk = PhotoFilter.walk
+
+    def counted(self: PhotoFilter, root: Path, recursive: bool) -> object:
+        walks.append(root)
+        return real_walk(self, root, recursive)
+
+    monkeypatch.setattr(PhotoFilter, "walk", counted)
+    service = Service(
+        Settings(watch=WatchSettings(folders=(folder,)), output=OutputSettings(xmp="beside")),
+        classifier_factory=lambda _s: FakeClassifier(),
+    )
+    service.start()
+    try:
+        wait_for((folder / "new.jpg.json").exists, 20, "the new photo labelled")
+        wait_for(xmp.xmp_path(old).exists, 20, "the XMP of the photo labelled before")
+        with Index() as index:
+            wait_for(lambda: index.count() == 3, 20, "all three indexed")
+            assert walks == [folder]  # one walk, not one per consumer
+            gone.unlink()
+            (folder / "gone.jpg.json").unlink()
+            service.rescan()
+            wait_for(lambda: index.count() == 2, 20, "the deleted photo forgotten")
+        assert walks == [folder, folder]
+    finally:
+        service.join()
+
+
 def test_a_damaged_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     from dropsight.daemon.index import default_path
 
