@@ -223,12 +223,12 @@ def test_ray_driver_files_label_photos_a_node_cannot_see(tmp_path: Path) -> None
 def test_ray_actor_says_why_a_photo_got_no_sidecar(tmp_path: Path) -> None:
     """The per-node labeller (no Ray needed): labelled, already current (a retried batch),
     unreadable on this node; the driver counts each differently."""
-    from dropsight.daemon.backfill_ray import _StagesLabeller
+    from dropsight.daemon.ray_workers import StagesLabeller
 
     root = library(tmp_path / "lib", 2)
     fresh, done_before = sorted(root.rglob("*.jpg"))
     settings = Settings(watch=WatchSettings(folders=(root,)))
-    labeller = _StagesLabeller(settings, FakeClassifier())
+    labeller = StagesLabeller(settings, FakeClassifier())
     try:
         first = labeller(batch([done_before], root), "node-a")
         assert list(first["outcome"]) == ["labelled"]
