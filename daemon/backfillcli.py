@@ -74,8 +74,15 @@ def command(args: argparse.Namespace) -> int:
         print(f"dropsight backfill: {busy}", file=sys.stderr)
         return EXIT_BUSY
     if args.ray:
-        from dropsight.daemon.backfill_ray import RayUnavailable, run_ray
-
+        try:
+            from dropsight.daemon.backfill_ray import RayUnavailable, run_ray
+        except ImportError:  # the installed desktop app leaves the cluster backfill out
+            print(
+                "dropsight backfill: --ray is not part of the installed app; with Python, "
+                "pip install 'dropsight[ray]' and run that dropsight",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         try:
             summary = run_ray(
                 settings, roots, args.ray, dry_run=args.dry_run, files=args.ray_files or "shared"

@@ -244,6 +244,14 @@ def test_classify_json_on_a_photo(debian: Chroot, photos: dict[str, Path]) -> No
     print(f"\nfrozen classify in the Debian root: {elapsed:.2f} s, {top}")
 
 
+def test_ray_backfill_is_left_out_and_says_so(debian: Chroot, photos: dict[str, Path]) -> None:
+    """Ray stays out of the frozen app; `backfill --ray` says where it lives instead."""
+    proc = debian.run(debian.exe, "backfill", f"{debian.run_dir}/photos", "--ray", "auto")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "pip install 'dropsight[ray]'" in proc.stderr
+
+
 def test_model_not_carried_is_a_clear_error(debian: Chroot, bundle: Path, photos) -> None:
     if (bundle / "_internal" / "models" / "vgg16.tflite").is_file():
         pytest.skip("this bundle carries VGG16")
