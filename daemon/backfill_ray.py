@@ -112,11 +112,15 @@ def run_ray(
                 "cpus": cpus,
                 "files": files,
             },
+            # Calls really run side by side (Ray Data runs an actor's calls one at a time
+            # unless told): one batch decodes while the other is labelled.
             compute=ray.data.ActorPoolStrategy(
-                size=actors, max_tasks_in_flight_per_actor=IN_FLIGHT
+                size=actors,
+                max_tasks_in_flight_per_actor=IN_FLIGHT,
+                max_concurrent_calls_per_actor=IN_FLIGHT,
+                enable_true_multi_threading=True,
             ),
             num_cpus=cpus,
-            max_concurrency=IN_FLIGHT,
             batch_size=size,
             batch_format="numpy",
             scheduling_strategy="SPREAD",
