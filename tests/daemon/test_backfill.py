@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -133,15 +134,12 @@ def _can_unshare() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_can_unshare() is not None, reason=str(_can_unshare()))
-def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -> None:
-    """A real 2-node cluster inside `unshare -n`: both nodes label, a SIGKILLed driver loses
-    nothing, the re-run does only what is left, one valid sidecar per photo."""
-    root = library(tmp_path / "lib", 200)
-    helper = Path(__file__).with_name("ray_cluster.py")
-    script = f"ip link set lo up && exec {sys.executable} {helper} {root} 40"
+def in_private_network(helper: str, *args: str | Path) -> dict[str, Any]:
+    """Run a helper script beside this file inside `unshare -n` (loopback only); its report."""
+    script = Path(__file__).with_name(helper)
+    command = " ".join(shlex.quote(str(a)) for a in (sys.executable, script, *args))
     done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script],
+        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
         capture_output=True,
         text=True,
         check=False,
@@ -149,7 +147,16 @@ def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -
         cwd=Path(__file__).resolve().parents[2],
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.skipif(_can_unshare() is not None, reason=str(_can_unshare()))
+def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -> None:
+    """A real 2-node cluster inside `unshare -n`: both nodes label, a SIGKILLed driver loses
+    nothing, the re-run does only what is left, one valid sidecar per photo."""
+    root = library(tmp_path / "lib", 200)
+    report = in_private_network("ray_cluster.py", root, "40")
     assert str(report["address"]).startswith("127.0.0.1:")
     assert report["returncode"] == 0, report["stderr"]
     summary = report["summary"]
@@ -191,18 +198,7 @@ def test_ray_driver_files_label_photos_a_node_cannot_see(tmp_path: Path) -> None
     """A node without the library: `shared` says so and labels what it can; `driver` reads
     and writes on the driver's node, ships the bytes, and both nodes label."""
     root = library(tmp_path / "lib", 120)
-    helper = Path(__file__).with_name("ray_hidden_node.py")
-    script = f"ip link set lo up && exec {sys.executable} {helper} {root}"
-    done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = in_private_network("ray_hidden_node.py", root)
     shared, driver = report["shared"], report["driver"]
     # The hidden node found nothing: those photos are reported, not lost or marked failed.
     first = shared["summary"]
