@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 32  # photos per hand-over to a node's actor, at most
 IN_FLIGHT = 2  # batches an actor holds at once: one labelled while the next is decoded
+SINK_BATCH = 256  # results per hand-over to the driver's index/XMP writers
 READERS = 2  # `--ray-files driver`: read tasks at once on the driver's node
 FILES = ("shared", "driver")  # who reads photos and writes sidecars: every node, or the driver
 INSTALL = "pip install 'dropsight[ray]'"
@@ -177,6 +178,14 @@ def _collect(
 
     for sink in sinks:
         sink.configure(settings)
+    batch: list[Written] = []
+
+    def hand_over() -> None:
+        # One call (one index transaction) per batch, not per photo.
+        for sink in sinks:
+            sink.accept(tuple(batch))
+        batch.clear()
+
     try:
         with bar(total, desc="backfill") as shown:
             for row in rows:
@@ -203,9 +212,10 @@ def _collect(
                     summary.done += 1
                 else:
                     summary.failed += 1
-                written = Written(photo, Path(os.fsdecode(row["root"])), json_path, record)
-                for sink in sinks:
-                    sink.accept([written])
+                batch.append(Written(photo, Path(os.fsdecode(row["root"])), json_path, record))
+                if len(batch) >= SINK_BATCH:
+                    hand_over()
+        hand_over()
     finally:
         for sink in sinks:
             sink.close()

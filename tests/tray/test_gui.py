@@ -29,6 +29,7 @@ from tests.tray.x11 import (
     stop_process,
     wait_for,
     window_named,
+    window_shot,
     window_tree,
     xdotool_search,
 )
@@ -119,14 +120,7 @@ def test_viewer_classifies_a_photo(
                 ),
                 "thumbnails",
             )
-            root.update_idletasks()
-            box = (
-                root.winfo_rootx(),
-                root.winfo_rooty(),
-                root.winfo_rootx() + root.winfo_width(),
-                root.winfo_rooty() + root.winfo_height(),
-            )
-            screenshot(tmp_path / "viewer.png", display, box)
+            window_shot(tmp_path / "viewer.png", display, root)
 
             viewer.pause_button.invoke()
             pump_until(lambda: viewer.pause_button.cget("text") == "Resume", "paused state")
@@ -408,11 +402,7 @@ def test_viewer_controls_drive_a_real_service(
         wait_for(check, timeout_s, what)
 
     def shot(name: str, window: Any = None) -> None:
-        window = window or root
-        root.update_idletasks()
-        x, y = window.winfo_rootx(), window.winfo_rooty()
-        box = (x, y, x + window.winfo_width(), y + window.winfo_height())
-        screenshot(tmp_path / name, display, box)
+        window_shot(tmp_path / name, display, window or root)
 
     try:
         pump_until(lambda: controls.service_button.cget("text") == "Stop service", "connected")
@@ -630,14 +620,7 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         w = window.window
         w.lift()
         pump_until(lambda: w.winfo_viewable(), "the search window on top")
-        root.update_idletasks()
-        box = (
-            w.winfo_rootx(),
-            w.winfo_rooty(),
-            w.winfo_rootx() + w.winfo_width(),
-            w.winfo_rooty() + w.winfo_height(),
-        )
-        screenshot(tmp_path / "find-photos.png", display, box)
+        window_shot(tmp_path / "find-photos.png", display, w)
         window.next_button.invoke()
         assert "page 2 of 2" in str(window.summary.cget("text"))
         assert len([c for c in window.cells if c.winfo_ismapped()]) == 20 - PAGE

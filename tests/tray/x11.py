@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -67,6 +68,13 @@ def screenshot(path: Path, display: str, box: tuple[int, int, int, int] | None =
         extrema = shot.convert("L").getextrema()
         assert isinstance(extrema, tuple)
         assert extrema[0] != extrema[1], "blank screenshot"
+
+
+def window_shot(path: Path, display: str, window: Any) -> None:
+    """A screenshot of one Tk window (laid out first)."""
+    window.update_idletasks()
+    x, y = window.winfo_rootx(), window.winfo_rooty()
+    screenshot(path, display, (x, y, x + window.winfo_width(), y + window.winfo_height()))
 
 
 def xdotool_search(name_regex: str) -> list[str]:
