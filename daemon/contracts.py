@@ -12,6 +12,14 @@ from typing import Literal, NotRequired, TypedDict
 # --- sidecar (config/sidecar.schema.json) ----------------------------------------------------
 
 
+class FileStat(TypedDict):
+    """The photo file's identity when it was read (added in 0.3)."""
+
+    mtime_ns: int
+    ctime_ns: int  # status change time (creation time on Windows)
+    inode: int  # the file index on Windows
+
+
 class ImageBlock(TypedDict):
     """What the sidecar records about the photo file."""
 
@@ -23,6 +31,9 @@ class ImageBlock(TypedDict):
     bytes: int | None
     width: int | None
     height: int | None
+    # Scans treat the sidecar as current only while the photo's size and all of these are
+    # unchanged; otherwise the photo is read and hashed again.
+    stat: NotRequired[FileStat]
 
 
 class ModelBlock(TypedDict):

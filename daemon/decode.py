@@ -54,10 +54,11 @@ def prepare(
     facts: FileFacts | None = None
     try:
         data, facts = imaging.read_file(job.path)
-        if fingerprint is not None and sidecar.is_current(
-            sidecar.read(job.sidecar), fingerprint, sha256=facts.sha256, any_model=any_model
+        record = sidecar.read(job.sidecar) if fingerprint is not None else None
+        if record is not None and sidecar.is_current(
+            record, fingerprint or "", sha256=facts.sha256, any_model=any_model
         ):
-            sidecar.mark_verified(job.sidecar, facts.mtime_ns)
+            sidecar.mark_verified(job.sidecar, record, facts)
             return Prepared(job, facts, current=True, started=started)
     except ImageError as exc:
         return Prepared(job, facts, error=exc, started=started)

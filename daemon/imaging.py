@@ -42,7 +42,11 @@ class FileFacts:
     size_bytes: int
     width: int | None = None
     height: int | None = None
-    mtime_ns: int = 0  # the file's modification time when it was read
+    # The file's identity when it was read (os.fstat): the cheap freshness check compares
+    # all three, since a `cp -p` or backup restore keeps size and mtime but not these.
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def read_file(path: Path) -> tuple[bytes, FileFacts]:
     """Read a file once and hash it; raises ImageError when it cannot be read."""
     try:
         with path.open("rb") as f:
-            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
+            st = os.fstat(f.fileno())
             data = f.read()
     except FileNotFoundError:
         raise ImageError("not_found", f"no such file: {path}") from None
@@ -66,7 +70,13 @@ def read_file(path: Path) -> tuple[bytes, FileFacts]:
     except OSError as exc:
         raise ImageError("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data).hexdigest()
-    return data, FileFacts(sha256=digest, size_bytes=len(data), mtime_ns=mtime_ns)
+    return data, FileFacts(
+        sha256=digest,
+        size_bytes=len(data),
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        inode=st.st_ino,
+    )
 
 
 def load(path: Path, size: tuple[int, int] = (224, 224), resize: str = "crop") -> PreparedImage:

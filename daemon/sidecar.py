@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from dropsight.daemon.classifier import ModelInfo
 from dropsight.daemon.classindex import imagenet
 from dropsight.daemon.contracts import (
     CONTENT_ERRORS,
+    FileStat,
     ImageBlock,
     ModelBlock,
     Prediction,
@@ -30,6 +31,8 @@ from dropsight.daemon.contracts import (
 )
 from dropsight.daemon.imaging import FileFacts
 from dropsight.daemon.jobs import Job
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SUFFIX = ".json"
@@ -103,13 +106,25 @@ def _model_block(model: ModelInfo) -> ModelBlock:
 
 
 def _image_block(display_path: str, facts: FileFacts | None) -> ImageBlock:
-    return {
+    block: ImageBlock = {
         "path": display_path,
         "sha256": facts.sha256 if facts else None,
         "bytes": facts.size_bytes if facts else None,
         "width": facts.width if facts else None,
         "height": facts.height if facts else None,
     }
+    if facts and facts.mtime_ns:
+        block["stat"] = file_stat(facts)
+    return block
+
+
+def file_stat(facts: FileFacts) -> FileStat:
+    """The identity of the file as it was read, as the sidecar records it."""
+    return {"mtime_ns": facts.mtime_ns, "ctime_ns": facts.ctime_ns, "inode": facts.inode}
+
+
+def _stat_of(st: os.stat_result) -> FileStat:
+    return {"mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
 
 
 def _now() -> str:
@@ -170,16 +185,18 @@ def is_current(
     fingerprint: str,
     *,
     sha256: str | None = None,
-    size: int = -1,
+    stat: os.stat_result | None = None,
     any_model: bool = False,
 ) -> bool:
     """Does `record` already describe this photo as labelled by this model?
 
     The one freshness rule, in two modes. Full (`sha256` given, after reading the photo): the
-    recorded content hash must match. Cheap (`size`, from a stat, for scans): the recorded
-    size must match, and the caller has checked the sidecar is not older than the photo.
-    `any_model` accepts labels by another model (re-labelling left for later). Error records
-    count only for content errors: a locked or vanished file is tried again.
+    recorded content hash must match. Cheap (`stat`, for scans): the recorded size, mtime,
+    ctime and inode must all match. Size and mtime alone are fooled by a same-size
+    replacement that keeps the old mtime (`cp -p`, `rsync -t`, a backup restore); the inode
+    or ctime of such a file always differs, and then the photo is hashed again. `any_model`
+    accepts labels by another model (re-labelling left for later). Error records count only
+    for content errors: a locked or vanished file is tried again.
     """
     if not record or record.get("schema_version") != SCHEMA_VERSION:
         return False
@@ -193,42 +210,45 @@ def is_current(
         return False
     if sha256 is not None:
         return image.get("sha256") == sha256
-    return image.get("bytes") == size and image.get("sha256") is not None
+    if stat is None or image.get("sha256") is None or image.get("bytes") != stat.st_size:
+        return False
+    return image.get("stat") == _stat_of(stat)
 
 
 ScanState = Literal["current", "other_model", "stale"]
 
 
 def scan_state(photo: Path, sidecar: Path, fingerprint: str) -> ScanState:
-    """Cheap freshness for scans (no hashing): a sidecar no older than the photo, same size.
+    """Cheap freshness for scans (no hashing): the photo's size and identity as recorded.
 
     "other_model": the content is labelled, by a model other than `fingerprint`'s.
     """
     try:
-        st, st_sc = photo.stat(), sidecar.stat()
+        st = photo.stat()
     except OSError:
         return "stale"
-    if st_sc.st_mtime_ns < st.st_mtime_ns:
-        return "stale"
     record = read(sidecar)
-    if is_current(record, fingerprint, size=st.st_size):
+    if is_current(record, fingerprint, stat=st):
         return "current"
-    if is_current(record, fingerprint, size=st.st_size, any_model=True):
+    if is_current(record, fingerprint, stat=st, any_model=True):
         return "other_model"
     return "stale"
 
 
-def mark_verified(sidecar: Path, photo_mtime_ns: int) -> None:
-    """A full check found the sidecar current: date it so the cheap check agrees next time.
+def mark_verified(path: Path, record: SidecarRecord, facts: FileFacts) -> None:
+    """A full check found the sidecar current: record the photo's identity as read.
 
-    Without this, a photo overwritten with identical bytes (newer mtime, same hash) would be
-    read and hashed again at every rescan. The sidecar's mtime is set to the photo's as it
-    was when read, so a later change of the photo still makes it look stale.
+    Without this, a photo whose identity changed with the same bytes (copied back, touched,
+    chmod-ed, or labelled before 0.3) would be read and hashed again at every rescan.
     """
-    with contextlib.suppress(OSError):
-        st = sidecar.stat()
-        if st.st_mtime_ns < photo_mtime_ns:
-            os.utime(sidecar, ns=(st.st_atime_ns, photo_mtime_ns))
+    if not facts.mtime_ns or record["image"].get("stat") == file_stat(facts):
+        return
+    image = {**record["image"], "stat": file_stat(facts)}
+    updated = cast(SidecarRecord, {**record, "image": image})
+    try:
+        write(path, updated)
+    except OSError as exc:  # costs a hash at the next scan, nothing more
+        log.warning("cannot update %s: %s", path, exc.strerror or exc)
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -213,18 +214,26 @@ def test_restart_and_rescan_redo_nothing(
         make_photo(watched / f"{i}.jpg", seed=i)
     wait_for(lambda: len(sidecars(watched)) == 5, 15, "5 sidecars")
     wait_for(lambda: service.status()["state"] == "idle", 10, "idle")
-    # A rewrite replaces the file (new inode); a confirmed sidecar may only be re-dated.
+    # A rewrite replaces the file (new inode).
     before = {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)}
     service.rescan()
     (watched / "0.jpg").touch()  # a replayed event for an unchanged file
     time.sleep(1.5)
     assert fake.images == 5
     service.join()
-    # A restart finds everything current: nothing classified, nothing rewritten.
+    # A restart finds everything current: nothing classified, nothing rewritten but the
+    # touched photo's recorded file identity (its labels and processed_at are kept).
     _, fake2 = start_service(watched)
     time.sleep(1.0)
     assert fake2.images == 0
-    assert {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)} == before
+    after = {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)}
+    touched = watched / "0.jpg.json"
+    assert {p: v for p, v in after.items() if p != touched} == {
+        p: v for p, v in before.items() if p != touched
+    }
+    old, new = json.loads(before[touched][1]), json.loads(after[touched][1])
+    assert old["image"].pop("stat") != new["image"].pop("stat")
+    assert old == new
 
 
 def test_changed_image_is_reclassified(watched: Path, start_service: StartService) -> None:

@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from dropsight.daemon import __version__, sidecar
+from dropsight.daemon import __version__, imaging, sidecar
 from dropsight.daemon.classifier import ModelInfo
 from dropsight.daemon.classindex import imagenet
 from dropsight.daemon.contracts import SidecarRecord
@@ -137,9 +137,17 @@ def test_is_current() -> None:
     assert not sidecar.is_current(newer, FP, sha256=FACTS.sha256)
     broken = cast(SidecarRecord, {**record, "image": None})
     assert not sidecar.is_current(broken, FP, sha256=FACTS.sha256)
-    # cheap mode: the recorded size decides
-    assert sidecar.is_current(record, FP, size=FACTS.size_bytes)
-    assert not sidecar.is_current(record, FP, size=FACTS.size_bytes + 1)
+    # cheap mode: the recorded size and file identity decide
+
+    def stat(size: int = FACTS.size_bytes, ino: int = 7, mtime: int = 2, ctime: int = 3) -> Any:
+        # st_size is field 6, st_ino 1, st_mtime_ns 14, st_ctime_ns 15
+        return os.stat_result((0, ino, 1, 1, 0, 0, size, 1, 2, 3, 1, 2, 3, 1, mtime, ctime))
+
+    facts = FileFacts(FACTS.sha256, FACTS.size_bytes, 1, 1, mtime_ns=2, ctime_ns=3, inode=7)
+    record = sidecar.build("IMG.jpg", facts, MODEL, [])
+    assert sidecar.is_current(record, FP, stat=stat())
+    for changed in (stat(size=6), stat(ino=8), stat(mtime=4), stat(ctime=4)):
+        assert not sidecar.is_current(record, FP, stat=changed)
 
 
 def test_error_records_are_current_only_for_content_errors() -> None:
@@ -159,23 +167,60 @@ def test_is_current_after_a_round_trip_through_the_file(tmp_path: Path) -> None:
     assert sidecar.is_current(sidecar.read(path), FP, sha256=FACTS.sha256)
 
 
+def _label(photo: Path, path: Path) -> None:
+    """Write the sidecar the service would: facts from reading the photo."""
+    _, facts = imaging.read_file(photo)
+    sidecar.write(path, sidecar.build(photo.name, facts, MODEL, []))
+
+
 def test_scan_state_and_the_identical_overwrite(tmp_path: Path) -> None:
     photo = tmp_path / "IMG.jpg"
     photo.write_bytes(b"image")
     path = sidecar.sidecar_path(photo)
     assert sidecar.scan_state(photo, path, FP) == "stale"  # no sidecar yet
-    sidecar.write(path, sidecar.build(photo.name, FACTS, MODEL, []))
+    _label(photo, path)
     assert sidecar.scan_state(photo, path, FP) == "current"
     assert sidecar.scan_state(photo, path, "1" * 64) == "other_model"
-    # Overwritten with the same bytes: newer than its sidecar, so the cheap check says stale
-    # until a full check has confirmed the content and dated the sidecar.
-    later = path.stat().st_mtime_ns + 5_000_000_000
+    # Overwritten with the same bytes: the cheap check says stale until a full check has
+    # confirmed the content and recorded the photo's new identity.
+    later = photo.stat().st_mtime_ns + 5_000_000_000
     os.utime(photo, ns=(later, later))
     assert sidecar.scan_state(photo, path, FP) == "stale"
-    sidecar.mark_verified(path, photo.stat().st_mtime_ns)
+    _, facts = imaging.read_file(photo)
+    record = sidecar.read(path)
+    assert record is not None and sidecar.is_current(record, FP, sha256=facts.sha256)
+    sidecar.mark_verified(path, record, facts)
     assert sidecar.scan_state(photo, path, FP) == "current"
     photo.write_bytes(b"other")  # a real change later still shows
     os.utime(photo, ns=(later + 1, later + 1))
+    assert sidecar.scan_state(photo, path, FP) == "stale"
+
+
+def test_a_same_size_replacement_with_the_old_mtime_is_stale(tmp_path: Path) -> None:
+    """`cp -p`, `rsync -t`, a backup restore: same size, old mtime, other content."""
+    photo = tmp_path / "IMG.bmp"
+    photo.write_bytes(b"A" * 64)
+    path = sidecar.sidecar_path(photo)
+    _label(photo, path)
+    assert sidecar.scan_state(photo, path, FP) == "current"
+    old = photo.stat()
+    replacement = tmp_path / "restored.bmp"
+    replacement.write_bytes(b"B" * 64)
+    os.utime(replacement, ns=(old.st_atime_ns, old.st_mtime_ns))
+    replacement.replace(photo)  # what rsync and restores do: a new file renamed into place
+    st = photo.stat()
+    assert (st.st_size, st.st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    assert sidecar.scan_state(photo, path, FP) == "stale"
+
+
+def test_sidecars_without_the_file_identity_are_checked_by_hash(tmp_path: Path) -> None:
+    """Sidecars written before 0.3 have no `stat`: one full check records it."""
+    photo = tmp_path / "IMG.jpg"
+    photo.write_bytes(b"image")
+    path = sidecar.sidecar_path(photo)
+    sidecar.write(path, sidecar.build(photo.name, FACTS, MODEL, []))  # FACTS: no identity
+    stored = sidecar.read(path)
+    assert stored is not None and "stat" not in stored["image"]
     assert sidecar.scan_state(photo, path, FP) == "stale"
 
 
