@@ -29,7 +29,8 @@ class Activity:
         self.current: str | None = None
         self._recent: deque[RecentResult] = deque(maxlen=RECENT_MAX)
         self._errors: deque[ErrorEntry] = deque(maxlen=ERRORS_MAX)  # newest first
-        self._write_errors: dict[Path, str] = {}  # by watched root; cleared by a good write
+        # By watched root; cleared once nothing there waits to be written (the writer says).
+        self._write_errors: dict[Path, str] = {}
 
     def started(self, path: Path) -> None:
         """`path` is being decoded and classified."""
@@ -66,8 +67,6 @@ class Activity:
         top = record["predictions"][0] if record["predictions"] else None
         ok = record["status"] == "ok"
         with self._lock:
-            if root is not None:
-                self._write_errors.pop(root, None)
             self.burst_done += 1
             if ok:
                 self.done += 1
@@ -97,6 +96,16 @@ class Activity:
             if root is not None:
                 self._write_errors[root] = message
         self.error(image, message)
+
+    def write_waiting(self, root: Path, message: str) -> None:
+        """Sidecars under `root` wait for a retry: the folder is unhealthy until written."""
+        with self._lock:
+            self._write_errors[root] = message
+
+    def write_recovered(self, root: Path) -> None:
+        """Nothing under `root` waits to be written any more."""
+        with self._lock:
+            self._write_errors.pop(root, None)
 
     def error(self, path: Path | None, message: str) -> None:
         """Remember an error for status (newest first)."""

@@ -13,8 +13,12 @@ REPLACE_RETRIES = 6  # Windows: antivirus or a viewer can hold the target for a 
 
 
 def temp_path_for(target: Path) -> Path:
-    """A unique hidden temp name beside `target`."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    """A unique hidden temp name beside `target`, short whatever the target's length.
+
+    Not derived from the target's name: a 230-character photo name has a legal sidecar
+    name, but the sidecar's name plus a prefix and suffix would pass the 255-byte limit.
+    """
+    return target.with_name(f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
 
 
 def write_bytes_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:

@@ -17,6 +17,7 @@ from dropsight.daemon import sidecar
 from dropsight.daemon.candidates import PhotoFilter, stale_temp_files
 from dropsight.daemon.jobs import JobQueue
 from dropsight.daemon.settler import Settler
+from dropsight.daemon.sidecar import NAME_MAX
 from dropsight.daemon.sinks import Found, WalkObserver
 from dropsight.daemon.threads import Loop
 
@@ -49,6 +50,7 @@ class Scanner:
         settle_time_s: float,
         stop: threading.Event,
         observers: Sequence[WalkObserver] = (),
+        on_error: Callable[[Path, str], None] = lambda _p, _m: None,
     ) -> None:
         self._roots = roots
         self._filter = photo_filter
@@ -68,6 +70,8 @@ class Scanner:
         self._next_periodic = float("inf")
         self._cleaned = False
         self._born_ns = time.time_ns()  # temp files older than this are a dead process's
+        self._on_error = on_error
+        self._too_long: set[Path] = set()
         self.loop = Loop("scanner", self._step, stop)
 
     def request(self) -> None:
@@ -110,6 +114,9 @@ class Scanner:
             if self._stop.is_set():
                 break
             json_path = self._layout.sidecar_for(path, root)
+            if not sidecar.name_fits(json_path):
+                self._no_room(path)
+                continue
             walk.passed(path, json_path)
             if self._settler.is_pending(path) or self._queue.is_queued(path):
                 continue  # being written, or already on its way
@@ -129,6 +136,14 @@ class Scanner:
         extra = f" ({other} labelled by another model)" if other else ""
         log.info("scanned %s in %.1f s: %d to do%s", root, took, queued, extra)
         return queued, other
+
+    def _no_room(self, photo: Path) -> None:
+        """A photo whose sidecar name would be too long: said once, never labelled in vain."""
+        if photo not in self._too_long:
+            self._too_long.add(photo)
+            message = f"the name is too long for a sidecar beside it ({NAME_MAX} bytes at most)"
+            log.warning("%s: %s; skipped", photo, message)
+            self._on_error(photo, message)
 
     def _remove_stale_temp_files(self, root: Path) -> None:
         # The instance lock rules out another service, but our own writer may already be

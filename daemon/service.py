@@ -98,6 +98,7 @@ class Service:
             settle_time_s=w.settle_time_s,
             stop=self._stop,
             observers=[sink for sink in sinks if isinstance(sink, WalkObserver)],
+            on_error=self.activity.error,
         )
         self._supervisor = Loop("supervisor", self._supervise, self._stop)
 

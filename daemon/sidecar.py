@@ -47,6 +47,14 @@ def sidecar_path(image: Path, root: Path | None = None, out_folder: Path | None 
     return image.with_name(image.name + SUFFIX)
 
 
+NAME_MAX = 255  # bytes per file name on the common file systems (ext4, APFS, NTFS in UTF-16)
+
+
+def name_fits(path: Path) -> bool:
+    """Can a file of this name exist? A 252-byte photo name has no room for ".json"."""
+    return len(os.fsencode(path.name)) <= NAME_MAX
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where sidecars go: beside each photo, or mirrored under one output folder."""

@@ -18,6 +18,7 @@ from dropsight.daemon.activity import Activity
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.decode import Prepared
 from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.retry import Held, WriteRetries, is_permanent
 from dropsight.daemon.sinks import ResultSink, Written
 from dropsight.daemon.threads import Loop
 from dropsight.daemon.turns import Turns
@@ -51,6 +52,8 @@ class Writer:
         self._queue = queue_
         self._activity = activity
         self.sinks = list(sinks)
+        self.retries = WriteRetries()
+        self._held_now: set[Path] = set()  # held by the write being done (writer thread only)
         self._inbox: queue.Queue[Labelled | None] = queue.Queue(maxsize=INBOX_BATCHES)
         self._stop = threading.Event()
         self.loop = Loop("writer", self._step, self._stop)
@@ -90,6 +93,18 @@ class Writer:
                 break
             if batch is not None:
                 self.write(batch)
+        self._retry(self.retries.take_all())  # one last attempt each
+        left = self.retries.take_all()
+        for held in left:
+            self.retries.release(held.item.job.path)
+            self._queue.done(held.item.job.path)
+        if left:
+            log.warning(
+                "%d sidecar%s could not be written; the next start labels %s again",
+                len(left),
+                "" if len(left) == 1 else "s",
+                "it" if len(left) == 1 else "them",
+            )
         for sink in self.sinks:
             try:
                 sink.close()
@@ -97,12 +112,14 @@ class Writer:
                 log.exception("closing %s failed", sink.name)
 
     def _step(self) -> None:
+        wait_s = self.retries.next_due_in()
         try:
-            batch = self._inbox.get(timeout=IDLE_WAIT_S)
+            batch = self._inbox.get(timeout=IDLE_WAIT_S if wait_s is None else wait_s)
         except queue.Empty:
-            return
+            batch = None
         if batch is not None:
             self.write(batch)
+        self._retry(self.retries.take_due())
 
     def write(self, batch: Labelled) -> None:
         """Write one batch's sidecars, then tell the sinks; every photo is marked done."""
@@ -120,7 +137,34 @@ class Writer:
                     written.append(Written(item.job.path, item.job.root, item.job.sidecar, record))
         finally:
             for item in batch.items:
-                self._queue.done(item.job.path)
+                if item.job.path not in self._held_now:
+                    self._queue.done(item.job.path)
+            self._held_now.clear()
+        self._finish(written)
+
+    def _retry(self, due: Sequence[Held]) -> None:
+        """Try held writes again; each one written or gone leaves the queue at last."""
+        if not due:
+            return
+        written: list[Written] = []
+        for held in due:
+            job = held.item.job
+            if self._write_one(held.item, held.record, held):
+                log.info("wrote %s after %d failed attempts", job.sidecar, held.attempts)
+                written.append(Written(job.path, job.root, job.sidecar, held.record))
+            if job.path not in self._held_now:
+                self.retries.release(job.path)
+                self._queue.done(job.path)
+        self._held_now.clear()
+        self._finish(written)
+
+    def _finish(self, written: list[Written]) -> None:
+        if written:
+            self.retries.nudge()
+        waiting = self.retries.waiting()
+        for root in {w.root for w in written}:
+            if not waiting[root]:  # a folder is healthy again only when nothing there waits
+                self._activity.write_recovered(root)
         for sink in self.sinks:
             try:
                 sink.accept(written)
@@ -129,7 +173,8 @@ class Writer:
         if self._queue.pending() == 0 and self._queue.in_flight() == 0:
             self._activity.burst_finished()
 
-    def _write_one(self, item: Prepared, record: SidecarRecord) -> bool:
+    def _write_one(self, item: Prepared, record: SidecarRecord, held: Held | None = None) -> bool:
+        """Write one sidecar; a failure that may pass (full disk) holds it for a retry."""
         job = item.job
         if item.vanished or not os.path.lexists(job.path):
             log.info("%s is gone; no sidecar written", job.path)
@@ -138,12 +183,28 @@ class Writer:
             sidecar.write(job.sidecar, record)
         except OSError as exc:
             message = f"cannot write {job.sidecar}: {exc.strerror or exc}"
-            log.error("%s", message)
-            self._activity.write_failed(job.path, job.root, message)
+            if is_permanent(exc):
+                log.error("%s", message)
+                self._activity.write_failed(job.path, job.root, message)
+                return False
+            again = self.retries.hold(item, record, message)
+            self._held_now.add(job.path)
+            waiting = sum(self.retries.waiting().values())
+            if held is None:  # the first failure is news; the retries are not
+                log.error("%s (will retry)", message)
+                self._activity.error(job.path, f"{message} (will retry)")
+            else:
+                log.debug("%s (attempt %d)", message, again.attempts)
+            self._activity.write_waiting(job.root, f"{message}; {waiting} waiting to be written")
             return False
         except Exception as exc:  # a bug costs this photo, never the stage
             log.exception("writing %s failed", job.sidecar)
             self._activity.write_failed(job.path, job.root, f"cannot write {job.sidecar}: {exc}")
+            return False
+        if not os.path.lexists(job.path):  # deleted while we wrote: no orphan left behind
+            with contextlib.suppress(OSError):
+                job.sidecar.unlink()
+            log.info("%s went while its sidecar was written; removed the sidecar", job.path)
             return False
         ms = (time.monotonic() - item.started) * 1000
         self._activity.written(job.path, job.sidecar, job.root, record)

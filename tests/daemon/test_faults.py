@@ -160,32 +160,39 @@ def test_a_photo_the_model_always_fails_on_gets_an_error_sidecar(
     assert service.status()["state"] in ("idle", "working")
 
 
-def test_a_sidecar_write_that_fails(
+def test_a_sidecar_write_that_fails_is_retried_and_the_folder_stays_unhealthy(
     watched: Path, run: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = sidecar.write
     failed: list[Path] = []
+    release = threading.Event()
 
-    def full_disk_once(path: Path, record: Any) -> None:
-        if path.name == "full.jpg.json" and not failed:
+    def full_disk_for_one(path: Path, record: Any) -> None:
+        if path.name == "full.jpg.json" and not release.is_set():
             failed.append(path)
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, record)
 
-    monkeypatch.setattr(sidecar, "write", full_disk_once)
+    monkeypatch.setattr(sidecar, "write", full_disk_for_one)
     fake = FakeClassifier()
     service = run(watched, fake)
     drop_photos(watched, ["full.jpg"])
-    wait_for(lambda: service.status()["failed"] == 1, 15, "the failure counted")
+    wait_for(lambda: len(failed) >= 2, 15, "a retry of the failed write")
     status = service.status()
     assert "No space left" in status["errors"][0]["message"]
-    assert not status["folders"][0]["healthy"]
     assert not list(watched.rglob("*.dropsight-tmp"))
-    drop_photos(watched, NAMES)  # the service goes on
+    drop_photos(watched, NAMES)  # the service goes on; these writes succeed
     assert_all_labelled_once(watched, NAMES, fake)
-    assert service.status()["folders"][0]["healthy"], "a good write clears the folder error"
-    service.rescan()  # the photo whose write failed is found again
+    status = service.status()
+    folder = status["folders"][0]
+    assert not folder["healthy"], "an unrelated success must not hide a photo still waiting"
+    assert folder["error"] is not None and "1 waiting" in folder["error"]
+    assert status["queued"] == 1 and status["state"] == "working"
+    release.set()  # space again: written by the next retry, without a rescan
     wait_for((watched / "full.jpg.json").exists, 15, "the retried sidecar")
+    wait_for(lambda: service.status()["folders"][0]["healthy"], 10, "the folder healthy again")
+    assert service.status()["queued"] == 0
+    assert fake.images == len(NAMES) + 1, "the labels were kept, not paid for again"
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

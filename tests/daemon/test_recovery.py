@@ -6,8 +6,11 @@ real folders (FakeClassifier: these tests are about finding and writing work, no
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,3 +93,98 @@ def test_an_unchanged_photo_is_not_read_again_at_restart(
     wait_for(lambda: again.status()["state"] == "idle", 20, "idle after the scan")
     assert fake.images == 1
     assert again.status()["skipped"] == 0  # not even hashed: the cheap check held
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (root only), unmounted afterwards."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the file system up; returns the filler file."""
+    filler = folder / "filler.bin"
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_holds_the_sidecars_and_writes_them_when_space_returns(
+    small_disk: Path, run: Callable[..., Service]
+) -> None:
+    names = [f"p{i}.jpg" for i in range(5)]
+    for i, name in enumerate(names):
+        make_photo(small_disk / name, seed=i, size=(64, 48))
+    filler = _fill(small_disk)
+    fake = FakeClassifier()
+    settings = Settings(
+        watch=WatchSettings(folders=(small_disk,), settle_time_s=0.3, rescan_interval_s=0)
+    )
+    service = Service(settings, classifier_factory=lambda _s: fake)
+    service.start()
+    try:
+        wait_for(lambda: fake.images == len(names), 20, "every photo labelled once")
+        time.sleep(2.5)  # a few retries, all failing
+        status = service.status()
+        folder = status["folders"][0]
+        assert not folder["healthy"]
+        assert folder["error"] is not None and "No space left" in folder["error"]
+        assert status["queued"] == len(names), "the waiting photos show as queued"
+        assert status["state"] == "working"
+        assert not list(small_disk.glob("*.json"))
+        assert not list(small_disk.glob(".*")), "no temp file left on the full disk"
+        filler.unlink()  # space again: no event, no rescan; the retries find it
+        wait_for(
+            lambda: all((small_disk / f"{n}.json").exists() for n in names), 90, "the sidecars"
+        )
+        for name in names:
+            assert load_valid(small_disk / f"{name}.json")["status"] == "ok"
+        wait_for(lambda: service.status()["folders"][0]["healthy"], 10, "healthy again")
+        assert fake.images == len(names), "labels kept while waiting, not paid for again"
+        assert service.status()["queued"] == 0
+    finally:
+        service.join()
+
+
+def test_long_names_get_a_sidecar_and_too_long_ones_are_reported_once(
+    watched: Path, run: Callable[..., Service]
+) -> None:
+    """A 245-byte photo name has room for ".json" (250) but not for a temp name built on it."""
+    long_name = "l" * 241 + ".jpg"
+    too_long = "t" * 248 + ".jpg"  # 252 bytes: its sidecar name would be 257
+    make_photo(watched / too_long, seed=2)
+    fake = FakeClassifier()
+    service = run(watched, fake)
+    make_photo(watched / long_name, seed=1)
+    side = watched / (long_name + ".json")
+    wait_for(side.exists, 20, "the long name's sidecar")
+    assert load_valid(side)["status"] == "ok"
+    errors = [e for e in service.status()["errors"] if e["path"] and too_long in e["path"]]
+    assert len(errors) == 1 and "too long" in errors[0]["message"]
+    before = fake.images
+    service.rescan()
+    time.sleep(1.5)
+    service.rescan()
+    time.sleep(1.5)
+    assert fake.images == before, "never labelled in vain at a rescan"
+    errors = [e for e in service.status()["errors"] if e["path"] and too_long in e["path"]]
+    assert len(errors) == 1, "reported once, not at every rescan"

@@ -309,14 +309,17 @@ def test_unwritable_sidecar_target_is_a_status_error_not_a_crash(
     # A folder where the sidecar must go blocks the write even for root.
     (watched / "blocked.jpg.json").mkdir()
     make_photo(watched / "blocked.jpg")
-    wait_for(lambda: service.status()["failed"] == 1, 15, "failure counted")
+    wait_for(lambda: bool(service.status()["errors"]), 15, "the failure reported")
     status = service.status()
     assert "cannot write" in status["errors"][0]["message"]
     assert status["folders"][0]["error"] and "blocked.jpg.json" in status["folders"][0]["error"]
     assert not temp_files(watched)
     make_photo(watched / "fine.jpg", seed=3)  # the service goes on
     wait_for(lambda: (watched / "fine.jpg.json").exists(), 15, "next sidecar")
-    assert service.status()["folders"][0]["healthy"]
+    assert not service.status()["folders"][0]["healthy"], "blocked.jpg still waits"
+    (watched / "blocked.jpg.json").rmdir()  # the user clears the way: the retry writes it
+    wait_for(lambda: (watched / "blocked.jpg.json").is_file(), 90, "the retried sidecar")
+    wait_for(lambda: service.status()["folders"][0]["healthy"], 10, "healthy again")
 
 
 def test_unwritable_output_folder(
@@ -326,8 +329,9 @@ def test_unwritable_output_folder(
     not_a_folder.write_text("a file where the output folder should be")
     service, _ = start_service(watched, output=OutputSettings(mode="folder", folder=not_a_folder))
     make_photo(watched / "p.jpg")
-    wait_for(lambda: service.status()["failed"] == 1, 15, "failure counted")
+    wait_for(lambda: bool(service.status()["errors"]), 15, "the failure reported")
     assert "cannot write" in service.status()["errors"][0]["message"]
+    assert service.status()["queued"] == 1, "waits for a retry"
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
