@@ -230,12 +230,13 @@ ErrorCode = Literal[
     "not_found",  # 404: no such route
     "method_not_allowed",  # 405
     "length_required",  # 411: chunked body
-    "too_large",  # 413
+    "too_large",  # 413, or 431 for a request head over 16 KiB
     "bad_request",  # 400: malformed request
     "bad_json",  # 400: body is not UTF-8 JSON
     "bad_path",  # 400: classify path not absolute or not classifiable
     "file_not_found",  # 404: classify path does not exist
-    "unavailable",  # 503: e.g. the model is still loading
+    "unavailable",  # 503: e.g. the model is still loading, or too many connections
+    "request_timeout",  # 408: the request did not arrive in time (added in 0.3)
     "internal_error",  # 500: a handler failed (logged); the server keeps running
     "http_error",  # protocol-level error from the HTTP parser
     "timeout",  # client side: no answer in time
