@@ -210,6 +210,7 @@ NOT_RUNNING_STATE = "not-running"
 API_PREFIX = "/v1/"
 # Route name (the path after /v1/) -> the HTTP method it takes.
 ROUTES: dict[str, Literal["GET", "POST"]] = {
+    "ping": "GET",  # proof of life that asks the service nothing (added in 0.3)
     "status": "GET",
     "pause": "POST",
     "resume": "POST",
@@ -266,3 +267,11 @@ class OkAnswer(TypedDict):
     """The answer of every action route."""
 
     ok: bool
+
+
+class PingAnswer(TypedDict):
+    """GET /v1/ping: the service answers and the token is right (added in 0.3)."""
+
+    ok: bool
+    pid: int
+    version: str

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from dropsight.daemon import __version__, connlimit, paths
 from dropsight.daemon.connlimit import Gate, Limits
-from dropsight.daemon.contracts import API_PREFIX, SidecarRecord, Status
+from dropsight.daemon.contracts import API_PREFIX, PingAnswer, SidecarRecord, Status
 from dropsight.daemon.events import Listener
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _routes(self) -> dict[str, tuple[str, Callable[[], Any]]]:
         controller = self.server.controller
         return {
+            "ping": ("GET", self._ping),
             "status": ("GET", controller.status),
             "pause": ("POST", lambda: self._action(controller.pause)),
             "resume": ("POST", lambda: self._action(controller.resume)),
@@ -263,6 +264,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return bytes(data)
 
     # --- handlers ------------------------------------------------------------------------
+
+    def _ping(self) -> PingAnswer:
+        """Proof of life that asks the controller nothing, so nothing in it can fail."""
+        return {"ok": True, "pid": os.getpid(), "version": __version__}
 
     def _action(self, action: Callable[[], None]) -> dict[str, Any]:
         body = self._read_json_body()

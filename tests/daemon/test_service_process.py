@@ -325,3 +325,27 @@ def test_slow_clients_without_the_token_cannot_starve_the_service(
     # Waiting clients cost no spinning: far below one core (labelling the photo included).
     assert busy_s < 0.5 * wall_s, (busy_s, wall_s)
     assert "Too many open files" not in svc.output()
+
+
+def test_a_folder_name_that_is_not_utf8_shows_in_status_and_stop_stops(
+    tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path], status_file: Path
+) -> None:
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))  # Latin-1 bytes
+    folder.mkdir()
+    svc = _start(services, folder, tmp_path)
+    svc.wait_ready()
+    shutil.copy(photos["chelsea"], folder / os.fsdecode(b"chat-\xe9.jpg"))
+    wait_for(lambda: len(sidecars(folder)) == 1, 60, "the sidecar")
+    # `dropsight()` reads the output as UTF-8 text, as scripts and terminals do.
+    as_json = dropsight("status", "--json", timeout_s=60)
+    assert as_json.returncode == 0, as_json.stderr
+    status = json.loads(as_json.stdout)
+    assert [os.fsencode(f["path"]) for f in status["folders"]] == [os.fsencode(folder)]
+    assert os.fsencode(status["recent"][0]["image"]).endswith(b"/caf\xe9/chat-\xe9.jpg")
+    text = dropsight("status", timeout_s=60)
+    assert text.returncode == 0, text.stderr
+    assert "caf\\udce9 (ok)" in text.stdout
+    assert "chat-\\udce9.jpg: " in text.stdout
+    stop = dropsight("stop", timeout_s=60)
+    assert stop.returncode == 0, stop.stderr
+    assert svc.proc.wait(60) == 0, svc.output()
