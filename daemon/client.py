@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from dropsight.daemon import surrogates
 from dropsight.daemon.contracts import NOT_RUNNING_STATE
 from dropsight.daemon.control import control_file
 
@@ -61,9 +62,10 @@ class ServiceClient:
         port, token, pid = _parse_control_info(info, path)
         client = cls(port, token, pid)
         # A crash leaves control.json behind: only an authenticated answer proves it is live
-        # (the port may be closed, or reused by an unrelated program).
+        # (the port may be closed, or reused by an unrelated program). Not the status: a
+        # snapshot that fails to build must not make `stop` think nothing is running.
         try:
-            client.status()
+            client.ping()
         except ServiceNotRunning:
             raise
         except ServiceError as exc:
@@ -75,6 +77,17 @@ class ServiceClient:
         return client
 
     # --- API -----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Check that the service answers with our token; raises ServiceError if not."""
+        try:
+            _expect_dict(self._request("GET", "ping"))
+        except ServiceError as exc:
+            # A service from before 0.3 has no ping; its 404 still came after the token check,
+            # but an unrelated server may say 404 too: its status is the proof, as it was.
+            if exc.code != "not_found":
+                raise
+            self.status()
 
     def status(self) -> dict[str, Any]:
         """The service's status snapshot."""
@@ -315,5 +328,12 @@ def _result_text(item: dict[str, Any]) -> str:
 
 def _write(stream: TextIO | None, text: str) -> None:
     # Frozen windowed builds have no stdout/stderr at all.
-    if stream is not None:
-        print(text, file=stream)
+    if stream is None:
+        return
+    # Folder and photo names that are not UTF-8 print as \udcXX escapes, as in `status
+    # --json`, the sidecars and the log: never raw bytes that break text readers, never a
+    # crash on a stream that takes no surrogates; characters the stream's encoding lacks
+    # become escapes too.
+    line = surrogates.escape(text) + "\n"
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    stream.write(line.encode(encoding, "backslashreplace").decode(encoding, "replace"))

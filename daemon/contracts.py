@@ -221,6 +221,7 @@ NOT_RUNNING_STATE = "not-running"
 API_PREFIX = "/v1/"
 # Route name (the path after /v1/) -> the HTTP method it takes.
 ROUTES: dict[str, Literal["GET", "POST"]] = {
+    "ping": "GET",  # proof of life that asks the service nothing (added in 0.3)
     "status": "GET",
     "pause": "POST",
     "resume": "POST",
@@ -241,12 +242,13 @@ ErrorCode = Literal[
     "not_found",  # 404: no such route
     "method_not_allowed",  # 405
     "length_required",  # 411: chunked body
-    "too_large",  # 413
+    "too_large",  # 413, or 431 for a request head over 16 KiB
     "bad_request",  # 400: malformed request
     "bad_json",  # 400: body is not UTF-8 JSON
     "bad_path",  # 400: classify path not absolute or not classifiable
     "file_not_found",  # 404: classify path does not exist
-    "unavailable",  # 503: e.g. the model is still loading
+    "unavailable",  # 503: e.g. the model is still loading, or too many connections
+    "request_timeout",  # 408: the request did not arrive in time (added in 0.3)
     "internal_error",  # 500: a handler failed (logged); the server keeps running
     "http_error",  # protocol-level error from the HTTP parser
     "timeout",  # client side: no answer in time
@@ -276,3 +278,11 @@ class OkAnswer(TypedDict):
     """The answer of every action route."""
 
     ok: bool
+
+
+class PingAnswer(TypedDict):
+    """GET /v1/ping: the service answers and the token is right (added in 0.3)."""
+
+    ok: bool
+    pid: int
+    version: str

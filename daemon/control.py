@@ -17,15 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from dropsight.daemon import __version__, paths
-from dropsight.daemon.contracts import API_PREFIX, SidecarRecord, Status
+from dropsight.daemon import __version__, connlimit, paths
+from dropsight.daemon.connlimit import Gate, Limits
+from dropsight.daemon.contracts import API_PREFIX, PingAnswer, SidecarRecord, Status
 from dropsight.daemon.events import Listener
 
 log = logging.getLogger(__name__)
 
 CONTROL_FILE_NAME = "control.json"
 MAX_BODY_BYTES = 64 * 1024
-# A client that opens a connection and then stalls must not pin a thread forever.
+# Each socket operation of an answering thread (the whole request's arrival has its own
+# deadline: connlimit.Limits.request_timeout_s).
 REQUEST_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -66,7 +68,7 @@ class _ApiError(Exception):
 
 
 class _Server(http.server.ThreadingHTTPServer):
-    """ThreadingHTTPServer that remembers its handler threads so stop() can join them."""
+    """ThreadingHTTPServer fed by a connlimit.Gate; tracks its threads so stop() can join them."""
 
     daemon_threads = True
     # We join our own threads (with a timeout) instead of the stdlib's unbounded join.
@@ -74,26 +76,47 @@ class _Server(http.server.ThreadingHTTPServer):
     # Bursts of clients (tray, viewer, scripts) must not overflow the default backlog of 5.
     request_queue_size = 128
 
-    def __init__(self, controller: Controller, token: str) -> None:
+    def __init__(self, controller: Controller, token: str, limits: Limits) -> None:
         self.controller = controller
         self.token = token
         # Each live request thread and its socket, so stop() can cut stalled clients off.
         self.handler_threads: dict[threading.Thread, socket.socket] = {}
         self.threads_lock = threading.Lock()
         self.stopping = threading.Event()  # ends event streams
+        # The bytes the gate read of each handed-on request, and its deadline.
+        self.admitted: dict[socket.socket, tuple[bytes, float]] = {}
         super().__init__(("127.0.0.1", 0), _Handler)
+        # The gate, not serve_forever(), accepts: it bounds connections and threads.
+        self.gate = Gate(self.socket, self.hand_off, self.bears_token, limits)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve one connection in a tracked daemon thread."""
+    def bears_token(self, head: bytes) -> bool:
+        """Whether a raw request head carries our bearer token (it may use the reserve)."""
+        for line in head.split(b"\n")[1:]:
+            if not line.strip():
+                break  # the end of the head; what follows is body
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "authorization":
+                return _token_matches(value, self.token)
+        return False
+
+    def hand_off(self, request: socket.socket, address: Any, head: bytes, deadline: float) -> None:
+        """Answer one admitted connection in a tracked daemon thread."""
         thread = threading.Thread(
             target=self._serve_tracked,
-            args=(request, client_address),
+            args=(request, address),
             name="dropsight-control-request",
             daemon=True,
         )
         with self.threads_lock:
+            self.admitted[request] = (head, deadline)
             self.handler_threads[thread] = request
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            with self.threads_lock:
+                self.admitted.pop(request, None)
+                self.handler_threads.pop(thread, None)
+            raise
 
     def _serve_tracked(self, request: Any, client_address: Any) -> None:
         try:
@@ -101,6 +124,8 @@ class _Server(http.server.ThreadingHTTPServer):
         finally:
             with self.threads_lock:
                 self.handler_threads.pop(threading.current_thread(), None)
+                self.admitted.pop(request, None)
+            self.gate.release()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -112,6 +137,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = f"dropsight/{__version__}"
     sys_version = ""
     timeout = REQUEST_TIMEOUT_S
+    deadline = 0.0  # time.monotonic() by which the whole request must have arrived
+
+    def setup(self) -> None:
+        """Read the request from the bytes the gate already has, then from the socket."""
+        super().setup()
+        with self.server.threads_lock:
+            head, self.deadline = self.server.admitted.pop(self.request, (b"", 0.0))
+        self.rfile.close()
+        self.rfile = connlimit.request_reader(head, self.connection)
 
     # --- routing -------------------------------------------------------------------------
 
@@ -129,6 +163,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _routes(self) -> dict[str, tuple[str, Callable[[], Any]]]:
         controller = self.server.controller
         return {
+            "ping": ("GET", self._ping),
             "status": ("GET", controller.status),
             "pause": ("POST", lambda: self._action(controller.pause)),
             "resume": ("POST", lambda: self._action(controller.resume)),
@@ -181,12 +216,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         header = self.headers.get("Authorization")
         if not header:
             raise _ApiError(401, "unauthorized", "missing bearer token")
-        scheme, _, given = header.strip().partition(" ")
-        expected = self.server.token.encode()
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode("utf-8", "replace"), expected
-        )
-        if not ok:
+        if not _token_matches(header, self.server.token):
             raise _ApiError(403, "forbidden", "wrong token")
 
     def _read_json_body(self) -> Any:
@@ -204,7 +234,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _ApiError(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
         if length == 0:
             return None
-        data = self.rfile.read(length)
+        data = self._read_body(length)
         if len(data) != length:
             raise _ApiError(400, "bad_request", "body shorter than Content-Length")
         try:
@@ -212,7 +242,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError):
             raise _ApiError(400, "bad_json", "body is not valid UTF-8 JSON") from None
 
+    def _read_body(self, length: int) -> bytes:
+        """Up to `length` bytes, all by the request's deadline (a byte at a time won't do)."""
+        late = _ApiError(408, "request_timeout", "request body not received in time")
+        data = bytearray()
+        try:
+            while len(data) < length:
+                left_s = self.deadline - time.monotonic()
+                if left_s <= 0:
+                    raise late
+                self.connection.settimeout(left_s)
+                try:
+                    chunk = self.rfile.read1(length - len(data))
+                except TimeoutError:
+                    raise late from None
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            self.connection.settimeout(self.timeout)  # the answer gets the usual time
+        return bytes(data)
+
     # --- handlers ------------------------------------------------------------------------
+
+    def _ping(self) -> PingAnswer:
+        """Proof of life that asks the controller nothing, so nothing in it can fail."""
+        return {"ok": True, "pid": os.getpid(), "version": __version__}
 
     def _action(self, action: Callable[[], None]) -> dict[str, Any]:
         body = self._read_json_body()
@@ -339,8 +394,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class ControlServer:
     """Serves the control API for one Controller and publishes control.json while running."""
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: Controller, limits: Limits | None = None) -> None:
         self._controller = controller
+        self._limits = limits or Limits()
         self._token = secrets.token_urlsafe(32)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -363,10 +419,9 @@ class ControlServer:
         with self._lock:
             if self._server is not None:
                 return
-            server = _Server(self._controller, self._token)
+            server = _Server(self._controller, self._token, self._limits)
             thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.2},
+                target=server.gate.run,
                 name="dropsight-control",
                 daemon=True,
             )
@@ -394,17 +449,19 @@ class ControlServer:
             return
         deadline = time.monotonic() + timeout_s
         server.stopping.set()
-        server.shutdown()
+        server.gate.stop()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
         server.server_close()
         with server.threads_lock:
             pending = list(server.handler_threads)
             sockets = list(server.handler_threads.values())
-        # A client that connected and sent nothing would hold its thread until the timeout.
+        # A request whose body is still coming would hold its thread until its deadline.
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)
         if thread is not None:
-            pending.append(thread)
+            pending.append(thread)  # joined above; warned about below if still alive
         for t in pending:
             # stop() may be called from a request handler (the API's own stop endpoint).
             if t is threading.current_thread():
@@ -437,6 +494,14 @@ class ControlServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _token_matches(header: str, token: str) -> bool:
+    """Whether an Authorization header value is `Bearer <token>` (constant-time compare)."""
+    scheme, _, given = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.encode()
+    )
 
 
 def _write_private_json(path: Path, payload: dict[str, Any]) -> None:

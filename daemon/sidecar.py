@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -16,7 +15,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from dropsight.config.settings import Settings
-from dropsight.daemon import APP_NAME, __version__
+from dropsight.daemon import APP_NAME, __version__, surrogates
 from dropsight.daemon.atomic import write_bytes_atomic
 from dropsight.daemon.classes import info
 from dropsight.daemon.classifier import ModelInfo
@@ -36,8 +35,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SUFFIX = ".json"
-# Lone surrogates stand for file-name bytes that are not UTF-8 (see contracts.ImageBlock).
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def sidecar_path(image: Path, root: Path | None = None, out_folder: Path | None = None) -> Path:
@@ -171,7 +168,7 @@ def dumps(record: SidecarRecord | dict[str, Any]) -> str:
     UTF-8 JSON and the original bytes are recoverable.
     """
     text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
-    return _SURROGATES.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return surrogates.escape(text)
 
 
 def write(path: Path, record: SidecarRecord) -> None:

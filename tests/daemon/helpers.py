@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -97,3 +98,52 @@ def dropsight(
         env={**os.environ, **(env or {})},
         timeout=timeout_s,
     )
+
+
+class SlowClients:
+    """Connections that send one byte of a request head every `every_s`, never finishing it.
+
+    Runs in a thread; connections the server closes are opened again (as an attacker would).
+    `rounds` counts the passes over all connections.
+    """
+
+    def __init__(self, port: int, count: int, every_s: float) -> None:
+        self.port = port
+        self.count = count
+        self.every_s = every_s
+        self.rounds = 0
+        self._socks: list[socket.socket | None] = [None] * count
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-clients")
+
+    def __enter__(self) -> SlowClients:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for sock in self._socks:
+            if sock is not None:
+                sock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for i in range(self.count):
+                self._socks[i] = self._nudge(self._socks[i])
+            self.rounds += 1
+            self._stop.wait(self.every_s)
+
+    def _nudge(self, sock: socket.socket | None) -> socket.socket | None:
+        if sock is not None:
+            try:
+                sock.send(b"G")
+                return sock
+            except BlockingIOError:
+                return sock  # still connecting, or the server reads nothing
+            except OSError:
+                sock.close()  # closed by the server: come back
+        fresh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fresh.setblocking(False)
+        fresh.connect_ex(("127.0.0.1", self.port))  # EINPROGRESS: not waiting for accept
+        return fresh

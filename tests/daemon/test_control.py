@@ -26,7 +26,7 @@ from dropsight.daemon.client import (
     ServiceNotRunning,
     run_command,
 )
-from dropsight.daemon.contracts import SidecarRecord, Status
+from dropsight.daemon.contracts import FolderStatus, RecentResult, SidecarRecord, Status
 from dropsight.daemon.control import MAX_BODY_BYTES, ControlServer, control_file
 from dropsight.daemon.events import EventHub
 from tests.tray.fakes import RecordedCommands, fake_status, sidecar_for
@@ -578,6 +578,62 @@ def test_run_command_actions(
     assert run_command(name, as_json=True) == 0
     assert json.loads(capsys.readouterr().out) == {"ok": True, "command": name}
     assert fake.calls == [name]
+
+
+def test_stop_works_when_status_fails(
+    server: ControlServer, fake: FakeController, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The status snapshot is what breaks first (a name it cannot encode, a bug): stop must not
+    # depend on it, nor may status then claim that nothing is running.
+    fake.fail_status = True
+    assert run_command("status", as_json=False) == 1
+    assert "HTTP 500" in capsys.readouterr().err
+    assert run_command("stop", as_json=False) == 0
+    assert fake.calls == ["stop"]
+
+
+def test_ping_asks_the_controller_nothing(server: ControlServer, fake: FakeController) -> None:
+    fake.fail_status = True
+    status, _, body = raw(server, "GET", "/v1/ping")
+    assert (status, body) == (200, {"ok": True, "pid": os.getpid(), "version": __version__})
+    assert raw(server, "GET", "/v1/ping", token=None)[0] == 401
+
+
+class _NamesNotUtf8(FakeController):
+    """Watches a folder whose name has a byte that is not UTF-8; a Windows-style odd name too."""
+
+    FOLDER = os.fsdecode(b"/photos/caf\xe9")
+
+    def status(self) -> Status:
+        folder: FolderStatus = {
+            "path": self.FOLDER,
+            "healthy": True,
+            "error": None,
+            "observer": "InotifyObserver",
+        }
+        recent: RecentResult = {
+            "image": self.FOLDER + "/\ud800.jpg",
+            "sidecar": self.FOLDER + "/\ud800.jpg.json",
+            "status": "ok",
+            "label": "tabby",
+            "score": 0.5,
+            "time": "t",
+        }
+        return fake_status(folders=[folder], recent=[recent], current=self.FOLDER + "/x.jpg")
+
+
+def test_status_shows_names_that_are_not_utf8_as_escapes(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ControlServer(_NamesNotUtf8()):
+        # capsys, like a pipe, takes only UTF-8: raw surrogates would crash the command.
+        assert run_command("status", as_json=False) == 0
+        out = capsys.readouterr().out
+        assert "Watching:  /photos/caf\\udce9 (ok)" in out
+        assert "\\ud800.jpg: tabby 50.0%" in out
+        assert run_command("status", as_json=True) == 0
+        folder = json.loads(capsys.readouterr().out)["folders"][0]["path"]
+        assert os.fsencode(folder) == b"/photos/caf\xe9"  # the bytes come back
 
 
 def test_run_command_unknown(capsys: pytest.CaptureFixture[str]) -> None:

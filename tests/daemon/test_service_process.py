@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -13,23 +14,46 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.helpers import load_valid, make_photo, sidecars, temp_files, wait_for
+from tests.daemon.helpers import (
+    SlowClients,
+    dropsight,
+    load_valid,
+    make_photo,
+    sidecars,
+    temp_files,
+    wait_for,
+)
 
 MODEL = "efficientnet-lite0"
+
+
+_LIMIT_THEN_EXEC = (
+    "import os, resource as r, sys; "
+    "r.setrlimit(r.RLIMIT_NOFILE, ({}, r.getrlimit(r.RLIMIT_NOFILE)[1])); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
 
 
 class ServiceProcess:
     """A `python -m daemon service` child process with its output captured to a file."""
 
     def __init__(
-        self, folder: Path | None, log: Path, model: str | None = MODEL, extra: Sequence[str] = ()
+        self,
+        folder: Path | None,
+        log: Path,
+        model: str | None = MODEL,
+        extra: Sequence[str] = (),
+        *,
+        nofile: int | None = None,
     ) -> None:
         self.log = log
         self._out = log.open("ab")
         watch = ["--watch", str(folder)] if folder else []
         choose = ["--model", model] if model else []
+        # A lowered descriptor limit is set by a tiny launcher that then becomes the service.
+        launch = [] if nofile is None else ["-c", _LIMIT_THEN_EXEC.format(nofile)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dropsight.daemon", "service", *watch, *choose, *extra],
+            [sys.executable, *launch, "-m", "dropsight.daemon", "service", *watch, *choose, *extra],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -79,8 +103,11 @@ def _start(
     tmp_path: Path,
     model: str | None = MODEL,
     extra: Sequence[str] = (),
+    *,
+    nofile: int | None = None,
 ) -> ServiceProcess:
-    s = ServiceProcess(folder, tmp_path / f"service-{len(services)}.log", model, extra)
+    log = tmp_path / f"service-{len(services)}.log"
+    s = ServiceProcess(folder, log, model, extra, nofile=nofile)
     services.append(s)
     return s
 
@@ -241,3 +268,84 @@ def test_no_folder_configured_watches_the_default_folder(
     shutil.copy(photos["chelsea"], default / "cat.jpg")
     wait_for(lambda: (default / "cat.jpg.json").exists(), 30, "sidecar in the default folder")
     assert svc.finish() == 0
+
+
+def _descriptors(pid: int) -> int:
+    return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_slow_clients_without_the_token_cannot_starve_the_service(
+    tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path], status_file: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # 300 slow clients against 256 descriptors: before the cap, the API stopped answering.
+    svc = _start(services, folder, tmp_path, nofile=256)
+    svc.wait_ready()
+    pid, port = svc.proc.pid, json.loads(status_file.read_text())["port"]
+    wait_for(lambda: "library index under" in svc.output(), 30, "the first scan done")
+    fds, threads = _descriptors(pid), _threads(pid)
+    most_fds = most_threads = 0
+
+    def sample() -> bool:
+        nonlocal most_fds, most_threads
+        most_fds = max(most_fds, _descriptors(pid))
+        most_threads = max(most_threads, _threads(pid))
+        return True
+
+    with SlowClients(port, count=300, every_s=2.0) as slow:
+        wait_for(lambda: sample() and slow.rounds >= 2, 60, "two rounds of slow bytes")
+        cpu, started = _cpu_s(pid), time.monotonic()
+        # The token still gets through: status, then a photo is labelled meanwhile.
+        status = dropsight("status", "--json", timeout_s=60)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["pid"] == pid
+        shutil.copy(photos["chelsea"], folder / "cat.jpg")
+        wait_for(lambda: sample() and (folder / "cat.jpg.json").exists(), 60, "the sidecar")
+        assert load_valid(folder / "cat.jpg.json")["status"] == "ok"
+        wait_for(lambda: sample() and slow.rounds >= 6, 60, "more rounds of slow bytes")
+        busy_s, wall_s = _cpu_s(pid) - cpu, time.monotonic() - started
+        stop = dropsight("stop", timeout_s=60)
+        assert stop.returncode == 0, stop.stderr
+        assert svc.proc.wait(60) == 0, svc.output()
+    # The API holds a bounded few sockets and threads (connlimit.Limits: 64 + 32 + 8).
+    assert most_fds <= fds + 112, (fds, most_fds)
+    assert most_threads <= threads + 44, (threads, most_threads)
+    # Waiting clients cost no spinning: far below one core (labelling the photo included).
+    assert busy_s < 0.5 * wall_s, (busy_s, wall_s)
+    assert "Too many open files" not in svc.output()
+
+
+def test_a_folder_name_that_is_not_utf8_shows_in_status_and_stop_stops(
+    tmp_path: Path, services: list[ServiceProcess], photos: dict[str, Path], status_file: Path
+) -> None:
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))  # Latin-1 bytes
+    folder.mkdir()
+    svc = _start(services, folder, tmp_path)
+    svc.wait_ready()
+    shutil.copy(photos["chelsea"], folder / os.fsdecode(b"chat-\xe9.jpg"))
+    wait_for(lambda: len(sidecars(folder)) == 1, 60, "the sidecar")
+    # `dropsight()` reads the output as UTF-8 text, as scripts and terminals do.
+    as_json = dropsight("status", "--json", timeout_s=60)
+    assert as_json.returncode == 0, as_json.stderr
+    status = json.loads(as_json.stdout)
+    assert [os.fsencode(f["path"]) for f in status["folders"]] == [os.fsencode(folder)]
+    assert os.fsencode(status["recent"][0]["image"]).endswith(b"/caf\xe9/chat-\xe9.jpg")
+    text = dropsight("status", timeout_s=60)
+    assert text.returncode == 0, text.stderr
+    assert "caf\\udce9 (ok)" in text.stdout
+    assert "chat-\\udce9.jpg: " in text.stdout
+    stop = dropsight("stop", timeout_s=60)
+    assert stop.returncode == 0, stop.stderr
+    assert svc.proc.wait(60) == 0, svc.output()
