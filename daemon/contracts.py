@@ -90,7 +90,10 @@ class SidecarRecord(TypedDict):
 # Error types of photos that cannot be labelled. The content kinds describe the file itself:
 # the same bytes fail the same way, so their sidecar stays current. The others can pass
 # (a locked file, a model hiccup) and are tried again at the next scan.
-CONTENT_ERRORS = frozenset({"empty_file", "not_an_image", "truncated", "corrupt", "too_large"})
+# "crashed": labelling it ended the service twice (daemon/crashguard.py).
+CONTENT_ERRORS = frozenset(
+    {"empty_file", "not_an_image", "truncated", "corrupt", "too_large", "crashed"}
+)
 TRANSIENT_ERRORS = frozenset({"not_found", "not_a_file", "unreadable", "inference", "internal"})
 
 # --- status (GET /v1/status) -----------------------------------------------------------------

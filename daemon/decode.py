@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dropsight.daemon import imaging, sidecar
+from dropsight.daemon.crashguard import SKIP_AFTER
 from dropsight.daemon.imaging import FileFacts, ImageError
 from dropsight.daemon.jobs import Job
 
@@ -60,6 +61,8 @@ def prepare(
         ):
             sidecar.mark_verified(job.sidecar, record, facts)
             return Prepared(job, facts, current=True, started=started)
+        if job.deaths >= SKIP_AFTER:  # decoding it is what killed us: record, never retry
+            return Prepared(job, facts, error=_crashed(job.deaths), started=started)
     except ImageError as exc:
         return Prepared(job, facts, error=exc, started=started)
     except Exception as exc:  # a bug must cost one photo, never the stage
@@ -88,6 +91,14 @@ def decode_read(
     except Exception as exc:  # a bug must cost one photo, never the stage
         log.exception("decoding %s failed", job.path)
         return Prepared(job, facts, error=ImageError("internal", str(exc)), started=started)
+
+
+def _crashed(deaths: int) -> ImageError:
+    return ImageError(
+        "crashed",
+        f"skipped: the service ended abruptly {deaths} times while labelling this photo (a"
+        " crash, or the system stopping it for lack of memory); a changed file is tried again",
+    )
 
 
 def job_for(path: Path) -> Job:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -26,10 +28,20 @@ class _NotFileOnly(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files only their owner can read: they list photo paths."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if os.name == "posix" and os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # a log left by an older version
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)  # noqa: PTH123
+
+
 def _file_handler(path: Path) -> logging.handlers.RotatingFileHandler:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.make_private(path.parent)
     # backslashreplace: a file name that is not UTF-8 must not break a log line.
-    return logging.handlers.RotatingFileHandler(
+    return _PrivateRotatingFileHandler(
         path,
         maxBytes=LOG_BYTES,
         backupCount=LOG_BACKUPS,

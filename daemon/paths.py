@@ -54,6 +54,17 @@ def state_dir() -> Path:
     return _base("state")
 
 
+def make_private(folder: Path) -> Path:
+    """Create `folder` readable by its owner only (0700); it holds photo paths and tokens.
+
+    A folder that exists with wider permissions (from an older version) is narrowed.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix" and folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
+
+
 def default_watch_folder() -> Path:
     """The folder watched when none is configured: Pictures/Dropsight."""
     home = os.environ.get(_HOME_ENV)

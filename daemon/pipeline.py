@@ -130,8 +130,7 @@ class Pipeline:
             except queue.Empty:
                 break
             if item is not None:
-                self._jobs.done(item.job.path)
-                self._jobs.put(item.job.path, item.job.root)
+                self._jobs.put_back(item.job.path, item.job.root)
 
     # --- decode stage -------------------------------------------------------------------------
 
@@ -142,8 +141,7 @@ class Pipeline:
         if job is None:
             return
         if not self._resumed.is_set():  # paused while waiting: hand it back
-            self._jobs.done(job.path)
-            self._jobs.put(job.path, job.root)
+            self._jobs.put_back(job.path, job.root)
             return
         with self._decoding_lock:
             self._decoding += 1
@@ -158,8 +156,7 @@ class Pipeline:
         info = self.classifier.info
         with self._turns.decoding(self._halt) as turn:
             if not turn:  # halted while waiting for the turn
-                self._jobs.done(job.path)
-                self._jobs.put(job.path, job.root)
+                self._jobs.put_back(job.path, job.root)
                 return
             item = prepare(
                 job,
@@ -179,8 +176,7 @@ class Pipeline:
                 return
             except queue.Full:
                 continue
-        self._jobs.done(job.path)  # halted with the photo in hand: hand it back
-        self._jobs.put(job.path, job.root)
+        self._jobs.put_back(job.path, job.root)  # halted with the photo in hand
 
     # --- batching + inference stage -----------------------------------------------------------
 

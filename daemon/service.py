@@ -19,7 +19,7 @@ from dropsight.daemon.decode import job_for, prepare
 from dropsight.daemon.engine import Engine
 from dropsight.daemon.events import EventHub, Listener
 from dropsight.daemon.folders import WatchedFolders
-from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.jobs import Guard, JobQueue
 from dropsight.daemon.labelling import Rules, label
 from dropsight.daemon.pipeline import Options
 from dropsight.daemon.scanner import Scanner
@@ -48,13 +48,14 @@ class Service:
         classifier_factory: Callable[[Settings], Classifier] = load_classifier,
         sinks: Sequence[ResultSink] | None = None,
         reload_settings: Callable[[], Settings] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.settings = settings
         self._reload_settings = reload_settings
         self._config_stamp = _stamp(self._config_path())
         w = settings.watch
         self.layout = sidecar.Layout.of(settings)
-        self.queue = JobQueue(self.layout.job_for)
+        self.queue = JobQueue(self.layout.job_for, guard)
         self.activity = Activity()
         self._stop = threading.Event()
         self._resumed = threading.Event()

@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 from dropsight.config.settings import Settings
 from dropsight.daemon import __version__, logs, paths, startfail
+from dropsight.daemon.crashguard import CrashGuard
 from dropsight.daemon.lock import AlreadyRunning, InstanceLock
 from dropsight.daemon.service import Service
 
 log = logging.getLogger(__name__)
+
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: not 1 or 2, which the systemd unit never restarts
 
 
 def not_started(message: str) -> None:
@@ -43,7 +46,9 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
     """Run the service in the foreground until SIGTERM/SIGINT or a stop request.
 
     `reload_settings` reads the config again (with the command line's overrides); the
-    service calls it when the config file changes or a client asks it to reload.
+    service calls it when the config file changes or a client asks it to reload. Exit codes:
+    0 stopped on request, 1 another instance runs, 2 nothing to watch or a bad config,
+    EXIT_INTERNAL (70) anything else, so a supervisor (systemd `Restart=on-failure`) restarts.
     """
     log_path = logs.setup(settings.service.log_level)
     try:
@@ -53,12 +58,36 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         log.error("%s", message)
         startfail.record(message)
         return 2
-    lock = InstanceLock(paths.state_dir() / "service.lock")
+    state = paths.state_dir()
+    lock = InstanceLock(state / "service.lock")
+    guard = CrashGuard(state)
     try:
+        paths.make_private(state)
         lock.acquire()
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
+    except OSError as exc:  # a full or read-only state folder
+        message = f"cannot use the state folder {state}: {exc.strerror or exc}"
+        log.error("not started: %s", message)
+        startfail.record(message)
+        return EXIT_INTERNAL
+    try:
+        guard.open()
+        return _serve(settings, reload_settings, guard, log_path)
+    except Exception:
+        log.exception("the service failed")
+        return EXIT_INTERNAL
+    finally:
+        lock.release()
+
+
+def _serve(
+    settings: Settings,
+    reload_settings: Callable[[], Settings] | None,
+    guard: CrashGuard,
+    log_path: object,
+) -> int:
     from dropsight.daemon.control import ControlServer
 
     reload = None
@@ -68,7 +97,7 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         def reload() -> Settings:
             return with_default_folder(loader())
 
-    service = Service(settings, reload_settings=reload)
+    service = Service(settings, reload_settings=reload, guard=guard)
     control = ControlServer(service)
     previous = {sig: signal.signal(sig, lambda *_: service.stop()) for sig in _stop_signals()}
     try:
@@ -87,9 +116,9 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         service.stop()
         control.stop()
         service.join()
+        guard.close()  # a clean stop: what was in flight is not suspect
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        lock.release()
         log.info("stopped")
     return 0
 
