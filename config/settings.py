@@ -84,6 +84,8 @@ class ServiceSettings:
     log_level: str = "INFO"
     decode_threads: int = 0  # 0: automatic (daemon/budget.py)
     cores: int = 0  # CPU cores labelling may use; 0: all of them
+    max_file_mb: int = 256  # bigger files are refused unread (hashed as a stream)
+    max_decode_megapixels: float = 100.0  # pixels decoded at once (JPEGs decode reduced)
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,13 @@ def parse(data: dict[str, Any], where: str) -> Settings:
             r.number("decode_threads", d.service.decode_threads, 0, 16, integer=True)
         ),
         cores=int(r.number("cores", d.service.cores, 0, 256, integer=True)),
+        max_file_mb=int(r.number("max_file_mb", d.service.max_file_mb, 1, 65536, integer=True)),
+        max_decode_megapixels=float(
+            # Pillow's own decompression-bomb guard refuses more than 178.9 MP regardless.
+            r.number(
+                "max_decode_megapixels", d.service.max_decode_megapixels, 1, 178, integer=False
+            )
+        ),
     )
     r.done()
 

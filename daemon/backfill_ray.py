@@ -29,6 +29,7 @@ from dropsight.config.settings import Settings
 from dropsight.daemon import ray_workers, sidecar
 from dropsight.daemon.backfill import Summary, to_do
 from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.imaging import Limits
 from dropsight.daemon.sinks import ResultSink, Written
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def run_ray(
             here = ray.get_runtime_context().get_node_id()
             ds = ds.map_batches(
                 ray_workers.read_files,
+                fn_kwargs={"limits": Limits.of(settings)},
                 num_cpus=0,  # reading waits on the disk; the cores are the actors'
                 concurrency=READERS,  # without cores asked for, nothing else holds them back
                 batch_size=size,

@@ -207,7 +207,8 @@ def bench_model(args: argparse.Namespace, settings: Settings, work: Path) -> dic
 def _decode_ms(files: list[Path], *, draft: bool) -> float:
     times = []
     for p in files:
-        data, facts = imaging.read_file(p)
+        read = imaging.read_file(p)
+        data, facts = read.data, read.facts
         started = time.perf_counter()
         if draft:
             imaging.prepare_bytes(data, facts)

@@ -1,4 +1,7 @@
-"""The decode stage's one function: read a photo once, hash it, skip it if current, decode it."""
+"""The decode stage's one function: read a photo once, hash it, skip it if current, decode it.
+
+Errors are kept detached (no traceback, no context): their frames would hold the bytes.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 
 from dropsight.daemon import imaging, sidecar
 from dropsight.daemon.crashguard import SKIP_AFTER
-from dropsight.daemon.imaging import FileFacts, ImageError
+from dropsight.daemon.imaging import DEFAULT_LIMITS, FileFacts, ImageError, Limits
 from dropsight.daemon.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -44,17 +47,19 @@ def prepare(
     fingerprint: str | None = None,
     *,
     any_model: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Prepared:
     """Read, hash and decode `job.path`; never raises for a problem with the photo.
 
     With `fingerprint`, a photo whose sidecar already records the same content and model
     (any model, with `any_model`) is returned as `current` without decoding (the service;
-    `classify` always labels).
+    `classify` always labels). A file refused by `limits` or its header is never decoded.
     """
     started = time.monotonic()
     facts: FileFacts | None = None
     try:
-        data, facts = imaging.read_file(job.path)
+        read = imaging.read_file(job.path, limits)
+        facts = read.facts
         record = sidecar.read(job.sidecar) if fingerprint is not None else None
         if record is not None and sidecar.is_current(
             record, fingerprint or "", sha256=facts.sha256, any_model=any_model
@@ -64,11 +69,15 @@ def prepare(
         if job.deaths >= SKIP_AFTER:  # decoding it is what killed us: record, never retry
             return Prepared(job, facts, error=_crashed(job.deaths), started=started)
     except ImageError as exc:
-        return Prepared(job, facts, error=exc, started=started)
+        return Prepared(job, facts, error=exc.detached(), started=started)
     except Exception as exc:  # a bug must cost one photo, never the stage
         log.exception("preparing %s failed", job.path)
-        return Prepared(job, facts, error=ImageError("internal", str(exc)), started=started)
-    return decode_read(job, data, facts, input_size, resize, started=started)
+        return Prepared(job, facts, error=_internal(exc), started=started)
+    if read.refused is not None:
+        return Prepared(job, facts, error=read.refused, started=started)
+    data = read.data
+    del read  # the bytes: held by this frame only while decoding
+    return decode_read(job, data, facts, input_size, resize, started=started, limits=limits)
 
 
 def decode_read(
@@ -79,18 +88,24 @@ def decode_read(
     resize: str,
     *,
     started: float | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Prepared:
     """Decode a photo's bytes, read already (here or on another machine); never raises."""
     started = time.monotonic() if started is None else started
     try:
-        image = imaging.prepare_bytes(data, facts, input_size, resize)
+        image = imaging.prepare_bytes(data, facts, input_size, resize, limits)
         return Prepared(job, image.facts, image.pixels, started=started)
     except ImageError as exc:
         # A file that was read but not decoded still records its hash and size.
-        return Prepared(job, facts, error=exc, started=started)
+        return Prepared(job, facts, error=exc.detached(), started=started)
     except Exception as exc:  # a bug must cost one photo, never the stage
         log.exception("decoding %s failed", job.path)
-        return Prepared(job, facts, error=ImageError("internal", str(exc)), started=started)
+        return Prepared(job, facts, error=_internal(exc), started=started)
+
+
+def _internal(exc: Exception) -> ImageError:
+    """A bug's error for the photo's record, detached from the bug's frames."""
+    return ImageError("internal", str(exc)).detached()
 
 
 def _crashed(deaths: int) -> ImageError:

@@ -19,6 +19,7 @@ from dropsight.daemon.activity import Activity
 from dropsight.daemon.classifier import Classifier
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.decode import Prepared, job_for, prepare
+from dropsight.daemon.imaging import DEFAULT_LIMITS, Limits
 from dropsight.daemon.jobs import Job, JobQueue
 from dropsight.daemon.labelling import Display, Rules, label
 from dropsight.daemon.threads import Loop, join_all
@@ -42,12 +43,20 @@ class Options:
     batch_size: int
     decoders: int = 0  # 0: from the budget
     cores: int = 0  # 0: all
+    limits: Limits = DEFAULT_LIMITS
 
     @classmethod
     def of(cls, settings: Settings) -> Options:
         """The options the settings ask for."""
         m, s = settings.model, settings.service
-        return cls(Rules.of(settings), m.resize, m.batch_size, s.decode_threads, s.cores)
+        return cls(
+            Rules.of(settings),
+            m.resize,
+            m.batch_size,
+            s.decode_threads,
+            s.cores,
+            Limits.of(settings),
+        )
 
 
 class Pipeline:
@@ -164,6 +173,7 @@ class Pipeline:
                 self._options.resize,
                 info.fingerprint,
                 any_model=not self._relabel(),
+                limits=self._options.limits,
             )
         if item.current or item.vanished:
             if item.current:
@@ -256,7 +266,8 @@ def classify_paths(
             batch.clear()
 
         for path in paths:
-            window.append(pool.submit(prepare, job_for(path), size, options.resize))
+            job = job_for(path)
+            window.append(pool.submit(prepare, job, size, options.resize, limits=options.limits))
             if len(window) >= 2 * options.batch_size:  # bounded: a huge folder streams
                 batch.append(window.popleft().result())
                 if len(batch) == options.batch_size:

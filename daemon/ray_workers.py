@@ -38,15 +38,19 @@ WAIT_S = 0.02  # how often a call checks whether its photos are written
 COLUMNS = ("path", "root", "sidecar", "record", "outcome", "node")
 
 
-def read_files(batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+def read_files(
+    batch: dict[str, np.ndarray], limits: imaging.Limits = imaging.DEFAULT_LIMITS
+) -> dict[str, list[Any]]:
     """Read and hash photos on the driver's node (`--ray-files driver`); never raises."""
     out: dict[str, list[Any]] = {k: [] for k in ("path", "root", "data", "facts", "error")}
     for path, root in zip(batch["path"], batch["root"], strict=True):
+        facts: FileFacts | None = None
         try:
-            data, facts = imaging.read_file(Path(os.fsdecode(path)))
-            error = ""
+            read = imaging.read_file(Path(os.fsdecode(path)), limits)
+            data, facts, refused = read.data, read.facts, read.refused
+            error = json.dumps([refused.kind, str(refused)]) if refused else ""
         except ImageError as exc:
-            data, facts, error = b"", None, json.dumps([exc.kind, str(exc)])
+            data, error = b"", json.dumps([exc.kind, str(exc)])
         out["path"].append(path)
         out["root"].append(root)
         out["data"].append(data)
@@ -186,6 +190,7 @@ class BytesLabeller:
         self._layout = sidecar.Layout.of(settings)
         self._rules = Rules.of(settings)
         self._size, self._resize = classifier.info.input_size, settings.model.resize
+        self._limits = imaging.Limits.of(settings)
         self._decoders = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="decode")
 
     def __call__(self, batch: dict[str, np.ndarray], node: str) -> dict[str, list[Any]]:
@@ -201,7 +206,10 @@ class BytesLabeller:
                 error = ImageError(kind, message)
                 return Prepared(photos[i], FileFacts(**facts) if facts else None, error=error)
             facts = FileFacts(**json.loads(batch["facts"][i]))
-            return decode_read(photos[i], bytes(batch["data"][i]), facts, self._size, self._resize)
+            data = bytes(batch["data"][i])
+            return decode_read(
+                photos[i], data, facts, self._size, self._resize, limits=self._limits
+            )
 
         items = list(self._decoders.map(decode, range(len(photos))))
         records = label(self._classifier, items, self._rules, self._layout.display_path)

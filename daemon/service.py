@@ -19,6 +19,7 @@ from dropsight.daemon.decode import job_for, prepare
 from dropsight.daemon.engine import Engine
 from dropsight.daemon.events import EventHub, Listener
 from dropsight.daemon.folders import WatchedFolders
+from dropsight.daemon.imaging import Limits
 from dropsight.daemon.jobs import Guard, JobQueue
 from dropsight.daemon.labelling import Rules, label
 from dropsight.daemon.pipeline import Options
@@ -230,7 +231,8 @@ class Service:
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         m = self.settings.model
-        item = prepare(job_for(path), classifier.info.input_size, m.resize)
+        limits = Limits.of(self.settings)
+        item = prepare(job_for(path), classifier.info.input_size, m.resize, limits=limits)
         return label(classifier, [item], Rules.of(self.settings), str)[0]
 
     def status(self) -> Status:

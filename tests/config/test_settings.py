@@ -76,6 +76,8 @@ log_level = "debug"
         ("[modle]\nname = 'vgg16'", ["unknown section [modle]"]),
         ('[output]\nmode = "folder"', ["output.folder must be set"]),
         ('[service]\nlog_level = "LOUD"', ["service.log_level", "DEBUG"]),
+        ("[service]\nmax_file_mb = 0", ["service.max_file_mb", "an integer from 1 to 65536"]),
+        ("[service]\nmax_decode_megapixels = 500", ["service.max_decode_megapixels", "1 to 178"]),
         ("[model\nname=", ["not valid TOML"]),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 from dropsight.config.settings import ModelSettings, Settings
+from dropsight.daemon import decode as stage
 from dropsight.daemon import imaging
 from dropsight.daemon.classifier import load_classifier
 from dropsight.daemon.imaging import ImageError, prepare_bytes, read_file
@@ -129,8 +131,11 @@ def test_header_in_the_warning_band_fails_without_leaking_a_warning() -> None:
     # turns warnings into errors, so this also proves the warning does not escape.
     data = png_header_only(12_000, 12_000, color_type=0)
     with pytest.raises(ImageError) as err:
-        decode(data)
+        prepare_bytes(data, facts(data), limits=imaging.Limits(max_decode_pixels=178_000_000))
     assert err.value.kind in {"truncated", "corrupt"}
+    with pytest.raises(ImageError) as err:  # the default limit refuses it before decoding
+        decode(data)
+    assert err.value.kind == "too_large"
 
 
 def test_unknown_resize_policy_is_a_programming_error() -> None:
@@ -150,6 +155,162 @@ def test_facts_record_hash_size_and_dimensions(photos: dict[str, Path]) -> None:
     assert out.facts.size_bytes == len(data)
     with Image.open(path) as img:
         assert (out.facts.width, out.facts.height) == img.size
+
+
+# --- memory: reading and decoding stay bounded --------------------------------------------
+
+MB = 1 << 20
+
+
+def junk_file(path: Path, size: int) -> Path:
+    """Not an image: random-looking bytes, `size` of them, none of them a known signature."""
+    rng = np.random.default_rng(7)
+    with path.open("wb") as f:
+        for start in range(0, size, MB):
+            f.write(b"\0junk" + rng.bytes(min(MB, size - start) - 5))
+    return path
+
+
+def test_hash_is_streamed_over_the_whole_of_a_refused_file(tmp_path: Path) -> None:
+    path = junk_file(tmp_path / "x.jpg", 5 * MB + 3)  # several chunks and a ragged end
+    read = read_file(path)
+    assert read.refused is not None and read.refused.kind == "not_an_image"
+    assert read.data == b""  # nothing kept
+    whole = path.read_bytes()
+    assert read.facts.sha256 == hashlib.sha256(whole).hexdigest()
+    assert read.facts.size_bytes == len(whole)
+
+
+def test_hash_of_a_kept_file_is_of_the_bytes_kept(photos: dict[str, Path]) -> None:
+    read = read_file(photos["coffee"])
+    whole = photos["coffee"].read_bytes()
+    assert read.refused is None
+    assert read.data == whole
+    assert read.facts.sha256 == hashlib.sha256(whole).hexdigest()
+    assert read.facts.size_bytes == len(whole)
+
+
+def test_junk_is_refused_by_its_header_without_being_held(tmp_path: Path) -> None:
+    path = junk_file(tmp_path / "x.jpg", 64 * MB)
+    tracemalloc.start()
+    try:
+        item = stage.prepare(stage.job_for(path), (224, 224), "crop")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert item.error is not None and item.error.kind == "not_an_image"
+    assert item.facts is not None and item.facts.size_bytes == 64 * MB  # hashed, all of it
+    assert peak < 8 * MB, f"refusing a 64 MB junk file allocated {peak / MB:.0f} MB"
+
+
+def test_a_file_above_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64), RED).save(path)
+    size = path.stat().st_size
+    read = read_file(path, imaging.Limits(max_file_bytes=size - 1))
+    assert read.refused is not None and read.refused.kind == "too_large"
+    assert "service.max_file_mb" in str(read.refused)
+    assert read.data == b""
+    assert read.facts.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read_file(path, imaging.Limits(max_file_bytes=size)).refused is None
+
+
+def test_junk_above_the_size_limit_is_still_called_not_an_image(tmp_path: Path) -> None:
+    path = junk_file(tmp_path / "x.jpg", 3 * MB)
+    read = read_file(path, imaging.Limits(max_file_bytes=MB))
+    assert read.refused is not None and read.refused.kind == "not_an_image"
+
+
+def test_an_empty_file_is_refused_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    read = read_file(path)
+    assert read.refused is not None and read.refused.kind == "empty_file"
+    assert read.facts.sha256 == hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.parametrize("content", [b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8, b"text"])
+def test_a_kept_error_holds_no_frames(tmp_path: Path, content: bytes) -> None:
+    # A traceback holds every frame it passed, and those frames the photo's bytes.
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    item = stage.prepare(stage.job_for(path), (224, 224), "crop")
+    assert item.error is not None
+    assert item.error.__traceback__ is None
+    assert item.error.__context__ is None
+
+
+def test_pixel_limit_refuses_a_full_size_decode_but_not_a_jpeg_draft() -> None:
+    img = halves("RGB", RED, BLUE, (3000, 2000))
+    limits = imaging.Limits(max_decode_pixels=2_000_000)
+    png = encode(img, "PNG")
+    with pytest.raises(ImageError) as err:
+        prepare_bytes(png, facts(png), limits=limits)
+    assert err.value.kind == "too_large"
+    assert "3000x2000" in str(err.value)
+    assert "service.max_decode_megapixels" in str(err.value)
+    jpeg = encode(img, "JPEG")  # decoded at 1/4 size (750x500): within the limit
+    out = prepare_bytes(jpeg, facts(jpeg), limits=limits)
+    assert (out.facts.width, out.facts.height) == (3000, 2000)
+
+
+def big(mode: str) -> Image.Image:
+    """A 1280x1040 image in `mode`, left half one value, right half another."""
+    values: dict[str, tuple[object, object]] = {
+        "RGB": (RED, BLUE),
+        "RGBA": ((255, 0, 0, 255), (0, 0, 255, 0)),
+        "LA": ((100, 255), (0, 0)),
+        "L": (100, 200),
+        "1": (0, 1),
+        "CMYK": ((0, 255, 255, 0), (255, 255, 0, 0)),
+        "I;16": (0, 65535),
+    }
+    if mode.startswith("P"):
+        img = halves("P", 0, 1, (1280, 1040))
+        img.putpalette([255, 0, 0, 0, 0, 255] + [0, 0, 0] * 254)
+        if mode == "P+transparency":
+            img.info["transparency"] = 1
+        return img
+    left, right = values[mode]
+    return halves(mode, left, right, (1280, 1040))
+
+
+WANT = {  # left and right as RGB after decoding
+    "RGB": (RED, BLUE),
+    "RGBA": (RED, WHITE),
+    "LA": ((100,) * 3, WHITE),
+    "L": ((100,) * 3, (200,) * 3),
+    "1": ((0,) * 3, WHITE),
+    "CMYK": (RED, BLUE),
+    "I;16": ((0,) * 3, WHITE),
+    "P": (RED, BLUE),
+    "P+transparency": (RED, WHITE),
+}
+
+
+@pytest.mark.parametrize("mode", list(WANT))
+def test_big_images_are_reduced_before_conversion_in_every_mode(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    img = big(mode)
+    data = encode(img, "TIFF" if mode == "CMYK" else "PNG")
+    px = decode(data)
+    left, right = WANT[mode]
+    np.testing.assert_allclose(px[:, :100], np.broadcast_to(left, (224, 100, 3)), atol=2)
+    np.testing.assert_allclose(px[:, 124:], np.broadcast_to(right, (224, 100, 3)), atol=2)
+    # Strip by strip gives exactly the pixels of one whole reduce.
+    monkeypatch.setattr(imaging, "STRIP_PIXELS", 10**9)
+    np.testing.assert_array_equal(decode(data), px)
+
+
+def test_reduction_keeps_the_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the stored left goes on top
+    data = encode(halves("RGB", RED, BLUE, (1600, 1200)), "PNG", exif=exif)
+    out = prepare_bytes(data, facts(data), resize="squash")
+    assert (out.facts.width, out.facts.height) == (1200, 1600)
+    np.testing.assert_allclose(out.pixels[:90], np.broadcast_to(RED, (90, 224, 3)), atol=2)
+    np.testing.assert_allclose(out.pixels[-90:], np.broadcast_to(BLUE, (90, 224, 3)), atol=2)
 
 
 # --- tiny images -----------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_is_current_after_a_round_trip_through_the_file(tmp_path: Path) -> None:
 
 def _label(photo: Path, path: Path) -> None:
     """Write the sidecar the service would: facts from reading the photo."""
-    _, facts = imaging.read_file(photo)
+    facts = imaging.read_file(photo).facts
     sidecar.write(path, sidecar.build(photo.name, facts, MODEL, []))
 
 
@@ -186,7 +186,7 @@ def test_scan_state_and_the_identical_overwrite(tmp_path: Path) -> None:
     later = photo.stat().st_mtime_ns + 5_000_000_000
     os.utime(photo, ns=(later, later))
     assert sidecar.scan_state(photo, path, FP) == "stale"
-    _, facts = imaging.read_file(photo)
+    facts = imaging.read_file(photo).facts
     record = sidecar.read(path)
     assert record is not None and sidecar.is_current(record, FP, sha256=facts.sha256)
     sidecar.mark_verified(path, record, facts)
