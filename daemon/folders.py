@@ -19,7 +19,11 @@ DISARM_TIMEOUT_S = 1.0
 
 
 class WatchedFolders:
-    """One FolderWatch per folder; thread-safe, so a config reload can add and remove folders."""
+    """One FolderWatch per folder; thread-safe, so a config reload can add and remove folders.
+
+    `rescan(root)` asks for a scan of one folder (re-armed, or events lost there);
+    `on_error(root, message)` puts a watching problem in the status's errors.
+    """
 
     def __init__(
         self,
@@ -28,13 +32,15 @@ class WatchedFolders:
         mode: str,
         photo_filter: PhotoFilter,
         settler: Settler,
-        on_rearmed: Callable[[Path], None],
+        rescan: Callable[[Path], None],
+        on_error: Callable[[Path | None, str], None],
     ) -> None:
         self._recursive = recursive
         self._mode = mode
         self._filter = photo_filter
         self._settler = settler
-        self._on_rearmed = on_rearmed
+        self._rescan = rescan
+        self._on_error = on_error
         self._lock = threading.Lock()
         self._watches: dict[Path, FolderWatch] = {}
 
@@ -45,7 +51,8 @@ class WatchedFolders:
             mode=self._mode,
             photo_filter=self._filter,
             settler=self._settler,
-            on_rearmed=self._on_rearmed,
+            rescan=self._rescan,
+            on_error=self._on_error,
         )
 
     def set(self, roots: Iterable[Path]) -> tuple[list[Path], list[Path]]:

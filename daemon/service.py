@@ -67,7 +67,8 @@ class Service:
             mode=w.observer,
             photo_filter=photo_filter,
             settler=self.settler,
-            on_rearmed=lambda _root: self.rescan(),
+            rescan=self.rescan,
+            on_error=self.activity.error,
         )
         if sinks is None:
             sinks = standard_sinks(self.activity.error, self.rescan)
@@ -170,9 +171,9 @@ class Service:
         log.info("resumed")
         self._resumed.set()
 
-    def rescan(self) -> None:
-        """Scan every watched folder for photos without an up-to-date sidecar."""
-        self.scanner.request()
+    def rescan(self, root: Path | None = None) -> None:
+        """Scan a watched folder (every one when None) for photos without a current sidecar."""
+        self.scanner.request(root)
 
     def relabel(self) -> None:
         """Label photos that another model labelled again, in the background."""
