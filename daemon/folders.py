@@ -11,6 +11,7 @@ from dropsight.daemon.activity import Activity
 from dropsight.daemon.candidates import PhotoFilter
 from dropsight.daemon.contracts import FolderStatus
 from dropsight.daemon.settler import Settler
+from dropsight.daemon.unreadable import Unreadable
 from dropsight.daemon.watcher import FolderWatch
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ class WatchedFolders:
     """One FolderWatch per folder; thread-safe, so a config reload can add and remove folders.
 
     `rescan(root)` asks for a scan of one folder (re-armed, or events lost there);
-    `on_error(root, message)` puts a watching problem in the status's errors.
+    `on_error(root, message)` puts a watching problem in the status's errors. `unreadable`
+    is a result sink for the writer: photos to label again once a chmod makes them readable.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class WatchedFolders:
         self._settler = settler
         self._rescan = rescan
         self._on_error = on_error
+        self.unreadable = Unreadable()
         self._lock = threading.Lock()
         self._watches: dict[Path, FolderWatch] = {}
 
@@ -53,6 +56,7 @@ class WatchedFolders:
             settler=self._settler,
             rescan=self._rescan,
             on_error=self._on_error,
+            retry=self.unreadable.retry,
         )
 
     def set(self, roots: Iterable[Path]) -> tuple[list[Path], list[Path]]:

@@ -73,7 +73,9 @@ class Service:
         if sinks is None:
             sinks = standard_sinks(self.activity.error, self.rescan)
         self.events = EventHub()
-        self.writer = Writer(self.queue, self.activity, [*sinks, self.events])
+        self.writer = Writer(
+            self.queue, self.activity, [*sinks, self.events, self.folders.unreadable]
+        )
         self.engine = Engine(
             settings,
             factory=classifier_factory,

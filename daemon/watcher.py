@@ -14,6 +14,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -41,6 +42,7 @@ EVENTS: list[type[FileSystemEvent]] = [
     FileClosedEvent,
     FileMovedEvent,
     FileDeletedEvent,
+    FileAttribEvent,  # chmod/chown (and touch): may make a photo we could not read readable
     DirCreatedEvent,  # a folder moved in: watchdog reports the files inside as created
     DirMovedEvent,
     DirDeletedEvent,
@@ -64,11 +66,13 @@ class _Handler(FileSystemEventHandler):
         photo_filter: PhotoFilter,
         settler: Settler,
         *,
+        retry: Callable[[Path], bool],
         on_lost: Callable[[str], None],
     ) -> None:
         self._root = root
         self._filter = photo_filter
         self._settler = settler
+        self._retry = retry
         self._on_lost = on_lost
         self.close_events = False  # set when armed: inotify reports close-after-write
         # What the observer watches: the root with symlinks resolved (set when armed).
@@ -110,6 +114,12 @@ class _Handler(FileSystemEventHandler):
             return
         if isinstance(event, FileClosedEvent):
             self._settler.complete(path, self._root)
+        elif isinstance(event, FileAttribEvent):
+            # Only a photo that failed as unreadable and opens now: not every touch, and
+            # never our own reads (reading changes no attribute that inotify reports).
+            if self._retry(path):
+                log.info("%s is readable now; labelling it", path)
+                self._settler.touch(path, self._root, wait_close=False)
         elif isinstance(event, FileCreatedEvent):
             # Created alone is also how a file moved in from an unwatched folder shows up.
             self._settler.touch(path, self._root, wait_close=False)
@@ -150,12 +160,13 @@ class FolderWatch:
         settler: Settler,
         rescan: Callable[[Path], None],
         on_error: Callable[[Path, str], None] = lambda _root, _message: None,
+        retry: Callable[[Path], bool] = lambda _path: False,
     ) -> None:
         self.root = root
         self.recursive = recursive
         self.mode = mode
         self.health = FolderHealth(root)
-        self._handler = _Handler(root, photo_filter, settler, on_lost=self.lost)
+        self._handler = _Handler(root, photo_filter, settler, retry=retry, on_lost=self.lost)
         self._settler = settler
         self._rescan = rescan
         self._on_error = on_error

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -292,3 +293,106 @@ def test_an_inotify_queue_overflow_rescans_the_folder(tmp_path: Path, run: Run) 
     labelled(watched, "after.jpg")
     labelled(other, "elsewhere.jpg")
     assert fake.images == len(names) + 3, "a photo was labelled twice"
+
+
+# --- item 12a: a photo made readable -----------------------------------------------------
+
+SERVICE_SCRIPT = """
+import sys
+from pathlib import Path
+from dropsight.config.settings import OutputSettings, Settings, WatchSettings
+from dropsight.daemon.service import Service
+from tests.daemon.helpers import FakeClassifier, wait_for
+
+settings = Settings(
+    watch=WatchSettings(folders=(Path(sys.argv[1]),), settle_time_s=0.3, rescan_interval_s=0)
+)
+fake = FakeClassifier()
+service = Service(settings, classifier_factory=lambda _s: fake)
+service.start()
+wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
+print("ready", flush=True)
+sys.stdin.readline()  # until the test closes stdin
+service.join()
+"""
+# Root reads any file whatever its mode (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). The service
+# runs without those two capabilities instead of as another user: the interpreter may live
+# under /root, which another user cannot reach. Capabilities are per process: a subprocess.
+WITHOUT_DAC = ["--inh-caps=-dac_override,-dac_read_search"]
+WITHOUT_DAC += ["--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@pytest.fixture
+def service_bound_by_permissions(tmp_path: Path) -> Iterator[Path]:
+    """A service process that file permissions apply to, watching a folder; yields it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop capabilities (an ordinary user cannot chmod root's file)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux) to drop root's permission override")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    # The same `dropsight` as this test imports, and `tests` for the fake classifier.
+    pythonpath = [p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
+    proc = subprocess.Popen(
+        [setpriv, *WITHOUT_DAC, sys.executable, "-c", SERVICE_SCRIPT, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            proc.wait(20)
+            pytest.skip(f"cannot run a service without root's override: exit {proc.returncode}")
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_a_photo_made_readable_by_chmod_is_labelled_promptly(
+    service_bound_by_permissions: Path,
+) -> None:
+    folder = service_bound_by_permissions
+    staging = folder.parent / "staging"
+    staging.mkdir()
+    locked = make_photo(staging / "locked.jpg", seed=7, size=(64, 48))
+    os.chown(locked, 65534, 65534)  # nobody's (no passwd entry needed)
+    locked.chmod(0o600)  # someone else's, private: the service cannot read it
+    locked.rename(folder / "locked.jpg")
+    photo, side = folder / "locked.jpg", folder / "locked.jpg.json"
+    wait_for(side.exists, LIVE_S, "the unreadable photo's error record")
+    record = load_valid(side)
+    assert record["status"] == "error" and record["error"]["type"] == "unreadable", record
+    photo.chmod(0o644)  # fixed: only an attribute event says so
+    wait_for(lambda: load_valid(side)["status"] == "ok", LIVE_S, "the photo labelled once readable")
+
+
+def test_touching_or_chmodding_a_labelled_photo_does_not_label_it_again(
+    tmp_path: Path, run: Run
+) -> None:
+    watched = tmp_path / "photos"
+    watched.mkdir()
+    service, fake = run(watched)
+    drop(watched, "a.jpg", "b.jpg")
+    labelled(watched, "a.jpg", "b.jpg")
+    wait_for(lambda: service.status()["queued"] == 0, LIVE_S, "queue empty")
+    before = service.status()["skipped"], fake.images
+    os.utime(watched / "a.jpg")  # attribute events
+    (watched / "b.jpg").chmod(0o640)
+    (watched / "a.jpg.json").chmod(0o600)
+    wait_for(lambda: service.settler.pending_count() == 0, LIVE_S, "settler idle")
+    threading.Event().wait(1.5)  # longer than settling: anything it reacted to would show
+    assert (service.status()["skipped"], fake.images) == before
+    assert service.status()["queued"] == 0
