@@ -11,6 +11,7 @@ from dropsight.daemon.activity import Activity
 from dropsight.daemon.candidates import PhotoFilter
 from dropsight.daemon.contracts import FolderStatus
 from dropsight.daemon.settler import Settler
+from dropsight.daemon.unreadable import Unreadable
 from dropsight.daemon.watcher import FolderWatch
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,12 @@ DISARM_TIMEOUT_S = 1.0
 
 
 class WatchedFolders:
-    """One FolderWatch per folder; thread-safe, so a config reload can add and remove folders."""
+    """One FolderWatch per folder; thread-safe, so a config reload can add and remove folders.
+
+    `rescan(root)` asks for a scan of one folder (re-armed, or events lost there);
+    `on_error(root, message)` puts a watching problem in the status's errors. `unreadable`
+    is a result sink for the writer: photos to label again once a chmod makes them readable.
+    """
 
     def __init__(
         self,
@@ -28,13 +34,16 @@ class WatchedFolders:
         mode: str,
         photo_filter: PhotoFilter,
         settler: Settler,
-        on_rearmed: Callable[[Path], None],
+        rescan: Callable[[Path], None],
+        on_error: Callable[[Path | None, str], None],
     ) -> None:
         self._recursive = recursive
         self._mode = mode
         self._filter = photo_filter
         self._settler = settler
-        self._on_rearmed = on_rearmed
+        self._rescan = rescan
+        self._on_error = on_error
+        self.unreadable = Unreadable()
         self._lock = threading.Lock()
         self._watches: dict[Path, FolderWatch] = {}
 
@@ -45,7 +54,9 @@ class WatchedFolders:
             mode=self._mode,
             photo_filter=self._filter,
             settler=self._settler,
-            on_rearmed=self._on_rearmed,
+            rescan=self._rescan,
+            on_error=self._on_error,
+            retry=self.unreadable.retry,
         )
 
     def set(self, roots: Iterable[Path]) -> tuple[list[Path], list[Path]]:

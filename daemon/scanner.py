@@ -67,6 +67,9 @@ class Scanner:
         self._observers = observers
         self._request = threading.Event()
         self._request.set()  # the catch-up scan
+        self._lock = threading.Lock()
+        self._full = True  # every folder (the catch-up, periodic, the user's rescan)
+        self._wanted: set[Path] = set()  # just these (a re-armed watch, lost events)
         self._next_periodic = float("inf")
         self._cleaned = False
         self._born_ns = time.time_ns()  # temp files older than this are a dead process's
@@ -74,8 +77,13 @@ class Scanner:
         self._too_long: set[Path] = set()
         self.loop = Loop("scanner", self._step, stop)
 
-    def request(self) -> None:
-        """Scan every folder as soon as possible."""
+    def request(self, root: Path | None = None) -> None:
+        """Scan `root` (every folder when None) as soon as possible."""
+        with self._lock:
+            if root is None:
+                self._full = True
+            else:
+                self._wanted.add(root)
         self._request.set()
 
     def _step(self) -> None:
@@ -88,12 +96,18 @@ class Scanner:
             self._stop.wait(0.2)
             return
         self._request.clear()
+        with self._lock:
+            full = self._full or time.monotonic() >= self._next_periodic
+            wanted, self._wanted, self._full = self._wanted, set(), False
+        roots = [r for r in self._roots() if full or r in wanted]
         other = 0
-        for root in self._roots():
+        for root in roots:
             if self._stop.is_set():
                 return
             if root.is_dir():
                 other += self.scan(root, fingerprint)[1]
+        if not full:
+            return  # the counts and the clean-up below are about every folder
         self.other_model = other
         self._cleaned = True
         if self._interval_s:

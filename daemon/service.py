@@ -69,12 +69,15 @@ class Service:
             mode=w.observer,
             photo_filter=photo_filter,
             settler=self.settler,
-            on_rearmed=lambda _root: self.rescan(),
+            rescan=self.rescan,
+            on_error=self.activity.error,
         )
         if sinks is None:
             sinks = standard_sinks(self.activity.error, self.rescan)
         self.events = EventHub()
-        self.writer = Writer(self.queue, self.activity, [*sinks, self.events])
+        self.writer = Writer(
+            self.queue, self.activity, [*sinks, self.events, self.folders.unreadable]
+        )
         self.engine = Engine(
             settings,
             factory=classifier_factory,
@@ -173,9 +176,9 @@ class Service:
         log.info("resumed")
         self._resumed.set()
 
-    def rescan(self) -> None:
-        """Scan every watched folder for photos without an up-to-date sidecar."""
-        self.scanner.request()
+    def rescan(self, root: Path | None = None) -> None:
+        """Scan a watched folder (every one when None) for photos without a current sidecar."""
+        self.scanner.request(root)
 
     def relabel(self) -> None:
         """Label photos that another model labelled again, in the background."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -26,6 +28,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from dropsight.daemon.candidates import PhotoFilter
+from dropsight.daemon.inotifytap import tap
 from dropsight.daemon.settler import Settler
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ EVENTS: list[type[FileSystemEvent]] = [
     FileClosedEvent,
     FileMovedEvent,
     FileDeletedEvent,
+    FileAttribEvent,  # chmod/chown (and touch): may make a photo we could not read readable
     DirCreatedEvent,  # a folder moved in: watchdog reports the files inside as created
     DirMovedEvent,
     DirDeletedEvent,
@@ -50,18 +54,35 @@ def has_close_events(observer: BaseObserver) -> bool:
     return type(observer).__name__ == "InotifyObserver"
 
 
+Identity = tuple[int, int]  # (st_dev, st_ino) of a watched folder
+
+
 class _Handler(FileSystemEventHandler):
     """Maps watchdog events to the settler; never lets an exception reach the observer."""
 
-    def __init__(self, root: Path, photo_filter: PhotoFilter, settler: Settler) -> None:
+    def __init__(
+        self,
+        root: Path,
+        photo_filter: PhotoFilter,
+        settler: Settler,
+        *,
+        retry: Callable[[Path], bool],
+        on_lost: Callable[[str], None],
+    ) -> None:
         self._root = root
         self._filter = photo_filter
         self._settler = settler
+        self._retry = retry
+        self._on_lost = on_lost
         self.close_events = False  # set when armed: inotify reports close-after-write
+        # What the observer watches: the root with symlinks resolved (set when armed).
+        self.target = root
 
     def _accepts(self, raw: str | bytes) -> Path | None:
         path = Path(os.fsdecode(raw))
         try:
+            if self.target != self._root:  # reported under the link's target: map it back
+                path = self._root / path.relative_to(self.target)
             return path if self._filter.accepts(path, self._root) else None
         except ValueError:  # outside the root (a move to elsewhere)
             return None
@@ -72,6 +93,10 @@ class _Handler(FileSystemEventHandler):
             self._dispatch(event)
         except Exception:
             log.exception("error handling %r", event)
+            try:
+                self._on_lost("an event could not be handled")  # a rescan finds its photo
+            except Exception:
+                log.exception("reporting a lost event failed")
 
     def _dispatch(self, event: FileSystemEvent) -> None:
         if isinstance(event, FileMovedEvent):
@@ -89,6 +114,12 @@ class _Handler(FileSystemEventHandler):
             return
         if isinstance(event, FileClosedEvent):
             self._settler.complete(path, self._root)
+        elif isinstance(event, FileAttribEvent):
+            # Only a photo that failed as unreadable and opens now: not every touch, and
+            # never our own reads (reading changes no attribute that inotify reports).
+            if self._retry(path):
+                log.info("%s is readable now; labelling it", path)
+                self._settler.touch(path, self._root, wait_close=False)
         elif isinstance(event, FileCreatedEvent):
             # Created alone is also how a file moved in from an unwatched folder shows up.
             self._settler.touch(path, self._root, wait_close=False)
@@ -107,10 +138,17 @@ class FolderHealth:
     error: str | None = None
     observer_kind: str = ""
     restarts: int = 0
+    lost: int = 0  # times events were lost (queue overflow, a failed handler): rescanned
 
 
 class FolderWatch:
-    """One watched folder: its observer, re-armed when it dies or the folder comes back."""
+    """One watched folder: its observer, re-armed when it dies, goes stale or comes back.
+
+    `root` stays the configured path (status, sidecar paths); a symlink is resolved only
+    for the observer, which watches inodes: a link pointing elsewhere, a folder replaced
+    at the same path or a file system mounted over it leave the observer on the old one,
+    so `check` compares the root's identity (device, inode) with the one armed.
+    """
 
     def __init__(
         self,
@@ -120,19 +158,24 @@ class FolderWatch:
         mode: str,
         photo_filter: PhotoFilter,
         settler: Settler,
-        on_rearmed: Callable[[Path], None],
+        rescan: Callable[[Path], None],
+        on_error: Callable[[Path, str], None] = lambda _root, _message: None,
+        retry: Callable[[Path], bool] = lambda _path: False,
     ) -> None:
         self.root = root
         self.recursive = recursive
         self.mode = mode
         self.health = FolderHealth(root)
-        self._handler = _Handler(root, photo_filter, settler)
+        self._handler = _Handler(root, photo_filter, settler, retry=retry, on_lost=self.lost)
         self._settler = settler
-        self._on_rearmed = on_rearmed
+        self._rescan = rescan
+        self._on_error = on_error
         self._observer: BaseObserver | None = None
         # Every thread watchdog started for this observer (observer, emitters, inotify
         # reader): if any dies, events stop while the rest still looks alive.
         self._threads: list[threading.Thread] = []
+        self._identity: Identity | None = None  # of the folder the observer watches
+        self._unmounted = False  # inotify said the watched file system went away
 
     def _make_observer(self) -> BaseObserver:
         if self.mode == "polling":
@@ -142,7 +185,10 @@ class FolderWatch:
     def arm(self) -> None:
         """Start observing, falling back to polling when the OS refuses (watch limits)."""
         self.disarm()
-        if not self.root.is_dir():
+        # Identity first: if the folder changes between here and the watch, the next
+        # check sees a mismatch and arms again (a spare rescan, never a missed folder).
+        identity = _identity(self.root)
+        if identity is None:
             self.health.healthy = False
             self.health.error = "folder not found (waiting for it to come back)"
             return
@@ -150,11 +196,15 @@ class FolderWatch:
             self.health.healthy = False
             self.health.error = "folder not readable (permission denied)"
             return
+        # inotify does not follow a symlinked root (watchdog adds IN_DONT_FOLLOW), and
+        # following links below it could leave the tree: watch the target, map paths back.
+        target = Path(os.path.realpath(self.root))
+        self._handler.target = target
         before = set(threading.enumerate())
         observer = self._make_observer()
         try:
             observer.schedule(
-                self._handler, str(self.root), recursive=self.recursive, event_filter=EVENTS
+                self._handler, str(target), recursive=self.recursive, event_filter=EVENTS
             )
             observer.start()
         except OSError as exc:
@@ -166,7 +216,7 @@ class FolderWatch:
             log.warning("native watch of %s failed (%s); polling instead", self.root, exc)
             observer = PollingObserver(timeout=1.0)
             observer.schedule(
-                self._handler, str(self.root), recursive=self.recursive, event_filter=EVENTS
+                self._handler, str(target), recursive=self.recursive, event_filter=EVENTS
             )
             observer.start()
         self._threads = [
@@ -175,6 +225,8 @@ class FolderWatch:
             if t not in before and type(t).__module__.startswith("watchdog")
         ]
         self._observer = observer
+        self._identity, self._unmounted = identity, False
+        tap(observer, on_overflow=self._overflowed, on_unmount=self._unmount)
         self._handler.close_events = has_close_events(observer)
         self.health.observer_kind = type(observer).__name__
         self.health.healthy, self.health.error = True, None
@@ -196,10 +248,31 @@ class FolderWatch:
             t.is_alive() for t in self._threads
         )
 
+    def lost(self, why: str) -> None:
+        """Events for this folder were lost: rescan it, and say so in status."""
+        self.health.lost += 1
+        message = f"events were lost in {self.root} ({why}); rescanning it"
+        log.warning("%s", message)
+        self._on_error(self.root, message)
+        self._rescan(self.root)
+
+    def _overflowed(self) -> None:
+        self.lost("the inotify queue overflowed")
+
+    def _unmount(self) -> None:
+        # The watches are gone, but a file system mounted again in under 2 s has the same
+        # identity: remember it for `check` (which runs on the supervisor's thread).
+        self._unmounted = True
+
     def check(self) -> None:
-        """Re-arm a dead observer or a folder that came back; report a vanished folder."""
-        exists = self.root.is_dir()
-        if self._observer is not None and exists and self._alive():
+        """Re-arm a dead or stale observer or a folder that came back; report a vanished one.
+
+        Cheap enough for every 2 s: one stat of the root (plus a look at the threads).
+        """
+        identity = _identity(self.root)
+        exists = identity is not None
+        stale = self._observer is not None and (identity != self._identity or self._unmounted)
+        if self._observer is not None and exists and not stale and self._alive():
             return
         if not exists:
             if self.health.healthy or self._observer is not None:
@@ -209,7 +282,14 @@ class FolderWatch:
             self.health.error = "folder not found (waiting for it to come back)"
             return
         was_armed = self._observer is not None
-        if was_armed:
+        if stale and self._unmounted:
+            log.warning("a file system under %s was unmounted; re-arming", self.root)
+        elif stale:
+            log.warning(
+                "%s is another folder now (replaced, mounted over or a link changed); re-arming",
+                self.root,
+            )
+        elif was_armed:
             dead = [t.name for t in self._threads if not t.is_alive()]
             log.warning("the watch of %s stopped (dead threads: %s); re-arming", self.root, dead)
         self.arm()
@@ -217,7 +297,16 @@ class FolderWatch:
             if was_armed:
                 self.health.restarts += 1
             log.info("watching %s again (%s)", self.root, self.health.observer_kind)
-            self._on_rearmed(self.root)
+            self._rescan(self.root)  # whatever arrived while nobody listened
+
+
+def _identity(folder: Path) -> Identity | None:
+    """The folder's (device, inode), following symlinks; None if it is not a folder now."""
+    try:
+        st = folder.stat()
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _stop_quietly(observer: BaseObserver, timeout_s: float = 5.0) -> None:
