@@ -21,6 +21,7 @@ from dropsight.daemon.jobs import Job, JobQueue
 from tests.daemon.helpers import load_valid, make_photo, wait_for
 
 MODEL = "efficientnet-lite0"
+SERVICE = [sys.executable, "-m", "dropsight.daemon", "service"]
 
 
 def _job(path: Path, root: Path) -> Job:
@@ -141,8 +142,7 @@ def _service(
 ) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dropsight.daemon", "service", "--watch", str(folder)]
-            + ["--model", MODEL],
+            [*SERVICE, "--watch", str(folder), "--model", MODEL],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
