@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dropsight.config.settings import WatchSettings
 from dropsight.daemon.atomic import TEMP_SUFFIX
+from dropsight.daemon.sidecar import SUFFIX as SIDECAR_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,16 @@ class PhotoFilter:
         parts = path.relative_to(root).parts if root is not None else (path.name,)
         return not any(self.ignored_name(p) for p in parts)
 
-    def walk(self, root: Path, recursive: bool = True) -> Iterator[Path]:
-        """Photos under `root`, lazily (a 100,000-file tree is never held in memory)."""
+    def walk(
+        self,
+        root: Path,
+        recursive: bool = True,
+        orphan: Callable[[Path], None] | None = None,
+    ) -> Iterator[Path]:
+        """Photos under `root`, lazily (a 100,000-file tree is never held in memory).
+
+        `orphan` hears of each photo that has a `.json` sidecar beside it but is gone.
+        """
         stack = [root]
         while stack:
             folder = stack.pop()
@@ -48,6 +57,8 @@ class PhotoFilter:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError:
                 continue  # unreadable or vanished sub-folder: reported by the caller's health check
+            if orphan is not None:
+                self._orphans(folder, root, {e.name for e in entries}, orphan)
             for entry in entries:
                 if self.ignored_name(entry.name):
                     continue
@@ -59,6 +70,15 @@ class PhotoFilter:
                         yield Path(entry.path)
                 except OSError:
                     continue
+
+    def _orphans(
+        self, folder: Path, root: Path, names: set[str], orphan: Callable[[Path], None]
+    ) -> None:
+        for name in names:
+            if name.endswith(SIDECAR_SUFFIX):
+                photo_name = name[: -len(SIDECAR_SUFFIX)]
+                if photo_name not in names and self.accepts(folder / photo_name, root):
+                    orphan(folder / photo_name)
 
 
 def stale_temp_files(root: Path, recursive: bool = True) -> Iterator[Path]:

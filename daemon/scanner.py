@@ -16,6 +16,7 @@ from pathlib import Path
 from dropsight.daemon import sidecar
 from dropsight.daemon.candidates import PhotoFilter, stale_temp_files
 from dropsight.daemon.jobs import JobQueue
+from dropsight.daemon.orphans import Orphans
 from dropsight.daemon.settler import Settler
 from dropsight.daemon.sidecar import NAME_MAX
 from dropsight.daemon.sinks import Found, WalkObserver
@@ -51,6 +52,7 @@ class Scanner:
         stop: threading.Event,
         observers: Sequence[WalkObserver] = (),
         on_error: Callable[[Path, str], None] = lambda _p, _m: None,
+        orphans: Orphans | None = None,
     ) -> None:
         self._roots = roots
         self._filter = photo_filter
@@ -74,6 +76,7 @@ class Scanner:
         self._cleaned = False
         self._born_ns = time.time_ns()  # temp files older than this are a dead process's
         self._on_error = on_error
+        self._orphans = orphans
         self._too_long: set[Path] = set()
         self.loop = Loop("scanner", self._step, stop)
 
@@ -124,7 +127,14 @@ class Scanner:
             self._remove_stale_temp_files(root)
         relabel = self._relabel()
         walk = _Walk(root, self._observers)
-        for path in self._filter.walk(root, self._recursive):
+        orphans = self._orphans
+        orphan = None
+        if orphans is not None and self._layout.out_folder is None:
+
+            def orphan(photo: Path) -> None:
+                orphans.photo_gone(photo, root)
+
+        for path in self._filter.walk(root, self._recursive, orphan):
             if self._stop.is_set():
                 break
             json_path = self._layout.sidecar_for(path, root)
@@ -146,6 +156,8 @@ class Scanner:
             else:
                 queued += self._queue.put(path, root, fresh=False)
         walk.finish(complete=not self._stop.is_set())
+        if orphans is not None and self._layout.out_folder is not None:
+            orphans.sweep([root])
         took = time.monotonic() - started
         extra = f" ({other} labelled by another model)" if other else ""
         log.info("scanned %s in %.1f s: %d to do%s", root, took, queued, extra)

@@ -22,6 +22,7 @@ from dropsight.daemon.folders import WatchedFolders
 from dropsight.daemon.imaging import Limits
 from dropsight.daemon.jobs import Guard, JobQueue
 from dropsight.daemon.labelling import Rules, label
+from dropsight.daemon.orphans import Orphans
 from dropsight.daemon.pipeline import Options
 from dropsight.daemon.scanner import Scanner
 from dropsight.daemon.settler import Settler
@@ -63,7 +64,8 @@ class Service:
         self._resumed.set()
         self._relabel_requested = settings.model.relabel == "on-change"
         photo_filter = PhotoFilter.from_settings(w)
-        self.settler = Settler(self.queue.put, w.settle_time_s)
+        self.orphans = Orphans(lambda: self.settings, self.activity.error)
+        self.settler = Settler(self.queue.put, w.settle_time_s, self.orphans.photo_gone)
         self.folders = WatchedFolders(
             recursive=w.recursive,
             mode=w.observer,
@@ -104,6 +106,7 @@ class Service:
             stop=self._stop,
             observers=[sink for sink in sinks if isinstance(sink, WalkObserver)],
             on_error=self.activity.error,
+            orphans=self.orphans,
         )
         self._supervisor = Loop("supervisor", self._supervise, self._stop)
 

@@ -34,10 +34,20 @@ class _Pending:
 class Settler:
     """Decides when a file is complete: close-after-write, a rename, or size/mtime quiet."""
 
-    def __init__(self, on_complete: OnComplete, settle_time_s: float) -> None:
+    def __init__(
+        self,
+        on_complete: OnComplete,
+        settle_time_s: float,
+        on_gone: OnComplete = lambda _photo, _root: None,
+    ) -> None:
         self._on_complete = on_complete
+        self._on_gone = on_gone
         self._settle_s = settle_time_s
         self._pending: dict[Path, _Pending] = {}
+        # Deleted or moved away: cleaned up after if still gone once settled (editors that
+        # delete and write anew, and `mv IMG.jpg IMG.jpg.json elsewhere/`, come back or
+        # take the sidecar along within that time).
+        self._gone: dict[Path, tuple[Path, float]] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self.loop = Loop("settler", self._step, self._stop)
@@ -81,6 +91,13 @@ class Settler:
         with self._cond:
             self._pending.pop(path, None)
 
+    def gone(self, path: Path, root: Path) -> None:
+        """A photo was deleted or moved away: stop tracking it, clean up after it if it stays so."""
+        with self._cond:
+            self._pending.pop(path, None)
+            self._gone[path] = (root, time.monotonic())
+            self._cond.notify()
+
     def is_pending(self, path: Path) -> bool:
         """True while `path` is seen but not yet complete."""
         with self._cond:
@@ -109,7 +126,7 @@ class Settler:
 
     def _step(self) -> None:
         with self._cond:
-            if not self._pending:
+            if not self._pending and not self._gone:
                 self._cond.wait(IDLE_WAIT_S)  # idle: no ticking, no CPU
                 return
             self._cond.wait(SETTLE_TICK_S)
@@ -119,8 +136,16 @@ class Settler:
             ]
             for path, _root in due:
                 del self._pending[path]
+            gone = [(p, r) for p, (r, t) in self._gone.items() if now - t >= self._settle_s]
+            for path, _root in gone:
+                del self._gone[path]
         for path, root in due:
             try:
                 self._on_complete(path, root)
             except Exception:
                 log.exception("handling completed file %s failed", path)
+        for path, root in gone:
+            try:
+                self._on_gone(path, root)
+            except Exception:
+                log.exception("cleaning up after %s failed", path)

@@ -102,7 +102,7 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileMovedEvent):
             src = self._accepts(event.src_path)
             if src is not None:
-                self._settler.forget(src)
+                self._settler.gone(src, self._root)
             dest = self._accepts(event.dest_path)
             if dest is not None:
                 self._settler.complete(dest, self._root)  # renamed into place: complete
@@ -126,7 +126,7 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, FileModifiedEvent):
             self._settler.touch(path, self._root, wait_close=self.close_events)
         elif event.event_type == "deleted":
-            self._settler.forget(path)
+            self._settler.gone(path, self._root)
 
 
 @dataclass

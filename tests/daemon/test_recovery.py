@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dropsight.config.settings import Settings, WatchSettings
+from dropsight.config.settings import OutputSettings, Settings, WatchSettings
+from dropsight.daemon import sidecar
 from dropsight.daemon.service import Service
 from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, wait_for
 
@@ -188,3 +192,155 @@ def test_long_names_get_a_sidecar_and_too_long_ones_are_reported_once(
     assert fake.images == before, "never labelled in vain at a rescan"
     errors = [e for e in service.status()["errors"] if e["path"] and too_long in e["path"]]
     assert len(errors) == 1, "reported once, not at every rescan"
+
+
+# --- orphans: photos deleted or moved away (item 10) -------------------------------------------
+
+
+def _service(watched: Path, fake: FakeClassifier, **output: object) -> Service:
+    settings = Settings(
+        watch=WatchSettings(folders=(watched,), settle_time_s=0.3, rescan_interval_s=0),
+        output=OutputSettings(**output),  # type: ignore[arg-type]
+    )
+    service = Service(settings, classifier_factory=lambda _s: fake)
+    service.start()
+    return service
+
+
+def _foreign(path: Path) -> None:
+    """A sidecar another program wrote under a name like ours."""
+    path.write_text(json.dumps({"tool": "someone else", "labels": ["x"]}))
+
+
+def test_deleting_or_moving_a_photo_removes_its_sidecar_and_only_ours(
+    watched: Path, run: Callable[..., Service]
+) -> None:
+    for i, name in enumerate(["keep.jpg", "delete.jpg", "move.jpg", "theirs.jpg"]):
+        make_photo(watched / name, seed=i)
+    fake = FakeClassifier()
+    service = run(watched, fake)
+    wait_for(lambda: len(list(watched.glob("*.json"))) == 4, 20, "four sidecars")
+    _foreign(watched / "theirs.jpg.json")  # replaced by another tool's file
+    (watched / "delete.jpg").unlink()
+    (watched / "move.jpg").rename(watched / "moved.jpg")
+    (watched / "theirs.jpg").unlink()
+    wait_for(lambda: not (watched / "delete.jpg.json").exists(), 15, "the deleted one's sidecar")
+    wait_for(lambda: not (watched / "move.jpg.json").exists(), 15, "the moved one's old sidecar")
+    wait_for((watched / "moved.jpg.json").exists, 15, "the moved one labelled at its new name")
+    assert (watched / "keep.jpg.json").exists()
+    assert (watched / "theirs.jpg.json").exists(), "another program's file is never deleted"
+    assert service.status()["failed"] == 0
+
+
+def test_a_photo_deleted_and_written_anew_keeps_its_sidecar(
+    watched: Path, run: Callable[..., Service]
+) -> None:
+    """Editors that save by deleting and writing again: not an orphan."""
+    make_photo(watched / "edit.jpg", seed=1)
+    run(watched)
+    side = watched / "edit.jpg.json"
+    wait_for(side.exists, 20, "the sidecar")
+    (watched / "edit.jpg").unlink()
+    make_photo(watched / "edit.jpg", seed=2)
+    new_hash = hashlib.sha256((watched / "edit.jpg").read_bytes()).hexdigest()
+    wait_for(lambda: side.exists() and load_valid(side)["image"]["sha256"] == new_hash, 15, "new")
+    time.sleep(1.0)  # past the settle time of the deletion
+    assert side.exists()
+
+
+def test_the_catch_up_scan_removes_sidecars_of_photos_deleted_while_stopped(
+    watched: Path, run: Callable[..., Service]
+) -> None:
+    for i in range(4):
+        make_photo(watched / "sub" / f"{i}.jpg", seed=i)
+    service = run(watched)
+    wait_for(lambda: len(list(watched.rglob("*.json"))) == 4, 20, "four sidecars")
+    service.join()
+    (watched / "sub" / "0.jpg").unlink()
+    (watched / "sub" / "1.jpg").unlink()
+    _foreign(watched / "sub" / "1.jpg.json")
+    run(watched)
+    wait_for(lambda: not (watched / "sub" / "0.jpg.json").exists(), 15, "the orphan removed")
+    assert (watched / "sub" / "1.jpg.json").exists(), "not ours: kept"
+    assert {p.name for p in (watched / "sub").glob("*.json")} == {
+        "1.jpg.json",
+        "2.jpg.json",
+        "3.jpg.json",
+    }
+
+
+def test_orphans_in_the_output_folder_are_removed_at_catch_up(
+    watched: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    make_photo(watched / "a.jpg", seed=1)
+    make_photo(watched / "b.jpg", seed=2)
+    fake = FakeClassifier()
+    service = _service(watched, fake, mode="folder", folder=out)
+    try:
+        wait_for(lambda: len(list(out.rglob("*.json"))) == 2, 20, "two mirrored sidecars")
+    finally:
+        service.join()
+    (watched / "a.jpg").unlink()
+    service = _service(watched, fake, mode="folder", folder=out)
+    try:
+        wait_for(lambda: not (out / "a.jpg.json").exists(), 20, "the mirrored orphan removed")
+        assert (out / "b.jpg.json").exists()
+    finally:
+        service.join()
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool")
+def test_a_deleted_photo_loses_only_our_keywords(watched: Path) -> None:
+    make_photo(watched / "mine.jpg", seed=1)
+    make_photo(watched / "shared.jpg", seed=2)
+    fake = FakeClassifier()
+    service = _service(watched, fake, xmp="beside")
+    try:
+        wait_for(lambda: len(list(watched.glob("*.xmp"))) == 2, 20, "two XMP files")
+        # Another tool adds its own keyword to one of them.
+        xmp_file = str(watched / "shared.jpg.xmp")
+        subprocess.run(
+            ["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject+=holiday", xmp_file],
+            check=True,
+        )
+        (watched / "mine.jpg").unlink()
+        (watched / "shared.jpg").unlink()
+        wait_for(lambda: not (watched / "mine.jpg.xmp").exists(), 15, "our XMP file removed")
+        wait_for(lambda: not (watched / "shared.jpg.json").exists(), 15, "the sidecar removed")
+        wait_for(lambda: _subjects(watched / "shared.jpg.xmp") == ["holiday"], 15, "ours out")
+    finally:
+        service.join()
+
+
+def _subjects(path: Path) -> list[str]:
+    done = subprocess.run(
+        ["exiftool", "-j", "-XMP-dc:Subject", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return []
+    subject = json.loads(done.stdout)[0].get("Subject", [])
+    return subject if isinstance(subject, list) else [subject]
+
+
+def test_a_sidecar_written_just_after_its_photo_went_is_removed(
+    watched: Path, run: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The photo is deleted between the writer's check and its rename: no orphan."""
+    real = sidecar.write
+
+    def delete_first(path: Path, record: Any) -> None:
+        if path.name == "late.jpg.json":
+            (watched / "late.jpg").unlink(missing_ok=True)
+        real(path, record)
+
+    monkeypatch.setattr(sidecar, "write", delete_first)
+    service = run(watched)
+    make_photo(watched / "late.jpg", seed=3)
+    make_photo(watched / "fine.jpg", seed=4)
+    wait_for((watched / "fine.jpg.json").exists, 20, "the other sidecar")
+    wait_for(lambda: service.status()["queued"] == 0, 15, "queue empty")
+    assert not (watched / "late.jpg.json").exists()
