@@ -7,6 +7,7 @@ import hashlib
 import io
 import math
 import os
+import stat
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -113,7 +114,11 @@ def read_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> FileRead:
     held in memory.
     """
     try:
-        with path.open("rb") as f:
+        # Non-blocking: opening a FIFO named like a photo must not hang a decoder.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ImageError("not_a_file", f"not a regular file (a pipe or device): {path}")
             return _read_open(f, limits)
     except FileNotFoundError:
         raise ImageError("not_found", f"no such file: {path}") from None

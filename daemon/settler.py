@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -67,7 +69,8 @@ class Settler:
         """The OS says the file is complete (closed after write, or renamed into place)."""
         with self._cond:
             self._pending.pop(path, None)
-        self._on_complete(path, root)
+        if _regular(path):
+            self._on_complete(path, root)
 
     def touch(self, path: Path, root: Path, *, wait_close: bool) -> None:
         """A file appeared or changed: wait for its close event, or for it to stay quiet."""
@@ -75,6 +78,8 @@ class Settler:
             st = path.stat()
         except OSError:
             return  # gone already (a temp file renamed away, a deleted file)
+        if not _regular(path, st):
+            return
         with self._cond:
             old = self._pending.get(path)
             self._pending[path] = _Pending(
@@ -149,3 +154,15 @@ class Settler:
                 self._on_gone(path, root)
             except Exception:
                 log.exception("cleaning up after %s failed", path)
+
+
+def _regular(path: Path, st: os.stat_result | None = None) -> bool:
+    """A FIFO, device or link to /dev/zero named like a photo is no photo (and would hang)."""
+    try:
+        st = st or path.stat()
+    except OSError:
+        return True  # gone: the decoder reports it as such
+    if stat.S_ISREG(st.st_mode):
+        return True
+    log.info("%s is not a regular file; ignored", path)
+    return False

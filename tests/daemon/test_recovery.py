@@ -24,7 +24,7 @@ from PIL import Image
 from dropsight.config.settings import OutputSettings, Settings, WatchSettings
 from dropsight.daemon import sidecar
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, wait_for
+from tests.daemon.helpers import FakeClassifier, dropsight, load_valid, make_photo, wait_for
 
 
 @pytest.fixture
@@ -344,3 +344,34 @@ def test_a_sidecar_written_just_after_its_photo_went_is_removed(
     wait_for((watched / "fine.jpg.json").exists, 20, "the other sidecar")
     wait_for(lambda: service.status()["queued"] == 0, 15, "queue empty")
     assert not (watched / "late.jpg.json").exists()
+
+
+# --- things named like photos that are not files (item 12) --------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_or_a_link_to_a_device_named_like_a_photo_is_ignored(
+    watched: Path, run: Callable[..., Service]
+) -> None:
+    fake = FakeClassifier()
+    service = run(watched, fake)
+    os.mkfifo(watched / "pipe.jpg")
+    (watched / "zero.jpg").symlink_to("/dev/zero")
+    make_photo(watched / "real.jpg", seed=1)
+    wait_for((watched / "real.jpg.json").exists, 20, "the real photo labelled")
+    # Nothing waits on them: not 125 s of "working, queued 1".
+    wait_for(lambda: service.status()["queued"] == 0, 5, "nothing queued")
+    assert service.status()["state"] == "idle"
+    service.rescan()
+    time.sleep(1.0)
+    assert service.status()["queued"] == 0
+    assert not (watched / "pipe.jpg.json").exists() and not (watched / "zero.jpg.json").exists()
+    assert fake.images == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_classify_refuses_a_fifo_at_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jpg")
+    done = dropsight("classify", "--json", tmp_path / "pipe.jpg", timeout_s=120)
+    assert done.returncode != 0
+    assert "not a regular file" in done.stdout + done.stderr
