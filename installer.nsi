@@ -1,7 +1,7 @@
 ; Dropsight: per-user Windows installer (no admin rights).
 ;
 ;   makensis -WX installer.nsi                        packages dist\dropsight (make dist on Windows)
-;   makensis -WX -DDIST_DIR=path\to\bundle -DOUTFILE=Setup.exe -DVERSION=0.2.0 installer.nsi
+;   makensis -WX -DDIST_DIR=path\to\bundle -DOUTFILE=Setup.exe -DVERSION=0.3.0 installer.nsi
 ;   makensis -WX -DNSIS_TARGET=amd64-unicode ...      a 64-bit installer (needs amd64 stubs,
 ;                                                     as Debian's nsis package has)
 ;
@@ -26,7 +26,7 @@
 !endif
 
 !ifndef VERSION
-  !define VERSION "0.2.0"
+  !define VERSION "0.3.0"
 !endif
 
 !ifndef DIST_DIR

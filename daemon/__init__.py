@@ -1,4 +1,4 @@
 """Dropsight's headless service: finds photos, classifies them, writes sidecars."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 APP_NAME = "dropsight"
