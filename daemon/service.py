@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from dropsight.config.settings import ConfigError, Settings
@@ -14,6 +13,7 @@ from dropsight.daemon import __version__, logs, paths, sidecar
 from dropsight.daemon.activity import Activity
 from dropsight.daemon.candidates import PhotoFilter
 from dropsight.daemon.classifier import Classifier, load_classifier
+from dropsight.daemon.configwatch import ConfigStamp, restart_needed
 from dropsight.daemon.contracts import RelabelStatus, ServiceState, SidecarRecord, Status
 from dropsight.daemon.decode import job_for, prepare
 from dropsight.daemon.engine import Engine
@@ -54,7 +54,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self._reload_settings = reload_settings
-        self._config_stamp = _stamp(self._config_path())
+        self._config_stamp = ConfigStamp(self._config_path())
         w = settings.watch
         self.layout = sidecar.Layout.of(settings)
         self.queue = JobQueue(self.layout.job_for, guard)
@@ -156,9 +156,7 @@ class Service:
     def _supervise(self) -> None:
         if self._stop.wait(SUPERVISE_EVERY_S):
             return
-        stamp = _stamp(self._config_path())
-        if stamp != self._config_stamp:  # edited by hand, `dropsight watch add`, the viewer
-            self._config_stamp = stamp
+        if self._config_stamp.changed(self._config_path()):
             self.reload()
         self.folders.check()
         self.engine.check()
@@ -284,27 +282,3 @@ class Service:
         if pipeline is not None:
             status["pipeline"] = pipeline
         return status
-
-
-def restart_needed(old: Settings, new: Settings) -> list[str]:
-    """Config sections that changed in ways a running service does not apply."""
-    out = []
-    if replace(old.watch, folders=()) != replace(new.watch, folders=()):
-        out.append("watch")
-    # XMP settings apply at once (daemon/xmpsync.py); where JSON sidecars go does not.
-    if replace(old.output, xmp="off", xmp_name="", xmp_min_score=0.0) != replace(
-        new.output, xmp="off", xmp_name="", xmp_min_score=0.0
-    ):
-        out.append("output")
-    if old.service != new.service:
-        out.append("service")
-    return out
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    """The config file's (mtime, size), or None while it does not exist."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
