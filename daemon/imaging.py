@@ -3,6 +3,7 @@ RGB, resized, float32, in memory bounded by the configured limits."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import math
@@ -106,6 +107,10 @@ class FileRead:
     refused: ImageError | None = None
 
 
+# The process is short of something, not the file broken: read it again later.
+_BUSY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
 def read_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> FileRead:
     """Read and hash a file; raises ImageError when it cannot be read.
 
@@ -125,6 +130,8 @@ def read_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> FileRead:
     except IsADirectoryError:
         raise ImageError("not_a_file", f"is a folder, not an image: {path}") from None
     except OSError as exc:
+        if exc.errno in _BUSY:
+            raise ImageError("busy", f"cannot read {path} now: {exc.strerror}") from None
         raise ImageError("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
 
 

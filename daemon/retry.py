@@ -1,4 +1,8 @@
-"""Sidecars that could not be written (full disk, no descriptors): held and tried again."""
+"""Sidecars that could not be written (full disk, no descriptors): held and tried again.
+
+Photos that could not be read for want of descriptors or memory wait here too, to be read
+and labelled again rather than recorded as unreadable.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class Held:
     record: SidecarRecord
     message: str
     attempts: int = 1
+    requeue: bool = False  # not written: read and label it again (it could not be read)
     tried: float = 0.0
     due: float = 0.0
 
@@ -46,13 +51,15 @@ class WriteRetries:
         self._lock = threading.Lock()
         self._held: dict[Path, Held] = {}
 
-    def hold(self, item: Prepared, record: SidecarRecord, message: str) -> Held:
+    def hold(
+        self, item: Prepared, record: SidecarRecord, message: str, *, requeue: bool = False
+    ) -> Held:
         """Keep a failed write; its next attempt is due after a growing delay."""
         with self._lock:
             held = self._held.get(item.job.path)
             if held is None:
                 # Without the pixels (600 KB each): a full disk may hold thousands.
-                held = Held(replace(item, pixels=None), record, message)
+                held = Held(replace(item, pixels=None), record, message, requeue=requeue)
                 self._held[item.job.path] = held
             else:
                 held.attempts += 1

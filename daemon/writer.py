@@ -149,6 +149,10 @@ class Writer:
         written: list[Written] = []
         for held in due:
             job = held.item.job
+            if held.requeue:  # it could not be read: read and label it again
+                self.retries.release(job.path)
+                self._queue.put_back(job.path, job.root)
+                continue
             if self._write_one(held.item, held.record, held):
                 log.info("wrote %s after %d failed attempts", job.sidecar, held.attempts)
                 written.append(Written(job.path, job.root, job.sidecar, held.record))
@@ -179,6 +183,10 @@ class Writer:
         if item.vanished or not os.path.lexists(job.path):
             log.info("%s is gone; no sidecar written", job.path)
             return False
+        if item.error is not None and item.error.kind == "busy":
+            # Out of descriptors or memory when it was read: not the photo's fault.
+            self._hold(item, record, str(item.error), held, requeue=True)
+            return False
         try:
             sidecar.write(job.sidecar, record)
         except OSError as exc:
@@ -187,15 +195,7 @@ class Writer:
                 log.error("%s", message)
                 self._activity.write_failed(job.path, job.root, message)
                 return False
-            again = self.retries.hold(item, record, message)
-            self._held_now.add(job.path)
-            waiting = sum(self.retries.waiting().values())
-            if held is None:  # the first failure is news; the retries are not
-                log.error("%s (will retry)", message)
-                self._activity.error(job.path, f"{message} (will retry)")
-            else:
-                log.debug("%s (attempt %d)", message, again.attempts)
-            self._activity.write_waiting(job.root, f"{message}; {waiting} waiting to be written")
+            self._hold(item, record, message, held)
             return False
         except Exception as exc:  # a bug costs this photo, never the stage
             log.exception("writing %s failed", job.sidecar)
@@ -210,6 +210,27 @@ class Writer:
         self._activity.written(job.path, job.sidecar, job.root, record)
         _log_result(job.path, record, ms)
         return True
+
+    def _hold(
+        self,
+        item: Prepared,
+        record: SidecarRecord,
+        message: str,
+        held: Held | None,
+        *,
+        requeue: bool = False,
+    ) -> None:
+        """Keep a photo in flight for a retry; the folder shows it waiting meanwhile."""
+        job = item.job
+        again = self.retries.hold(item, record, message, requeue=requeue)
+        self._held_now.add(job.path)
+        waiting = sum(self.retries.waiting().values())
+        if held is None:  # the first failure is news; the retries are not
+            log.error("%s (will retry)", message)
+            self._activity.error(job.path, f"{message} (will retry)")
+        else:
+            log.debug("%s (attempt %d)", message, again.attempts)
+        self._activity.write_waiting(job.root, f"{message}; {waiting} waiting to be written")
 
 
 def _log_result(photo: Path, record: SidecarRecord, ms: float) -> None:

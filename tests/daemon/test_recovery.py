@@ -375,3 +375,29 @@ def test_classify_refuses_a_fifo_at_once(tmp_path: Path) -> None:
     done = dropsight("classify", "--json", tmp_path / "pipe.jpg", timeout_s=120)
     assert done.returncode != 0
     assert "not a regular file" in done.stdout + done.stderr
+
+
+def test_a_photo_read_while_out_of_descriptors_is_read_again_not_recorded_unreadable(
+    watched: Path, run: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE when opening the photo is the process's shortage, not the photo's fault."""
+    real_open = os.open
+    refused: list[str] = []
+
+    def short_of_descriptors(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("busy.jpg") and len(refused) < 2:
+            refused.append(str(path))
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args, **kwargs)
+
+    fake = FakeClassifier()
+    service = run(watched, fake)
+    monkeypatch.setattr(os, "open", short_of_descriptors)
+    make_photo(watched / "busy.jpg", seed=5)
+    side = watched / "busy.jpg.json"
+    wait_for(lambda: len(refused) == 2, 20, "two refused reads")
+    wait_for(side.exists, 20, "the sidecar once descriptors are back")
+    record = load_valid(side)
+    assert record["status"] == "ok", record["error"]
+    assert service.status()["failed"] == 0
+    assert any("Too many open files" in e["message"] for e in service.status()["errors"])
