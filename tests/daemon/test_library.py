@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,9 +177,9 @@ def test_one_walk_serves_the_queue_the_index_and_xmp(
     walks: list[Path] = []
     real_walk = PhotoFilter.walk
 
-    def counted(self: PhotoFilter, root: Path, recursive: bool) -> object:
+    def counted(self: PhotoFilter, root: Path, *args: Any) -> object:
         walks.append(root)
-        return real_walk(self, root, recursive)
+        return real_walk(self, root, *args)
 
     monkeypatch.setattr(PhotoFilter, "walk", counted)
     service = Service(
