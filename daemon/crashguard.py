@@ -45,6 +45,7 @@ class CrashGuard:
         self._size = 0
         self._in_flight: set[str] = set()
         self._suspects: dict[str, int] = {}
+        self._failing = False
 
     def open(self) -> None:
         """Count the deaths the last run's journal shows, then start a new journal."""
@@ -101,8 +102,11 @@ class CrashGuard:
         try:
             os.write(self._fd, data)
             self._size += len(data)
+            self._failing = False
         except OSError as exc:  # a full state disk costs the crash protection, not the photo
-            log.warning("cannot write %s: %s", self._journal, exc.strerror or exc)
+            if not self._failing:  # once per spell, not once per photo
+                log.warning("cannot write %s: %s", self._journal, exc.strerror or exc)
+            self._failing = True
 
     def _reopen(self, in_flight: set[str]) -> None:
         if self._fd is not None:
