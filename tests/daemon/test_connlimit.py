@@ -100,7 +100,9 @@ def test_idle_connections_beyond_the_cap_are_shed_and_status_gets_through(
 def test_the_token_has_a_reserve_when_answering_slots_are_full(
     app_home: Path, fake: FakeController
 ) -> None:
-    limits = Limits(max_pending=8, max_active=2, reserve=1, request_timeout_s=5.0)
+    # The deadline must outlast the steps below on a busy machine: at 5 s the stuck requests
+    # sometimes ended (408) before the reserve was tried, freeing their slots.
+    limits = Limits(max_pending=8, max_active=2, reserve=1, request_timeout_s=20.0)
     with serving(fake, limits) as srv:
         # Two authenticated requests whose bodies never come hold both answering slots.
         stuck = [connect(srv) for _ in range(2)]
@@ -123,6 +125,7 @@ def test_the_token_has_a_reserve_when_answering_slots_are_full(
             wait_for(lambda: status_code(srv, token=True) == 503, 10, "the reserve taken too")
             # The stuck requests end at their deadline (408), and the slots come back.
             for s in stuck:
+                s.settimeout(60)
                 status, body = answer(s)
                 assert (status, body["error"]["code"]) == (408, "request_timeout")
             ServiceClient(srv.port, srv.token).stop()
