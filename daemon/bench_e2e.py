@@ -32,6 +32,7 @@ from dropsight.daemon.bench import (
     wait,
 )
 from dropsight.daemon.classifier import Classifier, load_classifier
+from dropsight.daemon.crashguard import CrashGuard
 from dropsight.daemon.service import Service
 
 HEAVY_GFLOPS = 2.0
@@ -92,7 +93,10 @@ def _run_service(
         output=settings.output,
         service=settings.service,
     )
-    service = Service(s, classifier_factory=lambda _s: classifier)
+    # As `dropsight service` runs it: with the crash guard's journal of photos in flight.
+    guard = CrashGuard(work / "state")
+    guard.open()
+    service = Service(s, classifier_factory=lambda _s: classifier, guard=guard)
     service.start()
     out: dict[str, Any] = {}
     try:
@@ -118,6 +122,7 @@ def _run_service(
         out["idle_cpu_percent"] = round((cpu_seconds() - cpu) / 5 * 100, 2)
     finally:
         service.join()
+        guard.close()
     return out
 
 
