@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -9,12 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import numpy as np
+import pytest
 from PIL import Image
 
 from dropsight.daemon.atomic import TEMP_SUFFIX
@@ -147,3 +150,35 @@ class SlowClients:
         fresh.setblocking(False)
         fresh.connect_ex(("127.0.0.1", self.port))  # EINPROGRESS: not waiting for accept
         return fresh
+
+
+@contextlib.contextmanager
+def tmpfs_over(folder: Path, size: str = "16m") -> Iterator[None]:
+    """A real tmpfs mounted over `folder` for the block (root only; skips when it cannot)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "dropsight-test", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        if subprocess.run(["umount", str(folder)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], check=False)  # never leave it behind
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system under `folder` up; returns the filler file."""
+    filler = folder / "filler.bin"
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler

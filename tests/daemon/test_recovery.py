@@ -24,7 +24,15 @@ from PIL import Image
 from dropsight.config.settings import OutputSettings, Settings, WatchSettings
 from dropsight.daemon import sidecar
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import FakeClassifier, dropsight, load_valid, make_photo, wait_for
+from tests.daemon.helpers import (
+    FakeClassifier,
+    dropsight,
+    fill,
+    load_valid,
+    make_photo,
+    tmpfs_over,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -104,32 +112,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 1 MiB tmpfs (root only), unmounted afterwards."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
+    with tmpfs_over(mount_point, "1m"):
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    """Fill the file system up; returns the filler file."""
-    filler = folder / "filler.bin"
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def test_a_full_disk_holds_the_sidecars_and_writes_them_when_space_returns(
@@ -138,7 +122,7 @@ def test_a_full_disk_holds_the_sidecars_and_writes_them_when_space_returns(
     names = [f"p{i}.jpg" for i in range(5)]
     for i, name in enumerate(names):
         make_photo(small_disk / name, seed=i, size=(64, 48))
-    filler = _fill(small_disk)
+    filler = fill(small_disk)
     fake = FakeClassifier()
     settings = Settings(
         watch=WatchSettings(folders=(small_disk,), settle_time_s=0.3, rescan_interval_s=0)

@@ -15,7 +15,7 @@ import pytest
 from dropsight.config.settings import Settings, WatchSettings
 from dropsight.daemon import logs, startup
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import wait_for
+from tests.daemon.helpers import fill, tmpfs_over, wait_for
 
 SERVICE = [sys.executable, "-m", "dropsight.daemon", "service"]
 
@@ -47,26 +47,9 @@ def full_state_folder(app_home: Path) -> Iterator[Path]:
     """The state folder on a real, full 64 KiB tmpfs (root only)."""
     state = app_home / "state"
     state.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
-        with (state / "filler").open("wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-            except OSError:
-                pass
+    with tmpfs_over(state, "64k"):
+        fill(state)
         yield state
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
 
 
 def test_a_full_state_folder_is_one_clear_line_and_exit_70(

@@ -21,7 +21,7 @@ import pytest
 
 from dropsight.config.settings import OutputSettings, Settings, WatchSettings
 from dropsight.daemon.service import Service
-from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, wait_for
+from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, tmpfs_over, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 LIVE_S = 10.0  # heard live (or rescanned at once): well under any periodic rescan
@@ -148,26 +148,6 @@ def test_a_folder_renamed_away_and_replaced_is_watched_again(tmp_path: Path, run
     drop(other, "elsewhere.jpg", seed=3)  # the other folder never stopped
     labelled(other, "elsewhere.jpg")
     assert fake.images == 4, "a photo was labelled twice"
-
-
-@contextlib.contextmanager
-def tmpfs_over(folder: Path) -> Iterator[None]:
-    """A tmpfs mounted over `folder` for the block (root only; skips when mounting fails)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "dropsight-test", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield
-    finally:
-        if subprocess.run(["umount", str(folder)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(folder)], check=False)  # never leave it behind
 
 
 def test_a_filesystem_mounted_over_and_unmounted_from_the_folder_is_followed(
