@@ -103,6 +103,18 @@ class Settler:
             self._gone[path] = (root, time.monotonic())
             self._cond.notify()
 
+    def events_lost(self, root: Path) -> None:
+        """Events under `root` were lost: a close awaited there may never be reported.
+
+        Such files settle when quiet instead, or they would wait CLOSE_WAIT_MAX_S while
+        the rescan that follows a loss skips them as pending.
+        """
+        with self._cond:
+            for p in self._pending.values():
+                if p.root == root:
+                    p.wait_close = False
+            self._cond.notify()
+
     def is_pending(self, path: Path) -> bool:
         """True while `path` is seen but not yet complete."""
         with self._cond:

@@ -254,6 +254,7 @@ class FolderWatch:
         message = f"events were lost in {self.root} ({why}); rescanning it"
         log.warning("%s", message)
         self._on_error(self.root, message)
+        self._settler.events_lost(self.root)
         self._rescan(self.root)
 
     def _overflowed(self) -> None:
@@ -297,6 +298,7 @@ class FolderWatch:
             if was_armed:
                 self.health.restarts += 1
             log.info("watching %s again (%s)", self.root, self.health.observer_kind)
+            self._settler.events_lost(self.root)  # closes nobody heard
             self._rescan(self.root)  # whatever arrived while nobody listened
 
 
