@@ -37,14 +37,13 @@ class Orphans:
         if settings.output.xmp == "beside":
             self._remove_keywords(photo, settings)
 
-    def sweep(self, roots: Iterable[Path]) -> int:
+    def sweep(self, roots: Iterable[Path]) -> None:
         """The output folder's sidecars of photos that are gone (folder mode; scans)."""
         settings = self._settings()
         out = sidecar.Layout.of(settings).out_folder
         if out is None:
-            return 0
+            return
         roots = list(roots)
-        removed = 0
         for json_path in out.rglob("*" + sidecar.SUFFIX):
             record = sidecar.read(json_path)
             if not record or (record.get("generator") or {}).get("name") != APP_NAME:
@@ -55,8 +54,6 @@ class Orphans:
             if not os.path.lexists(photo):
                 root = next(r for r in roots if photo.is_relative_to(r))
                 self.photo_gone(photo, root)
-                removed += 1
-        return removed
 
     def _remove_keywords(self, photo: Path, settings: Settings) -> None:
         name = cast(xmp.XmpName, settings.output.xmp_name)

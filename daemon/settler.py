@@ -91,11 +91,6 @@ class Settler:
             )
             self._cond.notify()
 
-    def forget(self, path: Path) -> None:
-        """Stop tracking a deleted or moved-away file."""
-        with self._cond:
-            self._pending.pop(path, None)
-
     def gone(self, path: Path, root: Path) -> None:
         """A photo was deleted or moved away: stop tracking it, clean up after it if it stays so."""
         with self._cond:

@@ -9,46 +9,18 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from dropsight.config.settings import Settings, WatchSettings
 from dropsight.daemon import imaging, sidecar
 from dropsight.daemon.service import Service
 from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, sidecars, wait_for
 
 NAMES = [f"ok_{i}.jpg" for i in range(12)]
-
-
-@pytest.fixture
-def watched(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def run() -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def start(folder: Path, fake: FakeClassifier | None = None) -> Service:
-        settings = Settings(
-            watch=WatchSettings(folders=(folder,), settle_time_s=0.3, rescan_interval_s=0)
-        )
-        classifier = fake or FakeClassifier()
-        service = Service(settings, classifier_factory=lambda _s: classifier)
-        service.start()
-        started.append(service)
-        wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
-        return service
-
-    yield start
-    for service in started:
-        service.join()
 
 
 def drop_photos(folder: Path, names: list[str]) -> None:

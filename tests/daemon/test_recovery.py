@@ -35,32 +35,6 @@ from tests.daemon.helpers import (
 )
 
 
-@pytest.fixture
-def watched(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def run() -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def start(folder: Path, fake: FakeClassifier | None = None, **watch: object) -> Service:
-        options: dict[str, object] = {"settle_time_s": 0.3, "rescan_interval_s": 0, **watch}
-        settings = Settings(watch=WatchSettings(folders=(folder,), **options))  # type: ignore[arg-type]
-        classifier = fake or FakeClassifier()
-        service = Service(settings, classifier_factory=lambda _s: classifier)
-        service.start()
-        started.append(service)
-        wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
-        return service
-
-    yield start
-    for service in started:
-        service.join()
-
-
 def _bmp(path: Path, value: int) -> Path:
     """An uncompressed BMP: every one of the same size has the same number of bytes."""
     Image.fromarray(np.full((32, 48, 3), value, np.uint8)).save(path, "BMP")

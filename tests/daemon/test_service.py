@@ -29,13 +29,6 @@ StartService = Callable[..., tuple[Service, FakeClassifier]]
 
 
 @pytest.fixture
-def watched(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def start_service() -> Iterator[StartService]:
     """Start a Service on given folders with a FakeClassifier; always joined afterwards."""
     started: list[Service] = []
