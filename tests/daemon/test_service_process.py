@@ -319,6 +319,10 @@ def test_slow_clients_without_the_token_cannot_starve_the_service(
         stop = dropsight("stop", timeout_s=60)
         assert stop.returncode == 0, stop.stderr
         assert svc.proc.wait(60) == 0, svc.output()
+    print(  # the figures behind the closing note (`pytest -s -k slow_clients`)
+        f"descriptors {fds} -> {most_fds}, threads {threads} -> {most_threads}, "
+        f"CPU {busy_s:.2f} s in {wall_s:.1f} s"
+    )
     # The API holds a bounded few sockets and threads (connlimit.Limits: 64 + 32 + 8).
     assert most_fds <= fds + 112, (fds, most_fds)
     assert most_threads <= threads + 44, (threads, most_threads)
