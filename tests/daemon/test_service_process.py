@@ -70,6 +70,9 @@ class ServiceProcess:
             timeout_s,
             "model ready",
         )
+        # The model may be ready before the control API has published its endpoint.
+        control = Path(os.environ["DROPSIGHT_HOME"]) / "state" / "control.json"
+        wait_for(lambda: control.exists() or self.proc.poll() is not None, 30, "the control API")
         assert self.proc.poll() is None, self.output()
 
     def finish(self, sig: int = signal.SIGTERM, timeout_s: float = 15) -> int:
