@@ -38,7 +38,7 @@ def update(path: Path, change: Callable[[TOMLDocument], None]) -> Settings:
 
     Nothing is written when the result would not load (ConfigError names file and key).
     """
-    from dropsight.daemon.atomic import write_text_atomic
+    from dropsight.daemon.core.atomic import write_text_atomic
 
     doc = read_document(path)
     change(doc)
@@ -61,7 +61,7 @@ def set_value(path: Path, section: str, key: str, value: Any) -> Settings:
 
 def init(path: Path) -> bool:
     """Create the config from the documented defaults; False when it exists already."""
-    from dropsight.daemon.atomic import write_text_atomic
+    from dropsight.daemon.core.atomic import write_text_atomic
 
     if path.exists():
         return False

@@ -82,7 +82,7 @@ class ServiceSettings:
     """Process-level knobs."""
 
     log_level: str = "INFO"
-    decode_threads: int = 0  # 0: automatic (daemon/budget.py)
+    decode_threads: int = 0  # 0: automatic (daemon/runtime/budget.py)
     cores: int = 0  # CPU cores labelling may use; 0: all of them
     max_file_mb: int = 256  # bigger files are refused unread (hashed as a stream)
     max_decode_megapixels: float = 100.0  # pixels decoded at once (JPEGs decode reduced)

@@ -2,6 +2,6 @@
 
 import sys
 
-from dropsight.daemon.cli import main
+from dropsight.daemon.cli.main import main
 
 sys.exit(main())

@@ -90,7 +90,7 @@ class SidecarRecord(TypedDict):
 # Error types of photos that cannot be labelled. The content kinds describe the file itself:
 # the same bytes fail the same way, so their sidecar stays current. The others can pass
 # (a locked file, a model hiccup) and are tried again at the next scan.
-# "crashed": labelling it ended the service twice (daemon/crashguard.py).
+# "crashed": labelling it ended the service twice (daemon/pipeline/crashguard.py).
 CONTENT_ERRORS = frozenset(
     {"empty_file", "not_an_image", "truncated", "corrupt", "too_large", "crashed"}
 )
@@ -185,7 +185,7 @@ class OutputStatus(TypedDict):
 
 
 class PipelineStatus(TypedDict):
-    """How the cores are shared (see daemon/budget.py)."""
+    """How the cores are shared (see daemon/runtime/budget.py)."""
 
     decoders: int
     lanes: int
@@ -235,7 +235,7 @@ ROUTES: dict[str, Literal["GET", "POST"]] = {
     "reload": "POST",  # read the config file again
     "models/reload": "POST",  # look for the configured model again (weights just arrived)
     "models/get": "POST",  # {"name": "vgg16"}: download its weights, then switch to it
-    "events": "GET",  # Server-Sent Events: `result` per labelled photo (daemon/events.py)
+    "events": "GET",  # Server-Sent Events: `result` per labelled photo (daemon/outputs/events.py)
 }
 
 ErrorCode = Literal[

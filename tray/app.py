@@ -19,8 +19,10 @@ from typing import Any
 
 from dropsight.config.edit import set_value
 from dropsight.config.settings import ConfigError
-from dropsight.daemon import APP_NAME, __version__, paths, startfail
-from dropsight.daemon.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.daemon import APP_NAME, __version__
+from dropsight.daemon.api.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.daemon.core import paths
+from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop, logsetup, xorg
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state

@@ -13,7 +13,7 @@ from typing import Any
 
 from dropsight.config.edit import add_folders, remove_folders, set_value
 from dropsight.config.settings import ConfigError, load
-from dropsight.daemon import paths
+from dropsight.daemon.core import paths
 from dropsight.tray import autostart, desktop
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import model_title

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dropsight.daemon import paths
+from dropsight.daemon.core import paths
 
 log = logging.getLogger(__name__)
 

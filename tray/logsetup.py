@@ -6,7 +6,7 @@ import logging
 import logging.handlers
 import sys
 
-from dropsight.daemon import paths
+from dropsight.daemon.core import paths
 
 LOG_BYTES = 500_000
 LOG_BACKUPS = 2

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dropsight.daemon import paths
+from dropsight.daemon.core import paths
 from dropsight.tray import desktop
 from dropsight.tray.icons import (
     fetch_text,

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, ImageTk
 
-from dropsight.daemon.client import ServiceNotRunning
+from dropsight.daemon.api.client import ServiceNotRunning
 from dropsight.tray.recent import pretty_label
 
 TOP_K = 5

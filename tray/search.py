@@ -13,8 +13,8 @@ from typing import Any
 
 from PIL import Image, ImageTk
 
-from dropsight.daemon.classes import categories, info
-from dropsight.daemon.index import Hit, Index
+from dropsight.daemon.labels.classes import categories, info
+from dropsight.daemon.outputs.index.library import Hit, Index
 from dropsight.tray import desktop
 from dropsight.tray.thumbs import thumbnail
 from dropsight.tray.worker import Worker, is_open

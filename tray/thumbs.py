@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from dropsight.daemon import paths
-from dropsight.daemon.atomic import temp_path_for
+from dropsight.daemon.core import paths
+from dropsight.daemon.core.atomic import temp_path_for
 
 log = logging.getLogger(__name__)
 

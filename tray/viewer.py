@@ -17,8 +17,8 @@ from typing import Any
 
 from PIL import Image, ImageTk
 
-from dropsight.daemon import startfail
-from dropsight.daemon.client import ServiceClient, ServiceError
+from dropsight.daemon.api.client import ServiceClient, ServiceError
+from dropsight.daemon.service import startfail
 from dropsight.tray import logsetup
 from dropsight.tray.controls import Actions, ControlBar
 from dropsight.tray.icons import (

@@ -23,7 +23,7 @@ def convert(name: str, weights: Path, out: Path) -> None:
     """Build `name` from `weights` in Keras and write it to `out` as a float32 .tflite."""
     import tensorflow as tf
 
-    from dropsight.daemon.atomic import write_bytes_atomic
+    from dropsight.daemon.core.atomic import write_bytes_atomic
 
     started = time.monotonic()
     _say(f"building {name} in Keras from {weights} ...")

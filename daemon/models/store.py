@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from dropsight.config.settings import ModelSettings
-from dropsight.daemon import __version__, paths
-from dropsight.daemon.atomic import write_text_atomic
+from dropsight.daemon import __version__
+from dropsight.daemon.core import paths
+from dropsight.daemon.core.atomic import write_text_atomic
 from dropsight.daemon.models import registry
 from dropsight.daemon.models import weights as weights_mod
 

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dropsight.daemon import paths
-from dropsight.daemon.atomic import write_text_atomic
+from dropsight.daemon.core import paths
+from dropsight.daemon.core.atomic import write_text_atomic
 
 VGG16_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 VGG16_WEIGHTS_URL = (

@@ -94,7 +94,7 @@ def test_invalid_values_name_file_key_and_what_is_allowed(
 
 
 def test_cli_reports_config_errors_with_exit_2(tmp_path: Path) -> None:
-    from dropsight.daemon.cli import main
+    from dropsight.daemon.cli.main import main
 
     path = _write(tmp_path, "[model]\ntop_k = -1")
     assert main(["service", "--config", str(path), "--watch", str(tmp_path)]) == 2

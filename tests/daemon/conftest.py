@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dropsight.config.settings import Settings, WatchSettings
-from dropsight.daemon.service import Service
+from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import FakeClassifier, wait_for
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dropsight.daemon.atomic import TEMP_SUFFIX
-from dropsight.daemon.classifier import ModelInfo
-from dropsight.daemon.sidecar import schema
+from dropsight.daemon.core.atomic import TEMP_SUFFIX
+from dropsight.daemon.outputs.sidecar import schema
+from dropsight.daemon.runtime.classifier import ModelInfo
 
 FAKE_FINGERPRINT = "f" * 64
 

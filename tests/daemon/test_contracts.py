@@ -10,9 +10,10 @@ from typing import Any, get_type_hints
 import pytest
 
 from dropsight.config.settings import Settings, WatchSettings
-from dropsight.daemon import contracts, sidecar
-from dropsight.daemon.control import ControlServer
-from dropsight.daemon.service import Service
+from dropsight.daemon import contracts
+from dropsight.daemon.api.server import ControlServer
+from dropsight.daemon.outputs import sidecar
+from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import FakeClassifier, wait_for
 from tests.tray.fakes import FakeController
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from dropsight.daemon import xmp
+from dropsight.daemon.outputs.xmp import packet
 
 pytestmark = pytest.mark.frozen
 
@@ -322,7 +322,7 @@ def test_service_labels_photos_and_stops_on_sigterm(
             assert record["model"]["name"] == "efficientnet-lite0"
             # The bundled exiv2 wrote the keywords (read back here by the host's exiv2).
             _wait_for(watch / f"{name}.xmp", 30, proc)
-            keywords = xmp.read_keywords(watch / f"{name}.xmp")[xmp.SUBJECT]
+            keywords = packet.read_keywords(watch / f"{name}.xmp")[packet.SUBJECT]
             assert "cat" in keywords and "animal" in keywords, keywords
         print(
             f"\nfrozen service ({streams} streams): start -> first sidecar "

@@ -15,9 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from dropsight.daemon import __version__, paths
+from dropsight.daemon import __version__
 from dropsight.daemon.contracts import RecentResult, ServiceState, SidecarRecord, Status
-from dropsight.daemon.events import EventHub, Listener
+from dropsight.daemon.core import paths
+from dropsight.daemon.outputs.events import EventHub, Listener
 
 TOP5 = [
     ("n02124075", 285, "Egyptian_cat", 0.6123),
@@ -200,7 +201,7 @@ class FakeController(RecordedCommands):
 
 def main() -> int:
     """Serve a FakeController until stopped (the stand-in for `dropsight service`)."""
-    from dropsight.daemon.control import ControlServer
+    from dropsight.daemon.api.server import ControlServer
 
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     controller = FakeController(folder)

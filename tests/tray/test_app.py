@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dropsight.daemon import paths
-from dropsight.daemon.control import ControlServer, control_file
+from dropsight.daemon.api.server import ControlServer, control_file
+from dropsight.daemon.core import paths
 from dropsight.tray import app as tray_app
 from dropsight.tray import desktop
 from dropsight.tray.app import TrayApp
@@ -127,7 +127,7 @@ def test_service_that_dies_shows_an_error_and_is_not_restarted(spawner: Spawner)
 def test_a_bad_config_reaches_the_tooltip_menu_and_log() -> None:
     """The real `dropsight service`, started as the tray does (output discarded), refuses
     `top_k = 0`: the tooltip, the menu and the log say why."""
-    from dropsight.daemon import logs
+    from dropsight.daemon.core import logs
 
     config = paths.config_file()
     config.parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from dropsight.daemon.client import ServiceClient
-from dropsight.daemon.control import ControlServer, control_file
+from dropsight.daemon.api.client import ServiceClient
+from dropsight.daemon.api.server import ControlServer, control_file
 from dropsight.tray import desktop
 from dropsight.tray.icons import tooltip_for
 from tests.tray.fakes import TOP5, FakeController, sidecar_for
@@ -264,7 +264,7 @@ def test_real_tray_starts_the_service_and_shows_a_new_photo(
     """`dropsight tray` under Xvfb: icon, a real service started, a dropped photo counted."""
     from skimage import data
 
-    from dropsight.daemon import paths
+    from dropsight.daemon.core import paths
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -366,8 +366,9 @@ def test_viewer_controls_drive_a_real_service(
     tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
     from dropsight.config.settings import DEFAULT_TOML, load
-    from dropsight.daemon import paths, startfail
-    from dropsight.daemon.service import Service
+    from dropsight.daemon.core import paths
+    from dropsight.daemon.service import startfail
+    from dropsight.daemon.service.service import Service
     from dropsight.tray.viewer import Viewer
     from tests.daemon.helpers import FakeClassifier, make_photo
 
@@ -558,14 +559,14 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
     tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
     from dropsight.config.settings import Settings, WatchSettings
-    from dropsight.daemon import sidecar
-    from dropsight.daemon.classes import categories_of
-    from dropsight.daemon.index import Index
-    from dropsight.daemon.indexsync import sync
+    from dropsight.daemon.labels.classes import categories_of
+    from dropsight.daemon.outputs import sidecar
+    from dropsight.daemon.outputs.index.library import Index
+    from dropsight.daemon.outputs.index.sync import sync
     from dropsight.tray.search import PAGE
     from dropsight.tray.viewer import Viewer
     from tests.daemon.helpers import make_photo
-    from tests.daemon.test_sidecar import FACTS, MODEL, probs_with
+    from tests.daemon.outputs.test_sidecar import FACTS, MODEL, probs_with
 
     opened: list[Path] = []
     monkeypatch.setattr(desktop, "open_path", opened.append)

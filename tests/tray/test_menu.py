@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dropsight.config.settings import DEFAULT_TOML
-from dropsight.daemon import paths
+from dropsight.daemon.core import paths
 from dropsight.tray.icons import tooltip_for
 from dropsight.tray.menu import MenuItem, build_menu, log_target, settings_file
 

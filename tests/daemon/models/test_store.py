@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from dropsight.config.settings import ModelSettings, Settings
-from dropsight.daemon import __version__, paths, sidecar
-from dropsight.daemon.classifier import Classifier, load_classifier
-from dropsight.daemon.imaging import load as prepare
+from dropsight.daemon import __version__
+from dropsight.daemon.core import paths
 from dropsight.daemon.models import store
 from dropsight.daemon.models.weights import (
     VGG16_WEIGHTS_FILE,
@@ -26,7 +25,10 @@ from dropsight.daemon.models.weights import (
     find_vgg16,
     keras_home,
 )
-from tests.daemon.test_sidecar import validate
+from dropsight.daemon.outputs import sidecar
+from dropsight.daemon.photos.imaging import load as prepare
+from dropsight.daemon.runtime.classifier import Classifier, load_classifier
+from tests.daemon.outputs.test_sidecar import validate
 
 CATS = set(range(281, 286))
 EFFNET = Settings(model=ModelSettings(name="efficientnet-lite0", fallback=""))

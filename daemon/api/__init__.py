@@ -1,0 +1,1 @@
+"""The loopback control API: server, connection limits, typed client."""

@@ -1,0 +1,1 @@
+"""Labelling a whole existing library as one batch job, locally or on Ray."""

@@ -1,0 +1,1 @@
+"""`dropsight bench`: throughput, latency and end-to-end figures (numbers only)."""

@@ -1,0 +1,1 @@
+"""The `dropsight` command line: one module per command group."""

@@ -1,0 +1,223 @@
+"""`dropsight index`, `search` and `export`: getting at the results of a whole library."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from dropsight.config.settings import Settings
+from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.labels.classes import info
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXPORT_TOP_K = 5
+
+
+def add_arguments(sub: Any, with_config: Any) -> None:
+    """The `index`, `search` and `export` sub-commands."""
+    i = sub.add_parser(
+        "index",
+        help="rebuild or inspect the library index that search uses",
+        description="rebuild: read every sidecar under the folders (default: the watched "
+        "ones) into the index again. status: how many photos it holds. The service keeps "
+        "the index up to date by itself; sidecars stay the source of truth.",
+    )
+    i.add_argument("action", choices=("rebuild", "status"))
+    i.add_argument("folders", nargs="*", type=Path, metavar="FOLDER")
+    with_config(i)
+    i.set_defaults(func=index_command)
+
+    s = sub.add_parser(
+        "search",
+        help="find labelled photos by what is in them",
+        description='Words match friendly names, synonyms, categories and WordNet ancestors: "dog" '
+        'finds every breed, "retriever" the retrievers. Several words must all match. Best '
+        "scores first. Works whether or not the service runs.",
+    )
+    s.add_argument("words", nargs="+", metavar="WORD")
+    s.add_argument("--min-score", type=float, default=0.0, metavar="S", help="0-1 (default 0)")
+    s.add_argument("--in", dest="under", type=Path, metavar="FOLDER", help="only under FOLDER")
+    s.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per line")
+    out.add_argument("--paths", action="store_true", help="only the photo paths")
+    s.add_argument("-0", dest="null", action="store_true", help="with --paths: NUL-separated")
+    with_config(s)
+    s.set_defaults(func=search_command)
+
+    e = sub.add_parser(
+        "export",
+        help="write every photo's labels as CSV or JSON Lines",
+        description="One row per photo under the folders (default: the watched ones), read "
+        "from the sidecars: path, status, top-5 names and scores, categories, model, "
+        "processed_at. Streams: constant memory for any library size.",
+    )
+    e.add_argument("folders", nargs="*", type=Path, metavar="FOLDER")
+    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    e.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
+    with_config(e)
+    e.set_defaults(func=export_command)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from dropsight.daemon.cli.main import settings_for
+
+    return settings_for(args)
+
+
+def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
+    roots = [Path(f).expanduser().absolute() for f in folders] or list(settings.watch.folders)
+    if not roots:
+        print("dropsight: no folders given, none in watch.folders", file=sys.stderr)
+        return None
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        print(f"dropsight: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return None
+    return roots
+
+
+# --- index -------------------------------------------------------------------------------------
+
+
+def index_command(args: argparse.Namespace) -> int:
+    """`dropsight index rebuild|status [FOLDER...]`."""
+    from dropsight.daemon.core.progress import track
+    from dropsight.daemon.outputs.index.library import Index
+    from dropsight.daemon.outputs.index.sync import labelled, sync
+
+    settings = _settings(args)
+    with Index() as index:
+        if args.action == "status":
+            print(f"{index.count()} photos in {index.path}")
+            return EXIT_OK
+        roots = _roots(settings, args.folders)
+        if roots is None:
+            return EXIT_USAGE
+        found = track(labelled(settings, roots), desc="index")
+        changes = sync(index, settings, roots, from_scratch=True, progress=found)
+        print(f"index rebuilt: {changes.summary()}; {index.count()} photos in {index.path}")
+    return EXIT_OK
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """`dropsight search WORDS...`."""
+    from dropsight.daemon.labels.classes import classes_matching
+    from dropsight.daemon.outputs.index.library import Index
+
+    unknown = [w for w in args.words if not classes_matching(w)]
+    if unknown:
+        print(
+            f"dropsight search: no ImageNet class or category is called {', '.join(unknown)!r}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if args.limit < 1 or not 0 <= args.min_score <= 1:
+        print("dropsight search: --limit must be 1 or more, --min-score 0 to 1", file=sys.stderr)
+        return EXIT_USAGE
+    with Index() as index:
+        hits = index.search(
+            args.words, min_score=args.min_score, under=args.under, limit=args.limit
+        )
+    out = sys.stdout
+    for hit in hits:
+        if args.json:
+            out.write(json.dumps(hit.as_json(), ensure_ascii=False) + "\n")
+        elif args.paths:
+            out.write(os.fsdecode(hit.path) + ("\0" if args.null else "\n"))
+        else:
+            out.write(f"{hit.path}\t{hit.name}\t{hit.score * 100:.1f}%\n")
+    return EXIT_OK if hits else EXIT_FAILED
+
+
+# --- export ------------------------------------------------------------------------------------
+
+COLUMNS = [
+    "path",
+    "status",
+    *(f"{kind}{i}" for i in range(1, EXPORT_TOP_K + 1) for kind in ("name", "score")),
+    "categories",
+    "model",
+    "processed_at",
+    "error",
+]
+
+
+def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[dict[str, Any]]:
+    """One row per labelled photo under `roots`, read from the sidecars as they come."""
+    from dropsight.daemon.outputs import sidecar
+    from dropsight.daemon.outputs.index.sync import labelled
+
+    for photo, json_path, _mtime in labelled(settings, roots):
+        record = sidecar.read(json_path)
+        if record is not None:
+            yield row(photo, record)
+
+
+def row(photo: Path, record: SidecarRecord) -> dict[str, Any]:
+    """A photo's export row."""
+    out: dict[str, Any] = {
+        "path": os.fsdecode(os.fsencode(photo)),
+        "status": record.get("status"),
+        "categories": " ".join(record.get("categories") or []),
+        "model": (record.get("model") or {}).get("name"),
+        "processed_at": record.get("processed_at"),
+        "error": (record.get("error") or {"message": ""})["message"],
+    }
+    preds = record.get("predictions") or []
+    for i in range(EXPORT_TOP_K):
+        p = preds[i] if i < len(preds) else None
+        out[f"name{i + 1}"] = (p.get("name") or info(int(p["class_index"])).name) if p else ""
+        out[f"score{i + 1}"] = p["score"] if p else ""
+    return out
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """`dropsight export [FOLDER...] --format csv|jsonl [--output FILE]`."""
+    from dropsight.daemon.core.atomic import temp_path_for
+    from dropsight.daemon.core.progress import track
+
+    settings = _settings(args)
+    roots = _roots(settings, args.folders)
+    if roots is None:
+        return EXIT_USAGE
+    source = rows(settings, roots)
+    if args.output is None:
+        count = _write(sys.stdout, source, args.format)
+    else:
+        # Written beside the target and renamed at the end: a reader never sees half a file.
+        tmp = temp_path_for(args.output)
+        try:
+            with tmp.open("w", encoding="utf-8", newline="") as f:
+                count = _write(f, track(source, desc="export"), args.format)
+            tmp.replace(args.output)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        print(f"exported {count} photos to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write(out: TextIO, source: Iterator[dict[str, Any]] | Any, fmt: str) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in source:
+            writer.writerow(r)
+            count += 1
+    else:
+        for r in source:
+            r["categories"] = r["categories"].split()
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -1,0 +1,1 @@
+"""Plumbing every part uses: atomic writes, threads, the instance lock, logs, paths."""

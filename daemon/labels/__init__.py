@@ -1,0 +1,1 @@
+"""What the ImageNet classes are: the class index, friendly names, categories."""

@@ -1,0 +1,1 @@
+"""Where results go: the sidecar, XMP keywords, the library index, events, hooks."""

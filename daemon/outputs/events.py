@@ -1,0 +1,129 @@
+"""Live results for other programs: an event per labelled photo, to every listener.
+
+Listeners are the control API's `GET /v1/events` streams (Server-Sent Events) and
+`dropsight events`. A listener that falls behind loses its oldest events, never slows
+labelling down.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from dropsight.daemon.outputs.registry import Written
+
+LISTENER_BACKLOG = 1000  # events a slow listener may lag behind before losing the oldest
+
+
+def result_event(w: Written) -> dict[str, Any]:
+    """The event for one written sidecar (a small, stable subset of the record)."""
+    record = w.record
+    top = record["predictions"][0] if record.get("predictions") else None
+    error = record.get("error")
+    return {
+        "type": "result",
+        "photo": os.fsdecode(os.fsencode(w.photo)),
+        "sidecar": os.fsdecode(os.fsencode(w.sidecar)),
+        "status": record.get("status"),
+        "name": (top.get("name") or top["label"]) if top else None,
+        "class_index": top["class_index"] if top else None,
+        "score": top["score"] if top else None,
+        "categories": record.get("categories") or [],
+        "model": (record.get("model") or {}).get("name"),
+        "processed_at": record.get("processed_at"),
+        "error": error["message"] if error else None,
+    }
+
+
+class Listener:
+    """One listener's queue of events."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=LISTENER_BACKLOG)
+        self.dropped = 0
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Queue an event, dropping the oldest when the listener is behind."""
+        while True:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def get(self, timeout_s: float) -> dict[str, Any] | None:
+        """The next event, or None after `timeout_s` (or once the hub is closed)."""
+        if self._hub.closed:
+            return None
+        try:
+            return self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the hub has shut down (the stream should end)."""
+        return self._hub.closed
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._hub.remove(self)
+
+
+class EventHub:
+    """Fans events out to listeners; also the sink the writer hands results to."""
+
+    name = "events"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self.closed = False
+
+    def listen(self) -> Listener:
+        """A new listener, receiving events from now on."""
+        listener = Listener(self)
+        with self._lock:
+            self._listeners.append(listener)
+        return listener
+
+    def remove(self, listener: Listener) -> None:
+        """Forget a listener."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def listeners(self) -> int:
+        """How many listen now."""
+        with self._lock:
+            return len(self._listeners)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send an event to every listener."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.put(event)
+
+    # --- ResultSink ----------------------------------------------------------------------
+
+    def configure(self, settings: object) -> None:
+        """Nothing to configure: events always flow (only listeners receive them)."""
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        """Publish a result event per written sidecar."""
+        if self.listeners():
+            for w in batch:
+                self.publish(result_event(w))
+
+    def close(self) -> None:
+        """End every listener's stream."""
+        self.closed = True

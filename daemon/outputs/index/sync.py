@@ -1,0 +1,235 @@
+"""Keeping the library index in step with the sidecars: the service's sink, repair, rebuild."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dropsight.config.settings import Settings
+from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.outputs import sidecar
+from dropsight.daemon.outputs.follow import Follower
+from dropsight.daemon.outputs.index.library import Index, default_path
+from dropsight.daemon.outputs.registry import Found, OnError, Written
+from dropsight.daemon.photos.filter import PhotoFilter
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # photos per transaction when rebuilding or repairing
+
+Entry = tuple[Path, Path, SidecarRecord, int]  # photo, sidecar, record, sidecar mtime_ns
+
+
+@dataclass
+class Changes:
+    """What a repair or rebuild did."""
+
+    added: int = 0  # new or re-read
+    removed: int = 0
+    unchanged: int = 0
+
+    def summary(self) -> str:
+        """One line for people."""
+        return f"{self.added} added or updated, {self.removed} removed, {self.unchanged} unchanged"
+
+
+def labelled(settings: Settings, roots: Iterable[Path]) -> Iterator[tuple[Path, Path, int]]:
+    """(photo, sidecar, sidecar mtime_ns) for every photo under `roots` that has a sidecar."""
+    photo_filter = PhotoFilter.from_settings(settings.watch)
+    layout = sidecar.Layout.of(settings)
+    for root in roots:
+        for photo in photo_filter.walk(root, settings.watch.recursive):
+            json_path = layout.sidecar_for(photo, root)
+            try:
+                mtime_ns = json_path.stat().st_mtime_ns
+            except OSError:
+                continue
+            yield photo, json_path, mtime_ns
+
+
+def _read(items: Iterable[tuple[Path, Path, int]]) -> Iterator[Entry]:
+    for photo, json_path, mtime_ns in items:
+        record = sidecar.read(json_path)
+        if record is not None:
+            yield photo, json_path, record, mtime_ns
+
+
+class Reconcile:
+    """Brings the index under some roots in line with the sidecars, as they are found.
+
+    Photos whose sidecar is newer than the index (or new) are read; at the end, indexed
+    photos not found (deleted, moved, sidecar removed) are forgotten. `from_scratch` reads
+    every sidecar.
+    """
+
+    def __init__(self, index: Index, roots: Iterable[Path], *, from_scratch: bool = False) -> None:
+        self.changes = Changes()
+        self._from_scratch = from_scratch
+        self._known: dict[Path, int] = {}
+        for root in roots:
+            self._known.update({photo: mtime for photo, _sc, mtime in index.known(root)})
+        self._seen: set[Path] = set()
+
+    def add(self, index: Index, found: Iterable[tuple[Path, Path, int]]) -> None:
+        """Index what changed among these (photo, sidecar, sidecar mtime_ns)."""
+        pending: list[tuple[Path, Path, int]] = []
+        for photo, json_path, mtime_ns in found:
+            self._seen.add(photo)
+            if not self._from_scratch and self._known.get(photo) == mtime_ns:
+                self.changes.unchanged += 1
+                continue
+            pending.append((photo, json_path, mtime_ns))
+            if len(pending) >= CHUNK:
+                self.changes.added += index.put_many(_read(pending))
+                pending.clear()
+        self.changes.added += index.put_many(_read(pending))
+
+    def finish(self, index: Index) -> Changes:
+        """Forget indexed photos that were not found; what changed in all."""
+        gone = [photo for photo in self._known if photo not in self._seen]
+        self.changes.removed = index.remove_many(gone) if gone else 0
+        return self.changes
+
+
+def sync(
+    index: Index,
+    settings: Settings,
+    roots: Sequence[Path],
+    *,
+    from_scratch: bool = False,
+    stop: threading.Event | None = None,
+    progress: Iterable[tuple[Path, Path, int]] | None = None,
+) -> Changes:
+    """Make the index under `roots` say what the sidecars say (one walk of the folders)."""
+    reconcile = Reconcile(index, roots, from_scratch=from_scratch)
+    found = progress if progress is not None else labelled(settings, roots)
+    chunk: list[tuple[Path, Path, int]] = []
+    for item in found:
+        if stop is not None and stop.is_set():
+            return reconcile.changes
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            reconcile.add(index, chunk)
+            chunk.clear()
+    reconcile.add(index, chunk)
+    return reconcile.finish(index)
+
+
+class IndexSink:
+    """The service's index writer: one transaction per written batch; repaired along every
+    walk of the scanner (at start and on each rescan), so photos moved or deleted while the
+    service runs leave the index at the next rescan.
+
+    A damaged database is set aside and rebuilt from the sidecars; an index that cannot be
+    written is reported and never stops labelling.
+    """
+
+    name = "index"
+
+    def __init__(self, on_error: OnError, path: Path | None = None) -> None:
+        self._on_error = on_error
+        self._path = path or default_path()
+        self._lock = threading.Lock()
+        self._index: Index | None = None
+        self._failed = False
+        self._walks = Follower("index-walk")
+        self._reconcile: Reconcile | None = None  # the walk in progress (follower's thread)
+
+    def configure(self, settings: Settings) -> None:
+        """Nothing to apply: the index follows whatever the scanner walks."""
+
+    # --- following the scanner's walks (queued here, done on the follower's thread) ---------
+
+    def walk_started(self, root: Path) -> None:
+        """Begin reconciling `root`."""
+        self._walks.put(lambda: self._begin(root))
+
+    def walked(self, found: Sequence[Found]) -> None:
+        """Reconcile photos the walk passed."""
+        self._walks.put(lambda: self._add(found))
+
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        """Forget what a complete walk did not find."""
+        self._walks.put(lambda: self._finish(root, complete))
+
+    def _begin(self, root: Path) -> None:
+        def begin(index: Index) -> None:
+            self._reconcile = Reconcile(index, [root])
+
+        self._reconcile = None
+        self._with_index(begin)
+
+    def _add(self, found: Sequence[Found]) -> None:
+        reconcile = self._reconcile
+        if reconcile is None:
+            return
+        labelled = []
+        for photo, _root, json_path in found:
+            try:
+                labelled.append((photo, json_path, json_path.stat().st_mtime_ns))
+            except OSError:
+                continue  # not labelled (yet)
+        self._with_index(lambda index: reconcile.add(index, labelled))
+
+    def _finish(self, root: Path, complete: bool) -> None:
+        reconcile, self._reconcile = self._reconcile, None
+        if reconcile is None or not complete:
+            return
+
+        def finish(index: Index) -> None:
+            changes = reconcile.finish(index)
+            log.info("library index under %s: %s", root, changes.summary())
+
+        self._with_index(finish)
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        """Index photos whose sidecars were just written."""
+        entries = []
+        for w in batch:
+            try:
+                entries.append((w.photo, w.sidecar, w.record, w.sidecar.stat().st_mtime_ns))
+            except OSError:
+                continue  # gone already: the next repair forgets it
+        if entries:
+            self._with_index(lambda index: index.put_many(entries))
+
+    def close(self) -> None:
+        """Stop following walks and close the database."""
+        self._walks.close()
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+
+    def _with_index(self, action: Callable[[Index], object]) -> None:
+        with self._lock:
+            try:
+                if self._index is None:
+                    self._index = self._open()
+                action(self._index)
+                self._failed = False
+            except (sqlite3.Error, OSError) as exc:
+                if not self._failed:  # once per spell of trouble, not once per photo
+                    self._failed = True
+                    log.error("the library index %s cannot be written: %s", self._path, exc)
+                    self._on_error(self._path, f"library index not updated: {exc}")
+
+    def _open(self) -> Index:
+        try:
+            index = Index(self._path)
+            index.count()
+            return index
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked, disk full: not damage
+            aside = self._path.with_name(self._path.name + ".damaged")
+            log.warning("the library index was damaged (%s); set aside as %s", exc, aside)
+            for suffix in ("", "-wal", "-shm"):
+                p = Path(str(self._path) + suffix)
+                if p.exists():
+                    p.replace(Path(str(aside) + suffix))
+            return Index(self._path)

@@ -1,0 +1,228 @@
+"""Keeping XMP sidecars in step with the JSON ones: the service's sink and `dropsight xmp`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from dropsight.config.settings import Settings
+from dropsight.daemon.outputs import sidecar
+from dropsight.daemon.outputs.follow import Follower
+from dropsight.daemon.outputs.registry import Found, OnError, Written
+from dropsight.daemon.outputs.xmp import packet
+from dropsight.daemon.photos.filter import PhotoFilter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    """What a pass over folders did."""
+
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    unlabelled: int = 0  # photos with no JSON sidecar yet
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def count(self, outcome: packet.Outcome) -> None:
+        """Count one photo's outcome."""
+        if outcome == "written":
+            self.written += 1
+        elif outcome == "removed":
+            self.removed += 1
+        else:
+            self.unchanged += 1
+
+    def add(self, other: Tally) -> None:
+        """Add another pass's counts to these."""
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        self.unlabelled += other.unlabelled
+        self.failed.extend(other.failed)
+
+    def summary(self) -> str:
+        """One line for people."""
+        parts = [
+            f"{self.written} written",
+            f"{self.removed} removed",
+            f"{self.unchanged} already up to date",
+        ]
+        if self.unlabelled:
+            parts.append(f"{self.unlabelled} not labelled yet")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return ", ".join(parts)
+
+
+def photos(settings: Settings, roots: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
+    """(photo, root) for every photo under `roots`, as the service would find them."""
+    photo_filter = PhotoFilter.from_settings(settings.watch)
+    for root in roots:
+        for photo in photo_filter.walk(root, settings.watch.recursive):
+            yield photo, root
+
+
+def name_of(settings: Settings) -> packet.XmpName:
+    """The configured XMP file naming."""
+    return cast(packet.XmpName, settings.output.xmp_name)
+
+
+def write_from_sidecars(
+    settings: Settings,
+    items: Iterable[tuple[Path, Path]],
+    *,
+    only_stale: bool = False,
+    stop: threading.Event | None = None,
+) -> Tally:
+    """Write every photo's keywords from its JSON sidecar (photos not labelled are counted).
+
+    `only_stale` skips photos whose XMP file is newer than their sidecar without reading it.
+    """
+    layout, name, tally = sidecar.Layout.of(settings), name_of(settings), Tally()
+    for photo, root in items:
+        if stop is not None and stop.is_set():
+            break
+        json_path = layout.sidecar_for(photo, root)
+        if only_stale and _newer(packet.xmp_path(photo, name), json_path):
+            tally.unchanged += 1
+            continue
+        record = sidecar.read(json_path)
+        if record is None:
+            tally.unlabelled += 1
+            continue
+        try:
+            tally.count(packet.write(photo, record, settings.output.xmp_min_score, name))
+        except (OSError, packet.XmpError) as exc:
+            tally.failed.append((photo, str(exc)))
+    return tally
+
+
+def remove_all(settings: Settings, items: Iterable[tuple[Path, Path]]) -> Tally:
+    """Take Dropsight's keywords out of every photo's XMP sidecar."""
+    name, tally = name_of(settings), Tally()
+    for photo, _root in items:
+        try:
+            tally.count(packet.remove(photo, name))
+        except (OSError, packet.XmpError) as exc:
+            tally.failed.append((photo, str(exc)))
+    return tally
+
+
+def _newer(path: Path, than: Path) -> bool:
+    try:
+        return path.stat().st_mtime_ns >= than.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+class XmpSink:
+    """The service's XMP writer: keywords for each labelled photo, when `output.xmp` is on.
+
+    Turned on (at start or by a config change) it first catches up in a thread of its own:
+    photos labelled while it was off, or before a crash between the two writes, get theirs.
+    """
+
+    name = "xmp"
+
+    def __init__(self, on_error: OnError, request_walk: Callable[[], None] = lambda: None) -> None:
+        self._on_error = on_error
+        self._request_walk = request_walk
+        self._settings: Settings | None = None
+        self._walks = Follower("xmp-walk")
+        self._tally = Tally()  # of the walk in progress (follower's thread)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether XMP files are being written."""
+        return self._settings is not None and self._settings.output.xmp == "beside"
+
+    def configure(self, settings: Settings) -> None:
+        """Apply (changed) settings; turning XMP on asks for a walk to catch up."""
+        was_on = self.enabled
+        self._settings = settings
+        if self.enabled and not was_on:
+            log.info("writing XMP keywords (%s) beside photos", settings.output.xmp_name)
+            self._request_walk()
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        """Write the keywords of photos whose sidecars were just written."""
+        settings = self._settings
+        if settings is None or not self.enabled:
+            return
+        for w in batch:
+            try:
+                packet.write(w.photo, w.record, settings.output.xmp_min_score, name_of(settings))
+            except (OSError, packet.XmpError) as exc:
+                self._failed(w.photo, str(exc))
+
+    def close(self) -> None:
+        """Stop catching up."""
+        self._walks.close()
+
+    # --- catching up along the scanner's walks (queued here, done on the follower's thread) --
+
+    def walk_started(self, root: Path) -> None:
+        """Begin a tally for `root`."""
+        self._walks.put(self._begin)
+
+    def walked(self, found: Sequence[Found]) -> None:
+        """Write the XMP of photos whose JSON sidecar is newer than it (or that have none)."""
+        if self.enabled:
+            self._walks.put(lambda: self._catch_up(found))
+
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        """Report the tally."""
+        self._walks.put(lambda: self._report(root))
+
+    def _begin(self) -> None:
+        self._tally = Tally()
+
+    def _catch_up(self, found: Sequence[Found]) -> None:
+        settings = self._settings
+        if settings is None or not self.enabled:
+            return
+        items = [(photo, root) for photo, root, _json in found]
+        tally = write_from_sidecars(settings, items, only_stale=True, stop=self._walks.stopped)
+        for photo, message in tally.failed:
+            self._failed(photo, message)
+        self._tally.add(tally)
+
+    def _report(self, root: Path) -> None:
+        if self._tally.written or self._tally.failed:
+            log.info("XMP catch-up under %s: %s", root, self._tally.summary())
+
+    def _failed(self, photo: Path, message: str) -> None:
+        log.warning("XMP keywords for %s not written: %s", photo, message)
+        self._on_error(photo, f"XMP not written: {message}")
+
+
+def xmp_command(settings: Settings, action: str, folders: Sequence[Path]) -> int:
+    """`dropsight xmp write|remove`: walk folders (default: the watched ones), print a tally."""
+    from dropsight.daemon.core.progress import track
+
+    roots = [Path(f).expanduser().resolve() for f in folders] or list(settings.watch.folders)
+    if not roots:
+        print(
+            "dropsight xmp: no folders given and none configured (watch.folders)", file=sys.stderr
+        )
+        return 2
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        print(f"dropsight xmp: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    items = track(photos(settings, roots), desc=f"XMP {action}")
+    if action == "write":
+        tally = write_from_sidecars(settings, items)
+    else:
+        tally = remove_all(settings, items)
+    for photo, message in tally.failed:
+        print(f"{photo}: {message}", file=sys.stderr)
+    print(f"XMP ({settings.output.xmp_name}): {tally.summary()}")
+    return 1 if tally.failed else 0

@@ -1,0 +1,1 @@
+"""Photo files: which files count as photos, reading and decoding one."""

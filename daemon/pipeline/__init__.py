@@ -1,0 +1,1 @@
+"""The labelling pipeline: jobs, decoding, inference, the one sidecar writer."""

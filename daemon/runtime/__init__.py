@@ -1,0 +1,1 @@
+"""Running a converted model: the classifier, its runtime, how cores are shared."""

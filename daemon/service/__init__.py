@@ -1,0 +1,1 @@
+"""The background service: wiring, lifecycle, start-up and its failures."""

@@ -1,0 +1,286 @@
+"""The background service: lifecycle and the controller the API, tray and tests drive."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dropsight.config.settings import ConfigError, Settings
+from dropsight.daemon import __version__
+from dropsight.daemon.contracts import RelabelStatus, ServiceState, SidecarRecord, Status
+from dropsight.daemon.core import logs, paths
+from dropsight.daemon.core.threads import Loop
+from dropsight.daemon.outputs import sidecar
+from dropsight.daemon.outputs.events import EventHub, Listener
+from dropsight.daemon.outputs.registry import ResultSink, WalkObserver, standard_sinks
+from dropsight.daemon.photos.filter import PhotoFilter
+from dropsight.daemon.photos.imaging import Limits
+from dropsight.daemon.pipeline.activity import Activity
+from dropsight.daemon.pipeline.decode import job_for, prepare
+from dropsight.daemon.pipeline.engine import Engine
+from dropsight.daemon.pipeline.jobs import Guard, JobQueue
+from dropsight.daemon.pipeline.labelling import Rules, label
+from dropsight.daemon.pipeline.stages import Options
+from dropsight.daemon.pipeline.writer import Writer
+from dropsight.daemon.runtime.classifier import Classifier, load_classifier
+from dropsight.daemon.service.configwatch import ConfigStamp, restart_needed
+from dropsight.daemon.watch.folders import WatchedFolders
+from dropsight.daemon.watch.orphans import Orphans
+from dropsight.daemon.watch.scanner import Scanner
+from dropsight.daemon.watch.settler import Settler
+
+log = logging.getLogger(__name__)
+
+SUPERVISE_EVERY_S = 2.0  # health checks: vanished folders, dead observers and threads
+STOP_TIMEOUT_S = 8.0  # shutdown budget for the whole service (the issue allows 10 s)
+
+
+class Service:
+    """Wires the stages together and implements the Controller (see daemon/api/server.py).
+
+    observers -> settler -> queue -> decoders -> inference lanes -> writer -> sinks; scans
+    feed the queue too. Every stage runs on `threads.Loop`s that share one stop Event.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier_factory: Callable[[Settings], Classifier] = load_classifier,
+        sinks: Sequence[ResultSink] | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
+        guard: Guard | None = None,
+    ) -> None:
+        self.settings = settings
+        self._reload_settings = reload_settings
+        self._config_stamp = ConfigStamp(self._config_path())
+        w = settings.watch
+        self.layout = sidecar.Layout.of(settings)
+        self.queue = JobQueue(self.layout.job_for, guard)
+        self.activity = Activity()
+        self._stop = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._relabel_requested = settings.model.relabel == "on-change"
+        photo_filter = PhotoFilter.from_settings(w)
+        self.orphans = Orphans(lambda: self.settings, self.activity.error)
+        self.settler = Settler(self.queue.put, w.settle_time_s, self.orphans.photo_gone)
+        self.folders = WatchedFolders(
+            recursive=w.recursive,
+            mode=w.observer,
+            photo_filter=photo_filter,
+            settler=self.settler,
+            rescan=self.rescan,
+            on_error=self.activity.error,
+        )
+        if sinks is None:
+            sinks = standard_sinks(self.activity.error, self.rescan)
+        self.events = EventHub()
+        self.writer = Writer(
+            self.queue, self.activity, [*sinks, self.events, self.folders.unreadable]
+        )
+        self.engine = Engine(
+            settings,
+            factory=classifier_factory,
+            jobs=self.queue,
+            writer=self.writer,
+            activity=self.activity,
+            display=self.layout.display_path,
+            resumed=self._resumed,
+            relabel=lambda: self._relabel_requested,
+            on_switched=lambda _c: self.rescan(),
+            stop=self._stop,
+        )
+        self.scanner = Scanner(
+            roots=self.folders.roots,
+            photo_filter=photo_filter,
+            recursive=w.recursive,
+            queue=self.queue,
+            settler=self.settler,
+            layout=self.layout,
+            fingerprint=self._fingerprint,
+            relabel=lambda: self._relabel_requested,
+            interval_s=w.rescan_interval_s,
+            settle_time_s=w.settle_time_s,
+            stop=self._stop,
+            observers=[sink for sink in sinks if isinstance(sink, WalkObserver)],
+            on_error=self.activity.error,
+            orphans=self.orphans,
+        )
+        self._supervisor = Loop("supervisor", self._supervise, self._stop)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching and working (the model loads in the background)."""
+        self.settler.start()
+        self.folders.set(self.settings.watch.folders)
+        self.writer.configure(self.settings)
+        self.writer.start()
+        for loop in (self.engine.loop, self.scanner.loop, self._supervisor):
+            loop.start()
+
+    def stop(self) -> None:
+        """Ask the service to stop; the one shutdown path for signals, tray and API."""
+        if not self._stop.is_set():
+            log.info("stopping")
+        self._stop.set()
+        self._resumed.set()
+        self.queue.close()
+        self.scanner.request()  # wakes it to see the stop
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stop.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until stop() is called (or the timeout passes); True if stopping."""
+        return self._stop.wait(timeout_s)
+
+    def join(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Finish shutting down after stop(): observers, stages, sinks."""
+        self.stop()
+        self.folders.disarm_all()
+        self.settler.stop(1.0)
+        for loop in (self._supervisor, self.scanner.loop):
+            loop.join(1.0)
+        self.engine.stop(timeout_s / 2)
+        self.writer.close(timeout_s / 2)
+
+    def _fingerprint(self) -> str | None:
+        classifier = self.engine.classifier
+        return classifier.info.fingerprint if classifier else None
+
+    def _supervise(self) -> None:
+        if self._stop.wait(SUPERVISE_EVERY_S):
+            return
+        if self._config_stamp.changed(self._config_path()):
+            self.reload()
+        self.folders.check()
+        self.engine.check()
+        for loop in (self.settler.loop, self.writer.loop, self.scanner.loop, self.engine.loop):
+            if not loop.alive and not self._stop.is_set():
+                log.warning("thread %s stopped; restarting it", loop.name)
+                loop.start()
+
+    # --- controller ----------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop taking new work (what is in flight finishes)."""
+        log.info("paused")
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Take work again."""
+        log.info("resumed")
+        self._resumed.set()
+
+    def rescan(self, root: Path | None = None) -> None:
+        """Scan a watched folder (every one when None) for photos without a current sidecar."""
+        self.scanner.request(root)
+
+    def relabel(self) -> None:
+        """Label photos that another model labelled again, in the background."""
+        log.info("re-labelling photos labelled by another model")
+        self._relabel_requested = True
+        self.rescan()
+
+    def reload(self) -> None:
+        """Read the config again: folders and the model apply at once, the rest at restart."""
+        if self._reload_settings is None:
+            return
+        try:
+            new = self._reload_settings()
+        except (ConfigError, OSError) as exc:
+            message = f"the changed config was not applied: {exc}"
+            log.error("%s", message)
+            self.activity.error(None, message)
+            return
+        old, self.settings = self.settings, new
+        log.info("config reloaded from %s", self._config_path())
+        added, _removed = self.folders.set(new.watch.folders)
+        self.writer.configure(new)
+        if new.model != old.model or Options.of(new) != Options.of(old):
+            self._relabel_requested |= new.model.relabel == "on-change"
+            self.engine.configure(new)
+            self.engine.reload()
+        if added:
+            self.rescan()
+        for section in restart_needed(old, new):
+            log.warning("config: changes to [%s] take effect after a restart", section)
+
+    def _config_path(self) -> Path:
+        return self.settings.source or paths.config_file()
+
+    def listen(self) -> Listener:
+        """Live result events, from now on (the control API's /events)."""
+        return self.events.listen()
+
+    def get_model(self, name: str) -> None:
+        """Download a model's weights in the background, then switch to it (user's request)."""
+        self.engine.fetcher.start(name)
+
+    def reload_model(self) -> None:
+        """Load the configured model again (e.g. its weights just arrived); switch if better."""
+        self.engine.reload()
+
+    def classify(self, path: Path) -> SidecarRecord:
+        """Classify one file now and return its record (nothing is written)."""
+        classifier = self.engine.classifier
+        if classifier is None:
+            raise RuntimeError(self.engine.error or "the model is still loading")
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        m = self.settings.model
+        limits = Limits.of(self.settings)
+        item = prepare(job_for(path), classifier.info.input_size, m.resize, limits=limits)
+        return label(classifier, [item], Rules.of(self.settings), str)[0]
+
+    def status(self) -> Status:
+        """A JSON-ready snapshot of what the service is doing."""
+        pending = self.queue.pending() + self.queue.in_flight() + self.settler.pending_count()
+        a = self.activity
+        classifier = self.engine.classifier
+        state: ServiceState
+        if self._stop.is_set():
+            state = "stopping"
+        elif classifier is None:
+            state = "error" if self.engine.error else "starting"
+        elif not self._resumed.is_set():
+            state = "paused"
+        else:
+            state = "working" if pending else "idle"
+        relabel: RelabelStatus | None = None
+        if classifier is not None and not self._relabel_requested and self.scanner.other_model:
+            relabel = {"model": classifier.info.name, "pending": self.scanner.other_model}
+        status: Status = {
+            "state": state,
+            "done": a.done,
+            "failed": a.failed,
+            "skipped": a.skipped,
+            "queued": pending,
+            "progress": {"done": a.burst_done, "total": a.burst_done + pending},
+            "current": a.current if pending else None,
+            "errors": a.errors(),
+            "recent": a.recent(),
+            "model": self.engine.status(),
+            "folders": self.folders.statuses(a),
+            "version": __version__,
+            "pid": os.getpid(),
+            "config_path": str(self.settings.source or paths.config_file()),
+            "log_path": str(logs.log_file()),
+            "relabel": relabel,
+            "output": {
+                "xmp": "beside" if self.settings.output.xmp == "beside" else "off",
+                "xmp_name": self.settings.output.xmp_name,
+            },
+        }
+        pipeline = self.engine.pipeline_status()
+        if pipeline is not None:
+            status["pipeline"] = pipeline
+        return status

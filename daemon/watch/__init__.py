@@ -1,0 +1,1 @@
+"""Finding photos: folder observers, settling, scans, the watched-folder set."""
