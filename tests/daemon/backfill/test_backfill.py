@@ -136,7 +136,7 @@ def _can_unshare() -> str | None:
 
 def in_private_network(helper: str, *args: str | Path) -> dict[str, Any]:
     """Run a helper script beside this file inside `unshare -n` (loopback only); its report."""
-    script = Path(__file__).with_name(helper)
+    script = Path(__file__).parents[1] / helper
     command = " ".join(shlex.quote(str(a)) for a in (sys.executable, script, *args))
     done = subprocess.run(
         ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
@@ -144,7 +144,7 @@ def in_private_network(helper: str, *args: str | Path) -> dict[str, Any]:
         text=True,
         check=False,
         timeout=900,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -13,7 +13,7 @@ import pytest
 from dropsight.daemon.labels import classes
 from dropsight.daemon.labels.imagenet import imagenet
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORDNET = Path("/usr/share/wordnet/data.noun")
 
 # Classes no category covers, on purpose: none of them is something people would file under

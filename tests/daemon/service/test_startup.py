@@ -36,7 +36,7 @@ def test_an_internal_failure_exits_70_so_systemd_restarts_it(
     assert "the service failed" in text and "a bug in start-up" in text
     lock = app_home / "state" / "service.lock"
     assert lock.read_text() == "", "the lock was released"
-    unit = Path(__file__).parents[2] / "packaging" / "linux" / "dropsight.service"
+    unit = Path(__file__).parents[3] / "packaging" / "linux" / "dropsight.service"
     prevented = next(
         line for line in unit.read_text().splitlines() if line.startswith("RestartPreventExit")
     )

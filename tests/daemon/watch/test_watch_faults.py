@@ -23,7 +23,7 @@ from dropsight.config.settings import OutputSettings, Settings, WatchSettings
 from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, tmpfs_over, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LIVE_S = 10.0  # heard live (or rescanned at once): well under any periodic rescan
 MAX_QUEUED_EVENTS = Path("/proc/sys/fs/inotify/max_queued_events")
 
