@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dropsight.config.settings import Settings
+from dropsight.daemon.cli.common import ExitCode, settings_for
 from dropsight.daemon.contracts import SidecarRecord
-from dropsight.daemon.labels.classes import info
+from dropsight.daemon.labels.names import display_name
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXPORT_TOP_K = 5
 
 
@@ -65,12 +65,6 @@ def add_arguments(sub: Any, with_config: Any) -> None:
     e.set_defaults(func=export_command)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from dropsight.daemon.cli.main import settings_for
-
-    return settings_for(args)
-
-
 def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
     roots = [Path(f).expanduser().absolute() for f in folders] or list(settings.watch.folders)
     if not roots:
@@ -92,18 +86,18 @@ def index_command(args: argparse.Namespace) -> int:
     from dropsight.daemon.outputs.index.library import Index
     from dropsight.daemon.outputs.index.sync import labelled, sync
 
-    settings = _settings(args)
+    settings = settings_for(args)
     with Index() as index:
         if args.action == "status":
             print(f"{index.count()} photos in {index.path}")
-            return EXIT_OK
+            return ExitCode.OK
         roots = _roots(settings, args.folders)
         if roots is None:
-            return EXIT_USAGE
+            return ExitCode.USAGE
         found = track(labelled(settings, roots), desc="index")
         changes = sync(index, settings, roots, from_scratch=True, progress=found)
         print(f"index rebuilt: {changes.summary()}; {index.count()} photos in {index.path}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -120,10 +114,10 @@ def search_command(args: argparse.Namespace) -> int:
             f"dropsight search: no ImageNet class or category is called {', '.join(unknown)!r}",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if args.limit < 1 or not 0 <= args.min_score <= 1:
         print("dropsight search: --limit must be 1 or more, --min-score 0 to 1", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with Index() as index:
         hits = index.search(
             args.words, min_score=args.min_score, under=args.under, limit=args.limit
@@ -136,7 +130,7 @@ def search_command(args: argparse.Namespace) -> int:
             out.write(os.fsdecode(hit.path) + ("\0" if args.null else "\n"))
         else:
             out.write(f"{hit.path}\t{hit.name}\t{hit.score * 100:.1f}%\n")
-    return EXIT_OK if hits else EXIT_FAILED
+    return ExitCode.OK if hits else ExitCode.FAILED
 
 
 # --- export ------------------------------------------------------------------------------------
@@ -176,7 +170,7 @@ def row(photo: Path, record: SidecarRecord) -> dict[str, Any]:
     preds = record.get("predictions") or []
     for i in range(EXPORT_TOP_K):
         p = preds[i] if i < len(preds) else None
-        out[f"name{i + 1}"] = (p.get("name") or info(int(p["class_index"])).name) if p else ""
+        out[f"name{i + 1}"] = display_name(p) if p else ""
         out[f"score{i + 1}"] = p["score"] if p else ""
     return out
 
@@ -186,10 +180,10 @@ def export_command(args: argparse.Namespace) -> int:
     from dropsight.daemon.core.atomic import temp_path_for
     from dropsight.daemon.core.progress import track
 
-    settings = _settings(args)
+    settings = settings_for(args)
     roots = _roots(settings, args.folders)
     if roots is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     source = rows(settings, roots)
     if args.output is None:
         count = _write(sys.stdout, source, args.format)
@@ -204,7 +198,7 @@ def export_command(args: argparse.Namespace) -> int:
             tmp.unlink(missing_ok=True)
             raise
         print(f"exported {count} photos to {args.output}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _write(out: TextIO, source: Iterator[dict[str, Any]] | Any, fmt: str) -> int:

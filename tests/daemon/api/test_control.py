@@ -24,10 +24,15 @@ from dropsight.daemon.api.client import (
     ServiceClient,
     ServiceError,
     ServiceNotRunning,
-    run_command,
 )
 from dropsight.daemon.api.server import MAX_BODY_BYTES, ControlServer, control_file
-from dropsight.daemon.contracts import FolderStatus, RecentResult, SidecarRecord, Status
+from dropsight.daemon.cli.control import format_status, run_command
+from dropsight.daemon.contracts import (
+    FolderStatus,
+    RecentResult,
+    SidecarRecord,
+    Status,
+)
 from dropsight.daemon.outputs.events import EventHub
 from tests.tray.fakes import RecordedCommands, fake_status, sidecar_for
 
@@ -416,7 +421,7 @@ def test_concurrent_status_during_burst(server: ControlServer, fake: FakeControl
     mover = threading.Thread(target=burst)
     mover.start()
     client = ServiceClient.connect()
-    results: list[dict[str, Any]] = []
+    results: list[Status] = []
     errors: list[BaseException] = []
     gate = threading.Barrier(20)
 
@@ -642,15 +647,12 @@ def test_run_command_unknown(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_status_text_indents_multi_line_errors_newest_first() -> None:
-    from dropsight.daemon.api.client import format_status
-    from tests.tray.fakes import fake_status
-
     errors = [
         {"time": "t2", "path": None, "message": "the changed config was not applied:\nline two"},
         {"time": "t1", "path": "/p/a.jpg", "message": "corrupt: bad"},
     ]
     text = format_status(
-        dict(fake_status(errors=errors, output={"xmp": "beside", "xmp_name": "IMG.xmp"}))
+        fake_status(errors=errors, output={"xmp": "beside", "xmp_name": "IMG.xmp"})
     )
     lines = text.splitlines()
     first = lines.index("  Last errors:")
