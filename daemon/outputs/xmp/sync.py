@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.outputs import sidecar
@@ -70,7 +69,7 @@ def photos(settings: Settings, roots: Iterable[Path]) -> Iterator[tuple[Path, Pa
 
 def name_of(settings: Settings) -> packet.XmpName:
     """The configured XMP file naming."""
-    return cast(packet.XmpName, settings.output.xmp_name)
+    return settings.output.xmp_name
 
 
 def write_from_sidecars(
