@@ -154,6 +154,15 @@ class ControlBar:
         self._on_message = on_message
         self._on_quit = on_quit
         self.frame = ttk.Frame(parent, padding=(12, 0, 12, 4), name="controls")
+        self._build_buttons()
+        self._build_switches()
+        self.dialog: FoldersDialog | None = None
+        self.search: SearchWindow | None = None
+        self._running = False
+
+    def _build_buttons(self) -> None:
+        """First row: service, find, folders, settings, log ... quit."""
+        actions = self.actions
         self.service_button = ttk.Button(
             self.frame, text="Start service", command=self._toggle_service, name="service"
         )
@@ -169,25 +178,9 @@ class ControlBar:
         self.log_button = ttk.Button(
             self.frame, text="Open log", command=actions.open_log, name="log"
         )
-        self.login_check = ttk.Checkbutton(
-            self.frame,
-            text="Start at login",
-            command=self._toggle_login,
-            name="login",
-        )
-        _check(self.login_check, actions.start_at_login())
-        self.xmp_check = ttk.Checkbutton(
-            self.frame,
-            text="Write XMP keywords",
-            command=self._toggle_xmp,
-            name="xmp",
-        )
         self.quit_button = ttk.Button(
             self.frame, text="Quit Dropsight", command=self._quit, name="quit"
         )
-        # Shown only while the configured model's weights are missing (first run).
-        self.download_button = ttk.Button(self.frame, command=self._download, name="download")
-        self._missing: str | None = None
         buttons = (
             self.service_button,
             self.find_button,
@@ -199,14 +192,29 @@ class ControlBar:
             widget.grid(row=0, column=column, padx=(0, 6))
         self.frame.columnconfigure(len(buttons), weight=1)
         self.quit_button.grid(row=0, column=len(buttons) + 1, sticky="e")
-        # Second row: the two switches, and the first-run download offer.
+
+    def _build_switches(self) -> None:
+        """Second row: the two switches, and the first-run download offer."""
+        self.login_check = ttk.Checkbutton(
+            self.frame,
+            text="Start at login",
+            command=self._toggle_login,
+            name="login",
+        )
+        _check(self.login_check, self.actions.start_at_login())
+        self.xmp_check = ttk.Checkbutton(
+            self.frame,
+            text="Write XMP keywords",
+            command=self._toggle_xmp,
+            name="xmp",
+        )
+        # Shown only while the configured model's weights are missing (first run).
+        self.download_button = ttk.Button(self.frame, command=self._download, name="download")
+        self._missing: str | None = None
         self.login_check.grid(row=1, column=0, sticky="w", pady=(4, 0))
         self.xmp_check.grid(row=1, column=1, columnspan=2, sticky="w", pady=(4, 0))
         self.download_button.grid(row=1, column=3, columnspan=2, sticky="w", pady=(4, 0))
         self.download_button.grid_remove()
-        self.dialog: FoldersDialog | None = None
-        self.search: SearchWindow | None = None
-        self._running = False
 
     def show(self, status: Status | None) -> None:
         """Follow the service: Start when none runs, Stop when one does."""
