@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -146,7 +146,11 @@ COLUMNS = [
 ]
 
 
-def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[dict[str, Any]]:
+# One photo's export row: COLUMNS -> text, a score, or None (a field its sidecar lacks).
+Row = dict[str, str | float | None]
+
+
+def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[Row]:
     """One row per labelled photo under `roots`, read from the sidecars as they come."""
     from dropsight.daemon.outputs import sidecar
     from dropsight.daemon.outputs.index.sync import labelled
@@ -157,9 +161,9 @@ def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[dict[str, Any]]:
             yield row(photo, record)
 
 
-def row(photo: Path, record: SidecarRecord) -> dict[str, Any]:
-    """A photo's export row."""
-    out: dict[str, Any] = {
+def row(photo: Path, record: SidecarRecord) -> Row:
+    """A photo's export row (read defensively: the sidecar is a file on disk)."""
+    out: Row = {
         "path": os.fsdecode(os.fsencode(photo)),
         "status": record.get("status"),
         "categories": " ".join(record.get("categories") or []),
@@ -201,7 +205,7 @@ def export_command(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _write(out: TextIO, source: Iterator[dict[str, Any]] | Any, fmt: str) -> int:
+def _write(out: TextIO, source: Iterable[Row], fmt: str) -> int:
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
@@ -211,7 +215,7 @@ def _write(out: TextIO, source: Iterator[dict[str, Any]] | Any, fmt: str) -> int
             count += 1
     else:
         for r in source:
-            r["categories"] = r["categories"].split()
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            line = {**r, "categories": str(r["categories"]).split()}
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
     return count
