@@ -662,3 +662,23 @@ def test_status_text_indents_multi_line_errors_newest_first() -> None:
         "    t1 /p/a.jpg: corrupt: bad",
     ]
     assert "  XMP:       keywords beside each photo (IMG.xmp)" in lines
+
+
+class _OffContract(FakeController):
+    """A service whose status does not follow the contract (a bug, or not our service)."""
+
+    def status(self) -> Status:
+        broken: Any = {**fake_status(), "state": "exploded"}
+        return broken
+
+
+def test_an_answer_off_the_contract_is_the_services_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ControlServer(_OffContract()):
+        client = ServiceClient.connect()  # ping still proves it is alive
+        with pytest.raises(ServiceError, match=r"status does not follow the contract.*\$\.state"):
+            client.status()
+        assert run_command("status", as_json=False) == 1
+        assert "does not follow the contract" in capsys.readouterr().err
+        client.pause()  # other answers are still read
