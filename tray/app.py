@@ -22,7 +22,7 @@ from dropsight.config.edit import set_value
 from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__
 from dropsight.daemon.api.client import ServiceClient, ServiceError, ServiceNotRunning
-from dropsight.daemon.contracts import ErrorEntry, ServiceState, Status
+from dropsight.daemon.contracts import ErrorEntry, ExitCode, ServiceState, Status
 from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop, logsetup, xorg
@@ -403,7 +403,7 @@ def run_tray(app: TrayApp) -> int:
         log.error("cannot show a tray icon: %s", exc)
         if sys.stderr is not None:
             print(f"dropsight tray: cannot show a tray icon: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
 
     first_image = icon_for(None)
     if pystray.Icon.__module__ == "pystray._xorg":
@@ -438,7 +438,7 @@ def run_tray(app: TrayApp) -> int:
         app.shutdown()
         if dispatcher is not None:
             dispatcher.close()
-    return 0
+    return ExitCode.OK
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from typing import Any
 
 from dropsight.daemon.api.client import ServiceClient, ServiceError
 from dropsight.daemon.api.wire import read_sidecar
-from dropsight.daemon.contracts import Status
+from dropsight.daemon.contracts import ExitCode, Status
 from dropsight.tray import logsetup
 from dropsight.tray.controls import Actions, ControlBar
 from dropsight.tray.header import StatusHeader, banner_for
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         root = tk.Tk(className="Dropsight")
     except tk.TclError as exc:
         log.error("cannot open the viewer window: %s", exc)
-        return 1
+        return ExitCode.FAILED
     root.report_callback_exception = _report_callback_exception
     viewer = Viewer(root)
     if hasattr(signal, "SIGUSR1"):  # the tray asks an open viewer to come forward
@@ -308,4 +308,4 @@ def main(argv: list[str] | None = None) -> int:
         root.after(300, viewer.controls.open_search)
     root.mainloop()
     viewer.close()
-    return 0
+    return ExitCode.OK
