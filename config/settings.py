@@ -6,18 +6,30 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 
-MODEL_NAMES = ("vgg16", "efficientnet-lite0")
-OBSERVERS = ("auto", "native", "polling")
-RESIZE_POLICIES = ("crop", "squash")
-OUTPUT_MODES = ("beside", "folder")
-XMP_MODES = ("off", "beside")
-XMP_NAMES = ("IMG.jpg.xmp", "IMG.xmp")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-RELABEL_POLICIES = ("on-change", "on-demand")
+ModelName = Literal["vgg16", "efficientnet-lite0"]
+Observer = Literal["auto", "native", "polling"]
+Resize = Literal["crop", "squash"]  # crop the centre square, or squash the whole photo
+OutputMode = Literal["beside", "folder"]
+XmpMode = Literal["off", "beside"]
+XmpName = Literal["IMG.jpg.xmp", "IMG.xmp"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+RelabelPolicy = Literal["on-change", "on-demand"]
+
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
+OBSERVERS: tuple[Observer, ...] = get_args(Observer)
+RESIZE_POLICIES: tuple[Resize, ...] = get_args(Resize)
+OUTPUT_MODES: tuple[OutputMode, ...] = get_args(OutputMode)
+XMP_MODES: tuple[XmpMode, ...] = get_args(XmpMode)
+XMP_NAMES: tuple[XmpName, ...] = get_args(XmpName)
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+RELABEL_POLICIES: tuple[RelabelPolicy, ...] = get_args(RelabelPolicy)
+FALLBACKS: tuple[ModelName | Literal[""], ...] = (*MODEL_NAMES, "")
+
+C = TypeVar("C", bound=str)
 
 
 class ConfigError(ValueError):
@@ -46,7 +58,7 @@ class WatchSettings:
         "Thumbs.db",
         "desktop.ini",
     )
-    observer: str = "auto"
+    observer: Observer = "auto"
     rescan_interval_s: float = 600.0
     settle_time_s: float = 2.0
 
@@ -55,25 +67,27 @@ class WatchSettings:
 class ModelSettings:
     """Which classifier runs and how its output is trimmed."""
 
-    name: str = "vgg16"
-    fallback: str = "efficientnet-lite0"
+    name: ModelName = "vgg16"
+    fallback: ModelName | Literal[""] = "efficientnet-lite0"  # "": none
     weights: Path | None = None
     allow_download: bool = False
     top_k: int = 5
     min_score: float = 0.0
-    resize: str = "crop"
+    resize: Resize = "crop"
     batch_size: int = 16
-    relabel: str = "on-change"  # photos labelled by another model: again at once, or on request
+    relabel: RelabelPolicy = (
+        "on-change"  # photos labelled by another model: again at once, or on request
+    )
 
 
 @dataclass(frozen=True)
 class OutputSettings:
     """Where sidecars go."""
 
-    mode: str = "beside"
+    mode: OutputMode = "beside"
     folder: Path | None = None
-    xmp: str = "off"  # "beside": keywords in XMP sidecars photo tools read
-    xmp_name: str = "IMG.jpg.xmp"  # or "IMG.xmp" (Adobe tools)
+    xmp: XmpMode = "off"  # "beside": keywords in XMP sidecars photo tools read
+    xmp_name: XmpName = "IMG.jpg.xmp"  # or "IMG.xmp" (Adobe tools)
     xmp_min_score: float = 0.3  # keywords (and sidecar categories) from labels this sure
 
 
@@ -81,7 +95,7 @@ class OutputSettings:
 class ServiceSettings:
     """Process-level knobs."""
 
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     decode_threads: int = 0  # 0: automatic (daemon/runtime/budget.py)
     cores: int = 0  # CPU cores labelling may use; 0: all of them
     max_file_mb: int = 256  # bigger files are refused unread (hashed as a stream)
@@ -120,8 +134,9 @@ class Settings:
             folders = tuple(dict.fromkeys([*self.watch.folders, *(expand(p) for p in watch)]))
             out = replace(out, watch=replace(out.watch, folders=folders))
         if model is not None:
-            _check_choice(str(self.source or "<command line>"), "model.name", model, MODEL_NAMES)
-            out = replace(out, model=replace(out.model, name=model))
+            where = str(self.source or "<command line>")
+            name = _check_choice(where, "model.name", model, MODEL_NAMES)
+            out = replace(out, model=replace(out.model, name=name))
         if xmp:
             out = replace(out, output=replace(out.output, xmp="beside"))
         return out
@@ -132,12 +147,19 @@ def expand(p: str | Path) -> Path:
     return Path(p).expanduser().absolute()
 
 
-def _check_choice(where: str, key: str, value: Any, allowed: Sequence[str]) -> None:
-    if value not in allowed:
+def _check_choice(where: str, key: str, value: object, allowed: Sequence[C]) -> C:
+    chosen = _one_of(value, allowed)
+    if chosen is None:
         raise ConfigError(
             f"{where}: {key} = {value!r} is not allowed; use one of: "
             + ", ".join(repr(a) for a in allowed)
         )
+    return chosen
+
+
+def _one_of(value: object, allowed: Sequence[C]) -> C | None:
+    """`value` as the member of `allowed` it equals, or None."""
+    return next((a for a in allowed if a == value), None)
 
 
 class _Reader:
@@ -189,15 +211,17 @@ class _Reader:
 
         return self.get(key, default, check, f"expected {kind} from {lo:g} to {hi:g}")
 
-    def choice(self, key: str, default: str, allowed: Sequence[str]) -> str:
-        def check(v: Any) -> str:
-            if v not in allowed:
+    def choice(self, key: str, default: C, allowed: Sequence[C]) -> C:
+        def check(v: Any) -> C:
+            chosen = _one_of(v, allowed)
+            if chosen is None:
                 raise ValueError
-            return str(v)
+            return chosen
 
-        return str(
-            self.get(key, default, check, "use one of: " + ", ".join(repr(a) for a in allowed))
+        chosen: C = self.get(
+            key, default, check, "use one of: " + ", ".join(repr(a) for a in allowed)
         )
+        return chosen
 
     def strings(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
         def check(v: Any) -> tuple[str, ...]:
@@ -233,92 +257,107 @@ def parse(data: dict[str, Any], where: str) -> Settings:
             raise ConfigError(
                 f"{where}: unknown section [{name}]; allowed: " + ", ".join(sorted(sections))
             )
-    d = Settings()
+    return Settings(
+        watch=_watch(_Reader(where, "watch", data.get("watch", {}))),
+        model=_model(_Reader(where, "model", data.get("model", {}))),
+        output=_output(_Reader(where, "output", data.get("output", {}))),
+        service=_service(_Reader(where, "service", data.get("service", {}))),
+        hooks=_hooks(_Reader(where, "hooks", data.get("hooks", {}))),
+    )
 
-    r = _Reader(where, "watch", data.get("watch", {}))
+
+def _watch(r: _Reader) -> WatchSettings:
+    d = WatchSettings()
     folders = tuple(expand(s) for s in r.strings("folders", ()))
-    exts = r.strings("extensions", sorted(d.watch.extensions))
+    exts = r.strings("extensions", sorted(d.extensions))
     watch = WatchSettings(
         folders=folders,
-        recursive=r.boolean("recursive", d.watch.recursive),
+        recursive=r.boolean("recursive", d.recursive),
         extensions=frozenset(e.lower().lstrip(".") for e in exts),
-        ignore=r.strings("ignore", d.watch.ignore),
-        observer=r.choice("observer", d.watch.observer, OBSERVERS),
+        ignore=r.strings("ignore", d.ignore),
+        observer=r.choice("observer", d.observer, OBSERVERS),
         rescan_interval_s=float(
-            r.number("rescan_interval_s", d.watch.rescan_interval_s, 0, 86400, integer=False)
+            r.number("rescan_interval_s", d.rescan_interval_s, 0, 86400, integer=False)
         ),
-        settle_time_s=float(
-            r.number("settle_time_s", d.watch.settle_time_s, 0, 3600, integer=False)
-        ),
+        settle_time_s=float(r.number("settle_time_s", d.settle_time_s, 0, 3600, integer=False)),
     )
     r.done()
+    return watch
 
-    r = _Reader(where, "model", data.get("model", {}))
-    name = r.choice("name", d.model.name, MODEL_NAMES)
-    fallback = r.choice("fallback", d.model.fallback, (*MODEL_NAMES, ""))
+
+def _model(r: _Reader) -> ModelSettings:
+    d = ModelSettings()
+    name = r.choice("name", d.name, MODEL_NAMES)
+    fallback = r.choice("fallback", d.fallback, FALLBACKS)
     model = ModelSettings(
         name=name,
         fallback=fallback,
         weights=r.path("weights"),
-        allow_download=r.boolean("allow_download", d.model.allow_download),
-        top_k=int(r.number("top_k", d.model.top_k, 1, 1000, integer=True)),
-        min_score=float(r.number("min_score", d.model.min_score, 0, 1, integer=False)),
-        resize=r.choice("resize", d.model.resize, RESIZE_POLICIES),
-        batch_size=int(r.number("batch_size", d.model.batch_size, 1, 256, integer=True)),
-        relabel=r.choice("relabel", d.model.relabel, RELABEL_POLICIES),
+        allow_download=r.boolean("allow_download", d.allow_download),
+        top_k=int(r.number("top_k", d.top_k, 1, 1000, integer=True)),
+        min_score=float(r.number("min_score", d.min_score, 0, 1, integer=False)),
+        resize=r.choice("resize", d.resize, RESIZE_POLICIES),
+        batch_size=int(r.number("batch_size", d.batch_size, 1, 256, integer=True)),
+        relabel=r.choice("relabel", d.relabel, RELABEL_POLICIES),
     )
     r.done()
+    return model
 
-    r = _Reader(where, "output", data.get("output", {}))
-    mode = r.choice("mode", d.output.mode, OUTPUT_MODES)
+
+def _output(r: _Reader) -> OutputSettings:
+    d = OutputSettings()
+    mode = r.choice("mode", d.mode, OUTPUT_MODES)
     out_folder = r.path("folder")
     output = OutputSettings(
         mode=mode,
         folder=out_folder,
-        xmp=r.choice("xmp", d.output.xmp, XMP_MODES),
-        xmp_name=r.choice("xmp_name", d.output.xmp_name, XMP_NAMES),
-        xmp_min_score=float(r.number("xmp_min_score", d.output.xmp_min_score, 0, 1, integer=False)),
+        xmp=r.choice("xmp", d.xmp, XMP_MODES),
+        xmp_name=r.choice("xmp_name", d.xmp_name, XMP_NAMES),
+        xmp_min_score=float(r.number("xmp_min_score", d.xmp_min_score, 0, 1, integer=False)),
     )
     r.done()
     if mode == "folder" and out_folder is None:
-        raise ConfigError(f'{where}: output.folder must be set when output.mode = "folder"')
+        raise ConfigError(f'{r.where}: output.folder must be set when output.mode = "folder"')
+    return output
 
-    r = _Reader(where, "service", data.get("service", {}))
-    level = r.get(
+
+def _service(r: _Reader) -> ServiceSettings:
+    d = ServiceSettings()
+    level: LogLevel = r.get(
         "log_level",
-        d.service.log_level,
+        d.log_level,
         lambda v: _upper_choice(v, LOG_LEVELS),
         "use one of: " + ", ".join(LOG_LEVELS),
     )
     service = ServiceSettings(
         log_level=level,
-        decode_threads=int(
-            r.number("decode_threads", d.service.decode_threads, 0, 16, integer=True)
-        ),
-        cores=int(r.number("cores", d.service.cores, 0, 256, integer=True)),
-        max_file_mb=int(r.number("max_file_mb", d.service.max_file_mb, 1, 65536, integer=True)),
+        decode_threads=int(r.number("decode_threads", d.decode_threads, 0, 16, integer=True)),
+        cores=int(r.number("cores", d.cores, 0, 256, integer=True)),
+        max_file_mb=int(r.number("max_file_mb", d.max_file_mb, 1, 65536, integer=True)),
         max_decode_megapixels=float(
             # Pillow's own decompression-bomb guard refuses more than 178.9 MP regardless.
-            r.number(
-                "max_decode_megapixels", d.service.max_decode_megapixels, 1, 178, integer=False
-            )
+            r.number("max_decode_megapixels", d.max_decode_megapixels, 1, 178, integer=False)
         ),
     )
     r.done()
+    return service
 
-    r = _Reader(where, "hooks", data.get("hooks", {}))
+
+def _hooks(r: _Reader) -> HookSettings:
+    d = HookSettings()
     hooks = HookSettings(
-        on_result=r.strings("on_result", d.hooks.on_result),
-        timeout_s=float(r.number("timeout_s", d.hooks.timeout_s, 1, 3600, integer=False)),
+        on_result=r.strings("on_result", d.on_result),
+        timeout_s=float(r.number("timeout_s", d.timeout_s, 1, 3600, integer=False)),
     )
     r.done()
-    return Settings(watch=watch, model=model, output=output, service=service, hooks=hooks)
+    return hooks
 
 
-def _upper_choice(v: Any, allowed: Sequence[str]) -> str:
-    if not isinstance(v, str) or v.upper() not in allowed:
+def _upper_choice(v: Any, allowed: Sequence[C]) -> C:
+    chosen = _one_of(v.upper(), allowed) if isinstance(v, str) else None
+    if chosen is None:
         raise ValueError
-    return v.upper()
+    return chosen
 
 
 def load(path: Path | None) -> Settings:

@@ -1,4 +1,5 @@
-"""The wire formats other programs rely on: sidecar records, status, control-API routes, errors.
+"""The wire formats other programs rely on: sidecar records, status, events, control-API routes,
+answers and errors, exit codes.
 
 Service, control API, client, tray and test fakes all import these types, so the formats
 cannot drift apart; `tests/daemon/test_contracts.py` checks the sidecar JSON Schema against
@@ -7,6 +8,7 @@ them. Fields are only ever added.
 
 # No `from __future__ import annotations`: TypedDict needs real annotations to tell
 # NotRequired fields (__required_keys__) apart.
+from enum import IntEnum
 from typing import Literal, NotRequired, TypedDict
 
 # --- sidecar (config/sidecar.schema.json) ----------------------------------------------------
@@ -94,7 +96,6 @@ class SidecarRecord(TypedDict):
 CONTENT_ERRORS = frozenset(
     {"empty_file", "not_an_image", "truncated", "corrupt", "too_large", "crashed"}
 )
-TRANSIENT_ERRORS = frozenset({"not_found", "not_a_file", "unreadable", "inference", "internal"})
 
 # --- status (GET /v1/status) -----------------------------------------------------------------
 
@@ -219,11 +220,56 @@ class Status(TypedDict):
 # What clients show when no service answers (`dropsight status --json`, exit 3).
 NOT_RUNNING_STATE = "not-running"
 
+# --- result events (GET /v1/events, `dropsight events --json`, hooks) ------------------------
+
+
+class ResultEvent(TypedDict):
+    """One labelled photo, as it happens (a small, stable subset of its sidecar record)."""
+
+    type: Literal["result"]
+    photo: str
+    sidecar: str
+    status: Literal["ok", "error"]
+    name: str | None  # the top label's display name (daemon/labels/names.py)
+    class_index: int | None
+    score: float | None
+    categories: list[str]
+    model: str
+    processed_at: str
+    error: str | None  # why there are no labels
+
+
 # --- control API -----------------------------------------------------------------------------
 
+
+class ControlInfo(TypedDict):
+    """control.json in the state folder: where the running service listens (mode 0600)."""
+
+    port: int
+    token: str  # the bearer token every request must carry
+    pid: int
+    version: str
+
+
 API_PREFIX = "/v1/"
-# Route name (the path after /v1/) -> the HTTP method it takes.
-ROUTES: dict[str, Literal["GET", "POST"]] = {
+Route = Literal[
+    "ping",
+    "status",
+    "pause",
+    "resume",
+    "rescan",
+    "stop",
+    "classify",
+    "relabel",
+    "reload",
+    "models/reload",
+    "models/get",
+    "events",
+]
+Method = Literal["GET", "POST"]
+# Route (the path after /v1/) -> the HTTP method it takes: the one table the server routes by
+# and the client sends by.
+ROUTES: dict[Route, Method] = {
     "ping": "GET",  # proof of life that asks the service nothing (added in 0.3)
     "status": "GET",
     "pause": "POST",
@@ -271,12 +317,6 @@ class ApiErrorBody(TypedDict):
     error: ApiErrorDetail
 
 
-class ClassifyRequest(TypedDict):
-    """POST /v1/classify body."""
-
-    path: str
-
-
 class OkAnswer(TypedDict):
     """The answer of every action route."""
 
@@ -289,3 +329,20 @@ class PingAnswer(TypedDict):
     ok: bool
     pid: int
     version: str
+
+
+# --- exit codes (`dropsight ...`; the systemd unit and scripts act on them) -------------------
+
+
+class ExitCode(IntEnum):
+    """What a `dropsight` command's exit status means."""
+
+    OK = 0
+    FAILED = 1  # some photos or an operation failed; `service`: another instance runs
+    USAGE = 2  # bad arguments or config; `service`: nothing to watch
+    NOT_RUNNING = 3  # a control command found no service
+    BUSY = 4  # `backfill` refused: a running service labels the same folders
+    # sysexits' EX_SOFTWARE: `service` failed inside. Not 1 or 2, which the systemd unit never
+    # restarts (RestartPreventExitStatus).
+    INTERNAL = 70
+    INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import faulthandler
 import logging
 import os
@@ -21,6 +22,7 @@ from dropsight.config.edit import set_value
 from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__
 from dropsight.daemon.api.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.daemon.contracts import ErrorEntry, ExitCode, ServiceState, Status
 from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop, logsetup, xorg
@@ -56,7 +58,7 @@ class TrayApp:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._client: ServiceClient | None = None
-        self._status: dict[str, Any] | None = None
+        self._status: Status | None = None
         self._started: subprocess.Popen[bytes] | None = None
         self._exit_message: str | None = None
         self._viewers: list[subprocess.Popen[bytes]] = []
@@ -136,22 +138,16 @@ class TrayApp:
             self._last_problem = problem
             log.info("%s", problem)
 
-    def display_status(self) -> dict[str, Any] | None:
+    def display_status(self) -> Status | None:
         """The snapshot to show: the service's, or a stand-in while it starts or after it died."""
         with self._lock:
             status, started = self._status, self._started
         if status is not None:
             return status
         if started is not None and started.poll() is None:
-            return {"state": "starting", "done": 0, "queued": 0, "failed": 0}
+            return stand_in("starting", started.pid)
         if self._exit_message:
-            return {
-                "state": "error",
-                "done": 0,
-                "queued": 0,
-                "failed": 0,
-                "errors": [{"message": self._exit_message}],
-            }
+            return stand_in("error", 0, self._exit_message)
         return None
 
     @property
@@ -215,8 +211,9 @@ class TrayApp:
 
     def set_xmp(self, enabled: bool) -> None:
         """Turn XMP keywords on or off in the service's config file (it reloads on its own)."""
-        status = self.display_status() or {}
-        path = Path(status.get("config_path") or paths.config_file())
+        status = self.display_status()
+        configured = status.get("config_path") if status else None
+        path = Path(configured) if configured else paths.config_file()
         try:
             set_value(path, "output", "xmp", "beside" if enabled else "off")
         except (ConfigError, OSError) as exc:
@@ -253,6 +250,42 @@ class TrayApp:
         except subprocess.TimeoutExpired:
             log.warning("the service did not stop within %.0fs", SERVICE_STOP_TIMEOUT_S)
             _end_process(started, SERVICE_KILL_TIMEOUT_S)
+
+
+def stand_in(state: ServiceState, pid: int, problem: str | None = None) -> Status:
+    """What the tray shows while the service it started comes up, or after it failed to."""
+    errors: list[ErrorEntry] = []
+    if problem is not None:
+        errors.append({"time": _now(), "path": None, "message": problem})
+    return {
+        "state": state,
+        "done": 0,
+        "failed": 0,
+        "skipped": 0,
+        "queued": 0,
+        "progress": {"done": 0, "total": 0},
+        "current": None,
+        "errors": errors,
+        "recent": [],
+        "model": {
+            "name": "",
+            "requested": "",
+            "fallback": False,
+            "fallback_reason": None,
+            "runtime": None,
+            "fingerprint": None,
+            "error": None,
+        },
+        "folders": [],
+        "version": __version__,
+        "pid": pid,
+        "config_path": "",  # the service's own is not known: the default file
+        "log_path": "",
+    }
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _end_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -370,7 +403,7 @@ def run_tray(app: TrayApp) -> int:
         log.error("cannot show a tray icon: %s", exc)
         if sys.stderr is not None:
             print(f"dropsight tray: cannot show a tray icon: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
 
     first_image = icon_for(None)
     if pystray.Icon.__module__ == "pystray._xorg":
@@ -405,7 +438,7 @@ def run_tray(app: TrayApp) -> int:
         app.shutdown()
         if dispatcher is not None:
             dispatcher.close()
-    return 0
+    return ExitCode.OK
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from dropsight.daemon import APP_NAME
+from dropsight.daemon.contracts import ExitCode
 from dropsight.tray import desktop
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,11 @@ def autostart_command(action: str) -> int:
                 f"dropsight autostart: unknown action {action!r} (enable, disable, status)",
                 err=True,
             )
-            return 2
+            return ExitCode.USAGE
     except (OSError, NotImplementedError) as exc:
         _say(f"dropsight autostart: {exc}", err=True)
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _say(text: str, err: bool = False) -> None:

@@ -9,14 +9,14 @@ import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 from tkinter import filedialog, ttk
-from typing import Any
 
 from dropsight.config.edit import add_folders, remove_folders, set_value
 from dropsight.config.settings import ConfigError, load
+from dropsight.daemon.contracts import Status
 from dropsight.daemon.core import paths
 from dropsight.tray import autostart, desktop
 from dropsight.tray.desktop import TRAY_PID_ENV
-from dropsight.tray.icons import model_title
+from dropsight.tray.icons import fetching, model_of, model_title
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
 from dropsight.tray.worker import is_open
@@ -29,7 +29,7 @@ class Actions:
 
     def __init__(
         self,
-        status: Callable[[], dict[str, Any] | None],
+        status: Callable[[], Status | None],
         stop_service: Callable[[], None],
         get_model: Callable[[str], None] = lambda _name: None,
     ) -> None:
@@ -46,8 +46,9 @@ class Actions:
 
     def config_path(self) -> Path:
         """The config file the running service uses (or would use)."""
-        configured = (self._status() or {}).get("config_path")
-        return Path(str(configured)) if configured else paths.config_file()
+        status = self._status()
+        configured = status.get("config_path") if status else None
+        return Path(configured) if configured else paths.config_file()
 
     def start_service(self) -> None:
         """Start `dropsight service` in the background."""
@@ -64,8 +65,9 @@ class Actions:
             configured = list(load(self.config_path()).watch.folders)
         except ConfigError:
             configured = []
-        status = self._status() or {}
-        return configured or [Path(str(f["path"])) for f in status.get("folders") or []]
+        status = self._status()
+        folders = (status.get("folders") if status else None) or []
+        return configured or [Path(f["path"]) for f in folders]
 
     def add_folder(self, folder: Path) -> str:
         """Watch one more folder (the service follows its config file); a line to show."""
@@ -111,8 +113,9 @@ class Actions:
 
     def xmp_enabled(self) -> bool:
         """Whether the service writes XMP keywords."""
-        output = (self._status() or {}).get("output") or {}
-        return output.get("xmp") == "beside"
+        status = self._status()
+        output = status.get("output") if status else None
+        return output is not None and output.get("xmp") == "beside"
 
     def set_xmp(self, enabled: bool) -> str | None:
         """Turn XMP keywords on or off in the config; an error line, or None."""
@@ -151,6 +154,15 @@ class ControlBar:
         self._on_message = on_message
         self._on_quit = on_quit
         self.frame = ttk.Frame(parent, padding=(12, 0, 12, 4), name="controls")
+        self._build_buttons()
+        self._build_switches()
+        self.dialog: FoldersDialog | None = None
+        self.search: SearchWindow | None = None
+        self._running = False
+
+    def _build_buttons(self) -> None:
+        """First row: service, find, folders, settings, log ... quit."""
+        actions = self.actions
         self.service_button = ttk.Button(
             self.frame, text="Start service", command=self._toggle_service, name="service"
         )
@@ -166,25 +178,9 @@ class ControlBar:
         self.log_button = ttk.Button(
             self.frame, text="Open log", command=actions.open_log, name="log"
         )
-        self.login_check = ttk.Checkbutton(
-            self.frame,
-            text="Start at login",
-            command=self._toggle_login,
-            name="login",
-        )
-        _check(self.login_check, actions.start_at_login())
-        self.xmp_check = ttk.Checkbutton(
-            self.frame,
-            text="Write XMP keywords",
-            command=self._toggle_xmp,
-            name="xmp",
-        )
         self.quit_button = ttk.Button(
             self.frame, text="Quit Dropsight", command=self._quit, name="quit"
         )
-        # Shown only while the configured model's weights are missing (first run).
-        self.download_button = ttk.Button(self.frame, command=self._download, name="download")
-        self._missing: str | None = None
         buttons = (
             self.service_button,
             self.find_button,
@@ -196,25 +192,39 @@ class ControlBar:
             widget.grid(row=0, column=column, padx=(0, 6))
         self.frame.columnconfigure(len(buttons), weight=1)
         self.quit_button.grid(row=0, column=len(buttons) + 1, sticky="e")
-        # Second row: the two switches, and the first-run download offer.
+
+    def _build_switches(self) -> None:
+        """Second row: the two switches, and the first-run download offer."""
+        self.login_check = ttk.Checkbutton(
+            self.frame,
+            text="Start at login",
+            command=self._toggle_login,
+            name="login",
+        )
+        _check(self.login_check, self.actions.start_at_login())
+        self.xmp_check = ttk.Checkbutton(
+            self.frame,
+            text="Write XMP keywords",
+            command=self._toggle_xmp,
+            name="xmp",
+        )
+        # Shown only while the configured model's weights are missing (first run).
+        self.download_button = ttk.Button(self.frame, command=self._download, name="download")
+        self._missing: str | None = None
         self.login_check.grid(row=1, column=0, sticky="w", pady=(4, 0))
         self.xmp_check.grid(row=1, column=1, columnspan=2, sticky="w", pady=(4, 0))
         self.download_button.grid(row=1, column=3, columnspan=2, sticky="w", pady=(4, 0))
         self.download_button.grid_remove()
-        self.dialog: FoldersDialog | None = None
-        self.search: SearchWindow | None = None
-        self._running = False
 
-    def show(self, status: dict[str, Any] | None) -> None:
+    def show(self, status: Status | None) -> None:
         """Follow the service: Start when none runs, Stop when one does."""
         self._running = status is not None and status.get("state") != "stopping"
         self.service_button.configure(text="Stop service" if self._running else "Start service")
         _check(self.xmp_check, self.actions.xmp_enabled())
-        model = (status or {}).get("model") or {}
-        missing, fetch = model.get("missing") or {}, model.get("fetch") or {}
-        busy = fetch.get("stage") in ("downloading", "verifying", "converting")
-        self._missing = str(missing["name"]) if missing and not busy else None
-        if self._missing:
+        model = model_of(status)
+        missing = model.get("missing") if model else None
+        self._missing = missing["name"] if missing and not fetching(status) else None
+        if missing and self._missing:
             size = int(missing.get("download_bytes") or 0) / 2**20
             self.download_button.configure(
                 text=f"Download {model_title(self._missing)} ({size:.0f} MB)\u2026"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from PIL import Image, ImageDraw
+
+from dropsight.daemon.contracts import ModelFetchStatus, ModelStatus, Status
 
 ICON_SIZE_PX = 64
 # Drawn large and scaled down: Pillow's shapes have no anti-aliasing of their own.
@@ -16,6 +17,7 @@ _CANVAS_PX = ICON_SIZE_PX * _SCALE
 _PANEL_RGB = (48, 48, 48)
 # Windows truncates tooltips at 127 characters (NOTIFYICONDATA.szTip).
 TOOLTIP_MAX_CHARS = 127
+BUSY_STAGES = ("downloading", "verifying", "converting")  # a model fetch under way
 
 _COLOURS = {
     "idle": (46, 157, 91),
@@ -31,7 +33,7 @@ _AMBER = (255, 179, 0, 255)
 _TRACK = (255, 255, 255, 90)
 
 
-def visual_state(status: dict[str, Any] | None) -> str:
+def visual_state(status: Status | None) -> str:
     """Which of the drawn states a status snapshot shows ("offline" when there is none)."""
     if not status:
         return "offline"
@@ -39,46 +41,63 @@ def visual_state(status: dict[str, Any] | None) -> str:
     return state if state in _COLOURS else "error"
 
 
-def progress(status: dict[str, Any] | None) -> tuple[int, int] | None:
+def progress(status: Status | None) -> tuple[int, int] | None:
     """(processed, total) of the current work, or None when there is nothing to count."""
     if not status:
         return None
     # The service's own count for the current burst, when it reports one.
     burst = status.get("progress")
-    if isinstance(burst, dict):
+    if burst:
         done, total = burst.get("done"), burst.get("total")
         if isinstance(done, int) and isinstance(total, int) and 0 <= done <= total and total:
             return (done, total)
-    done, failed, queued = (_count(status, key) for key in ("done", "failed", "queued"))
+    done, failed, queued = (_count(status.get(key)) for key in ("done", "failed", "queued"))
     processed = done + failed
     total = processed + queued
     return (processed, total) if total else None
 
 
-def is_fallback(status: dict[str, Any] | None) -> bool:
+def model_of(status: Status | None) -> ModelStatus | None:
+    """The status' model block, if there is one."""
+    return status.get("model") if status else None
+
+
+def is_fallback(status: Status | None) -> bool:
     """Whether the service runs the fallback model instead of the configured one."""
-    model = (status or {}).get("model") or {}
-    return bool(model.get("fallback"))
+    model = model_of(status)
+    return bool(model and model.get("fallback"))
 
 
-def summary(status: dict[str, Any] | None) -> str:
+def fetch_of(status: Status | None) -> ModelFetchStatus | None:
+    """The model download the service runs in the background, if any."""
+    model = model_of(status)
+    return (model.get("fetch") if model else None) or None
+
+
+def fetching(status: Status | None) -> ModelFetchStatus | None:
+    """The model download while it is under way (not once it is ready or failed)."""
+    fetch = fetch_of(status)
+    return fetch if fetch and fetch.get("stage") in BUSY_STAGES else None
+
+
+def summary(status: Status | None) -> str:
     """A short status phrase: "12 of 340, 1 failed", "idle, 340 done", "paused"..."""
     state = visual_state(status)
     if status is None or state == "offline":
         return "not running"
-    failed = _count(status, "failed")
+    failed = _count(status.get("failed"))
     failed_text = f", {failed} failed" if failed else ""
     if state == "working":
         counts = progress(status) or (0, 0)
         return f"{counts[0]} of {counts[1]}{failed_text}"
     if state == "idle":
-        return f"idle, {_count(status, 'done')} done{failed_text}"
+        return f"idle, {_count(status.get('done'))} done{failed_text}"
     if state == "paused":
-        queued = _count(status, "queued")
+        queued = _count(status.get("queued"))
         return f"paused, {queued} waiting{failed_text}" if queued else f"paused{failed_text}"
     if state == "error":
         errors = status.get("errors") or []
-        last = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
+        last = errors[0].get("message") if errors else None
         return f"error: {last}" if last else "error"
     return f"{state}..."  # starting..., stopping...
 
@@ -91,7 +110,7 @@ def model_title(name: object) -> str:
     return MODEL_TITLES.get(str(name), str(name))
 
 
-def fetch_text(fetch: dict[str, Any]) -> str:
+def fetch_text(fetch: ModelFetchStatus) -> str:
     """A model download's progress: "Downloading VGG16: 45% (12 MB/s, 31 s left)"."""
     title = model_title(fetch.get("name"))
     stage = fetch.get("stage")
@@ -106,23 +125,23 @@ def fetch_text(fetch: dict[str, Any]) -> str:
     return f"Downloading {title}: {percent}{extra}"
 
 
-def tooltip_for(status: dict[str, Any] | None) -> str:
+def tooltip_for(status: Status | None) -> str:
     """Tooltip text, e.g. "Dropsight: 12 of 340, 1 failed"."""
     text = f"Dropsight: {summary(status)}"
-    model = (status or {}).get("model") or {}
-    fetch = model.get("fetch") or {}
-    if fetch.get("stage") in ("downloading", "verifying", "converting"):
+    model = model_of(status)
+    fetch = fetching(status)
+    if fetch:
         text += f" \u00b7 {fetch_text(fetch)}"
-    elif status and is_fallback(status) and model.get("missing"):
+    elif model and is_fallback(status) and model.get("missing"):
         text += f" with {model_title(model.get('name'))}"
-    elif status and is_fallback(status):
+    elif model and is_fallback(status):
         text += f" (fallback model {model.get('name', '?')})"
     if len(text) > TOOLTIP_MAX_CHARS:
         text = text[: TOOLTIP_MAX_CHARS - 3] + "..."
     return text
 
 
-def icon_for(status: dict[str, Any] | None) -> Image.Image:
+def icon_for(status: Status | None) -> Image.Image:
     """The tray image for a status snapshot: colour and glyph by state, progress, warnings."""
     state = visual_state(status)
     counts = progress(status) if state == "working" else None
@@ -238,6 +257,5 @@ def _box(cx: float, cy: float, r: float) -> tuple[float, float, float, float]:
     return (cx - r, cy - r, cx + r, cy + r)
 
 
-def _count(status: dict[str, Any], key: str) -> int:
-    value = status.get(key)
+def _count(value: object) -> int:
     return value if isinstance(value, int) and value > 0 else 0

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from dropsight.daemon.contracts import ModelStatus, RecentResult, Status
 from dropsight.daemon.core import paths
+from dropsight.daemon.labels.names import friendly
 from dropsight.tray import desktop
 from dropsight.tray.icons import (
+    BUSY_STAGES,
     fetch_text,
     is_fallback,
+    model_of,
     model_title,
     summary,
     tooltip_for,
@@ -65,38 +69,41 @@ class Host(Protocol):
 
 
 def build_menu(
-    status: dict[str, Any] | None,
+    status: Status | None,
     client: Commands | None,
     host: Host,
     autostart_enabled: bool,
     can_start_service: bool = False,
 ) -> list[MenuItem]:
     """The menu for this status; `client` is None while no service answers."""
-    state = visual_state(status)
     connected = client is not None and status is not None
+    return [
+        *_status_items(status, client, connected),
+        MenuItem("Open viewer", action=host.open_viewer, default=True),
+        _pause_item(status, client, connected),
+        SEPARATOR,
+        *_folder_items(status, host, client, connected),
+        SEPARATOR,
+        *_setting_items(status, host, autostart_enabled),
+        SEPARATOR,
+        *_end_items(host, can_start_service and not connected),
+    ]
+
+
+def _status_items(
+    status: Status | None, client: Commands | None, connected: bool
+) -> list[MenuItem]:
+    """What the service is doing, which model it uses and what it offers to do about it."""
     items = [MenuItem(tooltip_for(status), enabled=False)]
     full = f"Dropsight: {summary(status)}"
-    if state == "error" and len(full) > len(items[0].label):  # the tooltip had to cut it
+    if visual_state(status) == "error" and len(full) > len(items[0].label):  # a cut tooltip
         items.append(MenuItem(full[:MENU_TEXT_MAX_CHARS], enabled=False))
-    model = (status or {}).get("model") or {}
-    if status and is_fallback(status) and model.get("missing"):
-        items.append(
-            MenuItem(
-                f"Labelling with {model_title(model.get('name'))} until "
-                f"{model_title(model.get('requested'))} is downloaded",
-                enabled=False,
-            )
-        )
-    elif status and is_fallback(status):
-        items.append(
-            MenuItem(
-                f"Using fallback model {model.get('name', '?')} "
-                f"({model.get('requested', '?')} could not be loaded)",
-                enabled=False,
-            )
-        )
-    items += _model_items(model, client if connected else None)
-    relabel = (status or {}).get("relabel")
+    model = model_of(status)
+    if model and is_fallback(status):
+        items.append(MenuItem(fallback_text(model), enabled=False))
+    if model:
+        items += _model_items(model, client if connected else None)
+    relabel = status.get("relabel") if status else None
     if relabel and relabel.get("pending"):
         items.append(
             MenuItem(
@@ -105,13 +112,32 @@ def build_menu(
                 action=_call(client, "relabel"),
             )
         )
-    items.append(MenuItem("Open viewer", action=host.open_viewer, default=True))
-    if state == "paused":
-        items.append(MenuItem("Resume", enabled=connected, action=_call(client, "resume")))
-    else:
-        items.append(MenuItem("Pause", enabled=connected, action=_call(client, "pause")))
-    items += [
-        SEPARATOR,
+    return items
+
+
+def fallback_text(model: ModelStatus) -> str:
+    """Why another model labels: its weights are being fetched, or it could not be loaded."""
+    if model.get("missing"):
+        return (
+            f"Labelling with {model_title(model.get('name'))} until "
+            f"{model_title(model.get('requested'))} is downloaded"
+        )
+    return (
+        f"Using fallback model {model.get('name', '?')} "
+        f"({model.get('requested', '?')} could not be loaded)"
+    )
+
+
+def _pause_item(status: Status | None, client: Commands | None, connected: bool) -> MenuItem:
+    if visual_state(status) == "paused":
+        return MenuItem("Resume", enabled=connected, action=_call(client, "resume"))
+    return MenuItem("Pause", enabled=connected, action=_call(client, "pause"))
+
+
+def _folder_items(
+    status: Status | None, host: Host, client: Commands | None, connected: bool
+) -> list[MenuItem]:
+    return [
         _folders_item(status, host),
         _recent_item(status, host),
         MenuItem("Find photos\u2026", action=lambda: host.open_viewer("--search")),
@@ -121,7 +147,11 @@ def build_menu(
             action=lambda: host.open_viewer("--choose"),
         ),
         MenuItem("Rescan now", enabled=connected, action=_call(client, "rescan")),
-        SEPARATOR,
+    ]
+
+
+def _setting_items(status: Status | None, host: Host, autostart_enabled: bool) -> list[MenuItem]:
+    return [
         MenuItem(
             "Start at login",
             checked=autostart_enabled,
@@ -130,26 +160,25 @@ def build_menu(
         _xmp_item(status, host),
         MenuItem("Settings", action=lambda: host.open_path(settings_file(status))),
         MenuItem("Open log", action=lambda: host.open_path(log_target(status))),
-        SEPARATOR,
     ]
-    if can_start_service and not connected:
-        items.append(MenuItem("Start service", action=host.start_service))
-    items.append(MenuItem("Quit", action=host.quit))
-    return items
 
 
-def _model_items(model: dict[str, Any], client: Commands | None) -> list[MenuItem]:
+def _end_items(host: Host, can_start_service: bool) -> list[MenuItem]:
+    items = [MenuItem("Start service", action=host.start_service)] if can_start_service else []
+    return [*items, MenuItem("Quit", action=host.quit)]
+
+
+def _model_items(model: ModelStatus, client: Commands | None) -> list[MenuItem]:
     """Getting the configured model: the offer, the progress, or what went wrong."""
-    fetch = model.get("fetch") or {}
-    missing = model.get("missing") or {}
-    stage = fetch.get("stage")
-    if stage in ("downloading", "verifying", "converting"):
+    fetch = model.get("fetch")
+    missing = model.get("missing")
+    if fetch and fetch.get("stage") in BUSY_STAGES:
         return [MenuItem(fetch_text(fetch), enabled=False)]
     if not missing:
         return []
     name = str(missing.get("name"))
     items = []
-    if stage == "failed":
+    if fetch and fetch.get("stage") == "failed":
         items.append(MenuItem(f"Download failed: {fetch.get('error')}"[:120], enabled=False))
     size = int(missing.get("download_bytes") or 0)
     label = f"Download {model_title(name)} ({size / 2**20:.0f} MB)\u2026"
@@ -158,9 +187,9 @@ def _model_items(model: dict[str, Any], client: Commands | None) -> list[MenuIte
     return items
 
 
-def _xmp_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
+def _xmp_item(status: Status | None, host: Host) -> MenuItem:
     """Keywords for photo managers on or off (the service follows its config file)."""
-    output = (status or {}).get("output")
+    output = status.get("output") if status else None
     if not output:
         return MenuItem("Write XMP keywords", enabled=False)
     on = output.get("xmp") == "beside"
@@ -174,8 +203,8 @@ def _call(client: Commands | None, name: str) -> Callable[[], None] | None:
     return method
 
 
-def _folders_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
-    folders = [f for f in (status or {}).get("folders") or [] if isinstance(f, dict)]
+def _folders_item(status: Status | None, host: Host) -> MenuItem:
+    folders = (status.get("folders") if status else None) or []
     if not folders:
         return MenuItem("Open watched folder", enabled=False)
     if len(folders) == 1:
@@ -189,8 +218,8 @@ def _folders_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
     return MenuItem("Open watched folder", submenu=tuple(entries))
 
 
-def _recent_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
-    recent = [r for r in (status or {}).get("recent") or [] if isinstance(r, dict)]
+def _recent_item(status: Status | None, host: Host) -> MenuItem:
+    recent = (status.get("recent") if status else None) or []
     if not recent:
         return MenuItem("Recent results", enabled=False)
     entries = []
@@ -203,12 +232,12 @@ def _recent_item(status: dict[str, Any] | None, host: Host) -> MenuItem:
     return MenuItem("Recent results", submenu=tuple(entries))
 
 
-def recent_label(entry: dict[str, Any]) -> str:
+def recent_label(entry: RecentResult) -> str:
     """ "IMG_0001.jpg: golden retriever 83%" for one recent result."""
     name = Path(str(entry.get("image") or "?")).name
     if entry.get("status") != "ok":
         return f"{name}: could not be read"
-    label = str(entry.get("label") or "?").replace("_", " ")
+    label = friendly(entry.get("label") or "?")
     score = entry.get("score")
     percent = f" {score * 100:.0f}%" if isinstance(score, int | float) else ""
     return f"{name}: {label}{percent}"
@@ -222,16 +251,16 @@ def _viewer(host: Host, args: list[str]) -> Callable[[], None]:
     return lambda: host.open_viewer(*args)
 
 
-def settings_file(status: dict[str, Any] | None) -> Path:
+def settings_file(status: Status | None) -> Path:
     """The config file the service uses, created from the defaults if missing."""
-    configured = (status or {}).get("config_path")
+    configured = status.get("config_path") if status else None
     path = Path(str(configured)) if configured else paths.config_file()
     return desktop.ensure_config_file(path)
 
 
-def log_target(status: dict[str, Any] | None) -> Path:
+def log_target(status: Status | None) -> Path:
     """The service's log file, or the log folder while there is none."""
-    configured = (status or {}).get("log_path")
+    configured = status.get("log_path") if status else None
     path = Path(str(configured)) if configured else paths.log_dir() / "dropsight.log"
     if path.exists():
         return path

@@ -11,6 +11,8 @@ from typing import Any
 
 from PIL import Image, ImageTk
 
+from dropsight.daemon.contracts import RecentResult
+from dropsight.daemon.labels.names import friendly
 from dropsight.tray.thumbs import thumbnail
 
 THUMB_PX = 44
@@ -55,22 +57,22 @@ class RecentList:
         self._thumbs: dict[str, ImageTk.PhotoImage] = {}
         self._requested: set[str] = set()
         self._key: tuple[Any, ...] = ()
-        self._rows: dict[str, dict[str, Any]] = {}
+        self._rows: dict[str, RecentResult] = {}
 
-    def update(self, recent: list[Any]) -> None:
+    def update(self, recent: list[RecentResult]) -> None:
         """Show these results (the service's `recent`, newest first)."""
-        entries = [e for e in recent if isinstance(e, dict) and e.get("image")]
-        key = tuple((e.get("image"), e.get("time"), e.get("status")) for e in entries)
+        entries = [e for e in recent if e["image"]]
+        key = tuple((e["image"], e["time"], e["status"]) for e in entries)
         if key == self._key:
             return
         self._key = key
         self.tree.delete(*self.tree.get_children())
         self._rows = {}
         for i, entry in enumerate(entries):
-            image = str(entry["image"])
+            image = entry["image"]
             iid = f"r{i}"
             self._rows[iid] = entry
-            score = entry.get("score")
+            score = entry["score"]
             self.tree.insert(
                 "",
                 "end",
@@ -78,11 +80,11 @@ class RecentList:
                 text="  " + Path(image).name,
                 image=self._thumbs.get(image, self.placeholder),
                 values=(
-                    pretty_label(str(entry.get("label") or "?"))
-                    if entry.get("status") == "ok"
+                    friendly(entry["label"] or "?")
+                    if entry["status"] == "ok"
                     else "could not be read",
-                    f"{score * 100:.1f}%" if isinstance(score, int | float) else "",
-                    local_time(entry.get("time")),
+                    f"{score * 100:.1f}%" if score is not None else "",
+                    local_time(entry["time"]),
                 ),
             )
             if image not in self._thumbs and image not in self._requested:
@@ -96,7 +98,7 @@ class RecentList:
             return
         self._thumbs[image] = ImageTk.PhotoImage(thumb, master=self.frame)
         for iid, entry in self._rows.items():
-            if str(entry.get("image")) == image:
+            if entry["image"] == image:
                 self.tree.item(iid, image=self._thumbs[image])
 
     def _selected(self, _event: object = None) -> None:
@@ -104,13 +106,8 @@ class RecentList:
         entry = self._rows.get(selected[0]) if selected else None
         if entry is None:
             return
-        sidecar = entry.get("sidecar")
-        self._on_select(Path(str(entry["image"])), Path(str(sidecar)) if sidecar else None)
-
-
-def pretty_label(label: str) -> str:
-    """Raw ImageNet labels (sidecars before 0.2): "golden_retriever" -> "golden retriever"."""
-    return label.replace("_", " ")
+        sidecar = entry["sidecar"]
+        self._on_select(Path(entry["image"]), Path(sidecar) if sidecar else None)
 
 
 def local_time(value: object) -> str:

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from tkinter import ttk
-from typing import Any
 
 from PIL import Image, ImageOps, ImageTk
 
 from dropsight.daemon.api.client import ServiceNotRunning
-from dropsight.tray.recent import pretty_label
+from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.labels.names import display_name
 
 TOP_K = 5
 PHOTO_BOX_PX = (460, 360)
@@ -117,27 +117,26 @@ class ResultPanel:
             row.bar.configure(background=self._frame_bg)
         self.model_label.configure(text="")
 
-    def show_sidecar(self, sidecar: dict[str, Any]) -> None:
+    def show_sidecar(self, sidecar: SidecarRecord) -> None:
         """Show a sidecar's top-5 (ignored when it is for a photo no longer shown)."""
-        image = (sidecar.get("image") or {}).get("path")
-        if image and self._shown_image and Path(str(image)).name != self._shown_image.name:
+        image = sidecar["image"]["path"]
+        if image and self._shown_image and Path(image).name != self._shown_image.name:
             return  # an older answer for a photo that is no longer shown
         self.clear()
-        if sidecar.get("status") != "ok":
-            error = sidecar.get("error") or {}
-            self.show_error(error.get("message") or "the image could not be read")
+        if sidecar["status"] != "ok":
+            error = sidecar["error"]
+            self.show_error((error and error["message"]) or "the image could not be read")
             return
-        for row, pred in zip(self.pred_rows, sidecar.get("predictions") or [], strict=False):
-            score = float(pred.get("score") or 0.0)
-            row.label.configure(text=str(pred.get("name") or pretty_label(str(pred.get("label")))))
+        for row, pred in zip(self.pred_rows, sidecar["predictions"], strict=False):
+            score = pred["score"]
+            row.label.configure(text=display_name(pred))
             row.score.configure(text=f"{score * 100:.1f}%")
             width = max(2, round(BAR_WIDTH_PX * min(max(score, 0.0), 1.0)))
-            colour = _ACCENT_TOP if pred.get("rank") == 1 else _ACCENT
+            colour = _ACCENT_TOP if pred["rank"] == 1 else _ACCENT
             row.bar.configure(background=_TRACK)
             row.bar.create_rectangle(0, 0, width, BAR_HEIGHT_PX, fill=colour, width=0)
-        model = sidecar.get("model") or {}
-        if model.get("name"):
-            self.model_label.configure(text=f"Model: {model['name']}")
+        if sidecar["model"]["name"]:
+            self.model_label.configure(text=f"Model: {sidecar['model']['name']}")
 
     def show_error(self, exc: BaseException | str) -> None:
         """Say why there are no labels."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import tkinter as tk
@@ -13,7 +12,9 @@ from typing import Any
 
 from PIL import Image, ImageTk
 
+from dropsight.daemon.api.wire import read_sidecar
 from dropsight.daemon.labels.classes import categories, info
+from dropsight.daemon.labels.names import display_name
 from dropsight.daemon.outputs.index.library import Hit, Index
 from dropsight.tray import desktop
 from dropsight.tray.thumbs import thumbnail
@@ -163,10 +164,8 @@ class SearchWindow:
         self.detail_title.configure(text=f"{hit.path.name}")
         lines = [f"{cls.name}: {cls.definition}", ""]
         try:
-            record = json.loads(hit.sidecar.read_text("utf-8"))
-            for p in record.get("predictions") or []:
-                name = p.get("name") or info(int(p["class_index"])).name
-                lines.append(f"{p['score'] * 100:5.1f}%  {name}")
+            for p in read_sidecar(hit.sidecar)["predictions"]:
+                lines.append(f"{p['score'] * 100:5.1f}%  {display_name(p)}")
         except (OSError, ValueError) as exc:
             lines.append(f"(the sidecar cannot be read: {exc})")
         self.detail_text.configure(text="\n".join(lines))

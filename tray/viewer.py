@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import queue
 import signal
@@ -15,20 +14,13 @@ from tkinter import filedialog, ttk
 from types import TracebackType
 from typing import Any
 
-from PIL import Image, ImageTk
-
 from dropsight.daemon.api.client import ServiceClient, ServiceError
-from dropsight.daemon.service import startfail
+from dropsight.daemon.api.wire import read_sidecar
+from dropsight.daemon.contracts import ExitCode, Status
 from dropsight.tray import logsetup
 from dropsight.tray.controls import Actions, ControlBar
-from dropsight.tray.icons import (
-    fetch_text,
-    icon_for,
-    is_fallback,
-    model_title,
-    summary,
-    visual_state,
-)
+from dropsight.tray.header import StatusHeader, banner_for
+from dropsight.tray.icons import visual_state
 from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
 from dropsight.tray.recent import RecentList
 from dropsight.tray.result_panel import ResultPanel
@@ -36,20 +28,11 @@ from dropsight.tray.worker import Worker
 
 log = logging.getLogger(__name__)
 
-TOP_K = 5
-PHOTO_BOX_PX = (460, 360)
-BAR_WIDTH_PX = 240
-BAR_HEIGHT_PX = 14
 STATUS_POLL_MS = 1000
 RESULT_POLL_MS = 50
-
-BANNER_WRAP_PX = 720
 MESSAGE_HOLD_S = 6.0
 IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
 
-_ACCENT = "#2176d2"
-_ACCENT_TOP = "#135aa8"
-_TRACK = "#e4e8ee"
 _WARN_BG = "#fff3cd"
 _ERROR_FG = "#b3261e"
 
@@ -71,7 +54,7 @@ class Viewer:
         self._connect = connect
         self._choose_file = choose_file or self._ask_file
         self._client: ServiceClient | None = None
-        self._status: dict[str, Any] | None = None
+        self._status: Status | None = None
         self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._worker = Worker(self._results, name="dropsight-viewer")
         self._status_pending = False
@@ -91,11 +74,13 @@ class Viewer:
         self._build_style()
         root.columnconfigure(0, weight=1)
         root.rowconfigure(3, weight=1)
-        self._build_header()
+        self.header = StatusHeader(root, self.toggle_pause, self.rescan)
+        self.header.frame.grid(row=0, column=0, sticky="ew")
+        # Read by tests and accessibility tools.
+        self.status_label, self.banner = self.header.status_label, self.header.banner
+        self.pause_button, self.rescan_button = self.header.pause_button, self.header.rescan_button
         self.controls = ControlBar(root, self.actions, on_message=self.say, on_quit=self.close)
         self.controls.frame.grid(row=1, column=0, sticky="ew")
-        # Wrapped, so a long message (a config error) never widens the window.
-        self.banner = ttk.Label(root, style="Warn.TLabel", name="banner", wraplength=BANNER_WRAP_PX)
         self.banner.grid(row=2, column=0, sticky="ew", padx=12)
         self.banner.grid_remove()
         body = ttk.Frame(root, padding=(12, 6), name="body")
@@ -118,25 +103,6 @@ class Viewer:
         style.configure("Warn.TLabel", background=_WARN_BG, padding=(10, 6))
         style.configure("Error.TLabel", foreground=_ERROR_FG)
         style.configure("Recent.Treeview", rowheight=RECENT_THUMB_PX + 6)
-
-    def _build_header(self) -> None:
-        header = ttk.Frame(self.root, padding=(12, 10, 12, 4), name="header")
-        header.grid(row=0, column=0, sticky="ew")
-        header.columnconfigure(1, weight=1)
-        self._state_icon = ttk.Label(header)
-        self._state_icon.grid(row=0, column=0, padx=(0, 8))
-        self.status_label = ttk.Label(
-            header, text="Connecting to Dropsight\u2026", style="Status.TLabel", name="status"
-        )
-        self.status_label.grid(row=0, column=1, sticky="w")
-        self.pause_button = ttk.Button(
-            header, text="Pause", command=self.toggle_pause, name="pause", width=9
-        )
-        self.pause_button.grid(row=0, column=2, padx=4)
-        self.rescan_button = ttk.Button(
-            header, text="Rescan now", command=self.rescan, name="rescan"
-        )
-        self.rescan_button.grid(row=0, column=3)
 
     def _build_recent(self) -> None:
         self.recent = RecentList(self.root, self._worker.submit, self.show_result)
@@ -191,7 +157,7 @@ class Viewer:
             self._status_pending = self._worker.submit("status", self._fetch_status)
         self._schedule(STATUS_POLL_MS, self._poll_status)
 
-    def _fetch_status(self) -> dict[str, Any] | None:
+    def _fetch_status(self) -> Status | None:
         try:
             if self._client is None:
                 self._client = self._connect()
@@ -200,67 +166,21 @@ class Viewer:
             self._client = None
             return None
 
-    def _show_status(self, status: dict[str, Any] | None) -> None:
+    def _show_status(self, status: Status | None) -> None:
         self._status_pending = False
         self._status = status
-        text = summary(status)
-        if visual_state(status) == "working":
-            text = f"Working: {text}"
-        model = (status or {}).get("model") or {}
-        if status and model.get("name"):
-            text += f"  \u00b7  model {model['name']}"
-        self.status_label.configure(text=text[:1].upper() + text[1:])
-        icon = icon_for(status).resize((22, 22), Image.Resampling.LANCZOS)
-        self._state_icon_image = ImageTk.PhotoImage(icon, master=self.root)
-        self._state_icon.configure(image=self._state_icon_image)
-        connected = status is not None
-        paused = visual_state(status) == "paused"
-        self.pause_button.configure(
-            text="Resume" if paused else "Pause", state="normal" if connected else "disabled"
-        )
-        self.rescan_button.configure(state="normal" if connected else "disabled")
-        self.choose_button.configure(state="normal" if connected else "disabled")
+        self.header.show(status)
+        self.choose_button.configure(state="normal" if status is not None else "disabled")
         self.controls.show(status)
         text, until = self._message
-        if text and time.monotonic() < until:
-            self._show_banner(text)
-        elif status is None:
-            failure = startfail.read()
-            self._show_banner(
-                f"The service could not start: {failure.message}"
-                if failure
-                else "Dropsight is not running: start it with `dropsight service` or "
-                "`dropsight tray`."
-            )
-        elif (model.get("fetch") or {}).get("stage") in ("downloading", "verifying", "converting"):
-            self._show_banner(fetch_text(model["fetch"]))
-        elif is_fallback(status) and model.get("missing"):
-            self._show_banner(
-                f"Labelling with {model_title(model.get('name'))} until "
-                f"{model_title(model.get('requested'))} is downloaded."
-                + (
-                    f" The last try failed: {model['fetch']['error']}"
-                    if (model.get("fetch") or {}).get("stage") == "failed"
-                    else ""
-                )
-            )
-        elif is_fallback(status):
-            self._show_banner(
-                f"Using the fallback model {model.get('name', '?')}: "
-                f"{model.get('requested', '?')} could not be loaded (see the log)."
-            )
-        else:
-            self.banner.grid_remove()
-        self.recent.update((status or {}).get("recent") or [])
-
-    def _show_banner(self, text: str) -> None:
-        self.banner.configure(text=text)
-        self.banner.grid()
+        held = text and time.monotonic() < until
+        self.header.show_banner(text if held else banner_for(status))
+        self.recent.update(status["recent"] if status else [])
 
     def say(self, text: str) -> None:
         """Show a short message (what a button just did) for a few seconds."""
         self._message = (text, time.monotonic() + MESSAGE_HOLD_S)
-        self._show_banner(text)
+        self.header.show_banner(text)
 
     def _get_model(self, name: str) -> None:
         client = self._client
@@ -334,7 +254,7 @@ class Viewer:
             return
         self.panel.show_photo(image)
         self.panel.clear("Reading the result\u2026")
-        self._worker.submit("sidecar", lambda: _read_sidecar(sidecar))
+        self._worker.submit("sidecar", lambda: read_sidecar(sidecar))
 
     def predictions_shown(self) -> list[tuple[str, str]]:
         """The (label, percentage) pairs currently on screen."""
@@ -353,13 +273,6 @@ class Viewer:
             self.root.after_cancel(after_id)
         self._worker.stop()
         self.root.destroy()
-
-
-def _read_sidecar(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a sidecar")
-    return data
 
 
 def _report_callback_exception(
@@ -382,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         root = tk.Tk(className="Dropsight")
     except tk.TclError as exc:
         log.error("cannot open the viewer window: %s", exc)
-        return 1
+        return ExitCode.FAILED
     root.report_callback_exception = _report_callback_exception
     viewer = Viewer(root)
     if hasattr(signal, "SIGUSR1"):  # the tray asks an open viewer to come forward
@@ -395,4 +308,4 @@ def main(argv: list[str] | None = None) -> int:
         root.after(300, viewer.controls.open_search)
     root.mainloop()
     viewer.close()
-    return 0
+    return ExitCode.OK

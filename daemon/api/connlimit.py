@@ -97,17 +97,6 @@ class Gate:
         self._selector = selectors.DefaultSelector()
         self._accept_paused_until: float | None = None
 
-    @property
-    def pending_count(self) -> int:
-        """Connections whose head is still arriving."""
-        return len(self._pending)
-
-    @property
-    def active_count(self) -> int:
-        """Requests handed on and not yet released."""
-        with self._lock:
-            return self._active
-
     def release(self) -> None:
         """A handed-on request is finished (called from its thread)."""
         with self._lock:

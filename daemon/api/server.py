@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import secrets
-import select
 import socket
 import threading
 import time
@@ -20,7 +19,19 @@ from typing import Any, Protocol
 from dropsight.daemon import __version__
 from dropsight.daemon.api import connlimit
 from dropsight.daemon.api.connlimit import Gate, Limits
-from dropsight.daemon.contracts import API_PREFIX, PingAnswer, SidecarRecord, Status
+from dropsight.daemon.api.sse import stream_events
+from dropsight.daemon.contracts import (
+    API_PREFIX,
+    ROUTES,
+    ApiErrorBody,
+    ControlInfo,
+    ErrorCode,
+    OkAnswer,
+    PingAnswer,
+    Route,
+    SidecarRecord,
+    Status,
+)
 from dropsight.daemon.core import paths
 from dropsight.daemon.outputs.events import Listener
 
@@ -33,8 +44,6 @@ MAX_BODY_BYTES = 64 * 1024
 REQUEST_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-EVENT_WAIT_S = 0.5  # how often an event stream checks for the server stopping
-HEARTBEAT_S = 15.0  # a comment line this often on an idle event stream
 _STREAMED = object()  # a handler that wrote its own response
 
 
@@ -62,7 +71,7 @@ def control_file() -> Path:
 class _ApiError(Exception):
     """A request refused with an HTTP status and a machine-readable code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -162,34 +171,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # Every other common method gets a JSON 405 rather than the stdlib's HTML 501.
     do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
-    def _routes(self) -> dict[str, tuple[str, Callable[[], Any]]]:
+    def _handler(self, route: Route) -> Callable[[], object]:
+        """What answers a route (its method is in contracts.ROUTES)."""
         controller = self.server.controller
-        return {
-            "ping": ("GET", self._ping),
-            "status": ("GET", controller.status),
-            "pause": ("POST", lambda: self._action(controller.pause)),
-            "resume": ("POST", lambda: self._action(controller.resume)),
-            "rescan": ("POST", lambda: self._action(controller.rescan)),
-            "stop": ("POST", lambda: self._action(controller.stop)),
-            "classify": ("POST", self._classify),
-            "relabel": ("POST", lambda: self._action(controller.relabel)),
-            "reload": ("POST", lambda: self._action(controller.reload)),
-            "models/reload": ("POST", lambda: self._action(controller.reload_model)),
-            "models/get": ("POST", self._get_model),
-            "events": ("GET", self._events),
+        handlers: dict[Route, Callable[[], object]] = {
+            "ping": self._ping,
+            "status": controller.status,
+            "pause": lambda: self._action(controller.pause),
+            "resume": lambda: self._action(controller.resume),
+            "rescan": lambda: self._action(controller.rescan),
+            "stop": lambda: self._action(controller.stop),
+            "classify": self._classify,
+            "relabel": lambda: self._action(controller.relabel),
+            "reload": lambda: self._action(controller.reload),
+            "models/reload": lambda: self._action(controller.reload_model),
+            "models/get": self._get_model,
+            "events": self._events,
         }
+        return handlers[route]
 
     def _dispatch(self) -> None:
         try:
             self._check_host()
             self._check_token()
-            route = self._routes().get(self._endpoint())
+            route = self._route()
             if route is None:
                 raise _ApiError(404, "not_found", f"no such endpoint: {self.path}")
-            method, handler = route
+            method = ROUTES[route]
             if self.command != method:
                 raise _ApiError(405, "method_not_allowed", f"use {method} for {self.path}")
-            answer = handler()
+            answer = self._handler(route)()
             if answer is not _STREAMED:
                 self._send_json(200, answer)
         except _ApiError as exc:
@@ -198,11 +209,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             log.exception("control API: %s %s failed", self.command, self.path)
             self._send_error_json(500, "internal_error", "internal error; see the service log")
 
-    def _endpoint(self) -> str:
+    def _route(self) -> Route | None:
         path = self.path.split("?", 1)[0]
-        if not path.startswith(API_PREFIX):
-            return ""
-        return path[len(API_PREFIX) :]
+        name = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else ""
+        return next((route for route in ROUTES if route == name), None)
 
     # --- checks --------------------------------------------------------------------------
 
@@ -271,7 +281,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Proof of life that asks the controller nothing, so nothing in it can fail."""
         return {"ok": True, "pid": os.getpid(), "version": __version__}
 
-    def _action(self, action: Callable[[], None]) -> dict[str, Any]:
+    def _action(self, action: Callable[[], None]) -> OkAnswer:
         body = self._read_json_body()
         if body is not None and body != {}:
             raise _ApiError(400, "bad_request", "expected an empty body or {}")
@@ -286,39 +296,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(b": connected\n\n")
-            self.wfile.flush()
-            beat = time.monotonic()
-            while not self.server.stopping.is_set() and not listener.closed:
-                if self._client_gone():
-                    break
-                event = listener.get(EVENT_WAIT_S)
-                if event is not None:
-                    data = json.dumps(event, ensure_ascii=True)
-                    self.wfile.write(f"event: {event['type']}\ndata: {data}\n\n".encode("ascii"))
-                elif time.monotonic() - beat >= HEARTBEAT_S:
-                    self.wfile.write(b": keep-alive\n\n")  # finds clients that went away
-                else:
-                    continue
-                self.wfile.flush()
-                beat = time.monotonic()
+            stream_events(self.wfile, self.connection, listener, self.server.stopping)
         except OSError:
             pass  # the client disconnected
         finally:
             listener.close()
         return _STREAMED
 
-    def _client_gone(self) -> bool:
-        """Whether the client closed its end (readable with nothing to read)."""
-        ready, _, _ = select.select([self.connection], [], [], 0)
-        if not ready:
-            return False
-        try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
-
-    def _get_model(self) -> dict[str, Any]:
+    def _get_model(self) -> OkAnswer:
         body = self._read_json_body()
         name = body.get("name") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
@@ -352,7 +337,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # --- responses -----------------------------------------------------------------------
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, payload: object, headers: dict[str, str] | None = None
+    ) -> None:
         # ASCII escapes: a non-UTF-8 file name (a lone surrogate) cannot break an answer.
         body = json.dumps(payload, default=str, ensure_ascii=True).encode("ascii")
         self.send_response(status)
@@ -366,15 +353,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.wfile.write(body)
 
-    def _send_error_json(self, status: int, code: str, message: str) -> None:
+    def _send_error_json(self, status: int, code: ErrorCode, message: str) -> None:
         headers = {}
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="dropsight"'
         if status == 405:
-            route = self._routes().get(self._endpoint())
+            route = self._route()
             if route is not None:
-                headers["Allow"] = route[0]
-        self._send_json(status, {"error": {"code": code, "message": message}}, headers)
+                headers["Allow"] = ROUTES[route]
+        body: ApiErrorBody = {"error": {"code": code, "message": message}}
+        self._send_json(status, body, headers)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Protocol-level errors from the stdlib parser, answered as JSON too."""
@@ -385,8 +373,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # Unparsable lines count as HTTP/0.9, which has no status line; nobody speaks that.
         self.request_version = self.protocol_version
         text = message or self.responses.get(code, ("error",))[0]
+        body: ApiErrorBody = {"error": {"code": "http_error", "message": text}}
         with contextlib.suppress(OSError):
-            self._send_json(code, {"error": {"code": "http_error", "message": text}})
+            self._send_json(code, body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Request lines go to the debug log, never to stderr."""
@@ -472,7 +461,7 @@ class ControlServer:
             if t.is_alive():
                 log.warning("control API thread %s did not stop within %.1fs", t.name, timeout_s)
 
-    def _endpoint_info(self) -> dict[str, Any]:
+    def _endpoint_info(self) -> ControlInfo:
         return {"port": self.port, "token": self._token, "pid": os.getpid(), "version": __version__}
 
     def _remove_control_file(self) -> None:
@@ -506,7 +495,7 @@ def _token_matches(header: str, token: str) -> bool:
     )
 
 
-def _write_private_json(path: Path, payload: dict[str, Any]) -> None:
+def _write_private_json(path: Path, payload: ControlInfo) -> None:
     """Write JSON readable only by this user: 0600 temp file, fsync, os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

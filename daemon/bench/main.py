@@ -21,6 +21,7 @@ from PIL import Image
 
 from dropsight.config.settings import ModelSettings, Settings
 from dropsight.config.settings import load as load_settings
+from dropsight.daemon.contracts import ExitCode
 from dropsight.daemon.core import paths
 from dropsight.daemon.models import store
 from dropsight.daemon.photos import imaging
@@ -244,4 +245,4 @@ def run_bench(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=None if args.json else 2))
-    return 0
+    return ExitCode.OK

@@ -12,11 +12,10 @@ from typing import Any
 
 from dropsight.config.settings import MODEL_NAMES, Settings
 from dropsight.daemon.backfill.local import Summary, run_local
+from dropsight.daemon.cli.common import ExitCode, settings_for
 from dropsight.daemon.outputs.registry import ResultSink
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 4
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
@@ -54,25 +53,23 @@ def add_arguments(sub: Any, with_config: Any) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Entry point of `dropsight backfill`."""
-    from dropsight.daemon.cli.main import settings_for
-
     roots = [f.expanduser().absolute() for f in args.folders]
     missing = [r for r in roots if not r.is_dir()]
     if missing:
         print(f"dropsight backfill: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.ray_files and not args.ray:
         print("dropsight backfill: --ray-files needs --ray", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.workers < 0:
         print("dropsight backfill: --workers must be 0 (all cores) or more", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     settings = settings_for(args).with_overrides(model=args.model)
     settings = replace(settings, service=replace(settings.service, cores=args.workers))
     busy = service_labelling(roots)
     if busy:
         print(f"dropsight backfill: {busy}", file=sys.stderr)
-        return EXIT_BUSY
+        return ExitCode.BUSY
     if args.ray:
         try:
             from dropsight.daemon.backfill.on_ray import RayUnavailable, run_ray
@@ -82,14 +79,14 @@ def command(args: argparse.Namespace) -> int:
                 "pip install 'dropsight[ray]' and run that dropsight",
                 file=sys.stderr,
             )
-            return EXIT_USAGE
+            return ExitCode.USAGE
         try:
             summary = run_ray(
                 settings, roots, args.ray, dry_run=args.dry_run, files=args.ray_files or "shared"
             )
         except RayUnavailable as exc:
             print(f"dropsight backfill: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     else:
         summary = _local(settings, roots, dry_run=args.dry_run)
     if args.json:
@@ -106,7 +103,7 @@ def command(args: argparse.Namespace) -> int:
             "with --ray-files driver",
             file=sys.stderr,
         )
-    return EXIT_FAILED if summary.failed or summary.unreachable else EXIT_OK
+    return ExitCode.FAILED if summary.failed or summary.unreachable else ExitCode.OK
 
 
 def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:

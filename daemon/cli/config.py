@@ -12,9 +12,9 @@ import tomlkit
 
 from dropsight.config import edit
 from dropsight.config.settings import Settings, expand, load
+from dropsight.daemon.cli.common import ExitCode
 from dropsight.daemon.core import paths
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 APPLIED = "a running service applies this on its own"
 
 
@@ -56,7 +56,7 @@ def config_command(args: argparse.Namespace) -> int:
     elif args.action == "init":
         if not edit.init(path):
             print(f"{path} exists already; left as it is", file=sys.stderr)
-            return EXIT_FAILED
+            return ExitCode.FAILED
         print(f"wrote {path} (every key documented; edit it, or use `dropsight watch add DIR`)")
     elif args.defaults:
         sys.stdout.write(edit.default_text())
@@ -65,7 +65,7 @@ def config_command(args: argparse.Namespace) -> int:
         where = path if path.exists() else f"{path} (not created yet: built-in defaults)"
         print(f"# settings in effect, from {where}")
         sys.stdout.write(as_toml(settings))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def as_toml(settings: Settings) -> str:
@@ -103,23 +103,23 @@ def watch_command(args: argparse.Namespace) -> int:
             print(f"{folder}{'' if folder.is_dir() else '  (missing)'}")
         if not configured:
             print(f"# none configured: the service watches {paths.default_watch_folder()}")
-        return EXIT_OK
+        return ExitCode.OK
     if not folders:
         print(f"dropsight watch {args.action}: name at least one folder", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.action == "add":
         missing = [f for f in folders if not f.is_dir()]
         if missing:
             print(f"not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
-            return EXIT_FAILED
+            return ExitCode.FAILED
         added = edit.add_folders(path, folders)
         for folder in folders:
             print(f"{'watching' if folder in added else 'already watched'}: {folder}")
         print(f"({path}; {APPLIED})")
-        return EXIT_OK
+        return ExitCode.OK
     removed = edit.remove_folders(path, folders)
     for folder in folders:
         print(f"{'no longer watched' if folder in removed else 'was not watched'}: {folder}")
     if removed:
         print(f"({path}; {APPLIED})")
-    return EXIT_OK if removed else EXIT_FAILED
+    return ExitCode.OK if removed else ExitCode.FAILED

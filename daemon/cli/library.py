@@ -7,15 +7,15 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from dropsight.config.settings import Settings
+from dropsight.daemon.cli.common import ExitCode, settings_for
 from dropsight.daemon.contracts import SidecarRecord
-from dropsight.daemon.labels.classes import info
+from dropsight.daemon.labels.names import display_name
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXPORT_TOP_K = 5
 
 
@@ -65,12 +65,6 @@ def add_arguments(sub: Any, with_config: Any) -> None:
     e.set_defaults(func=export_command)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from dropsight.daemon.cli.main import settings_for
-
-    return settings_for(args)
-
-
 def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
     roots = [Path(f).expanduser().absolute() for f in folders] or list(settings.watch.folders)
     if not roots:
@@ -92,18 +86,18 @@ def index_command(args: argparse.Namespace) -> int:
     from dropsight.daemon.outputs.index.library import Index
     from dropsight.daemon.outputs.index.sync import labelled, sync
 
-    settings = _settings(args)
+    settings = settings_for(args)
     with Index() as index:
         if args.action == "status":
             print(f"{index.count()} photos in {index.path}")
-            return EXIT_OK
+            return ExitCode.OK
         roots = _roots(settings, args.folders)
         if roots is None:
-            return EXIT_USAGE
+            return ExitCode.USAGE
         found = track(labelled(settings, roots), desc="index")
         changes = sync(index, settings, roots, from_scratch=True, progress=found)
         print(f"index rebuilt: {changes.summary()}; {index.count()} photos in {index.path}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -120,10 +114,10 @@ def search_command(args: argparse.Namespace) -> int:
             f"dropsight search: no ImageNet class or category is called {', '.join(unknown)!r}",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if args.limit < 1 or not 0 <= args.min_score <= 1:
         print("dropsight search: --limit must be 1 or more, --min-score 0 to 1", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with Index() as index:
         hits = index.search(
             args.words, min_score=args.min_score, under=args.under, limit=args.limit
@@ -136,7 +130,7 @@ def search_command(args: argparse.Namespace) -> int:
             out.write(os.fsdecode(hit.path) + ("\0" if args.null else "\n"))
         else:
             out.write(f"{hit.path}\t{hit.name}\t{hit.score * 100:.1f}%\n")
-    return EXIT_OK if hits else EXIT_FAILED
+    return ExitCode.OK if hits else ExitCode.FAILED
 
 
 # --- export ------------------------------------------------------------------------------------
@@ -152,7 +146,11 @@ COLUMNS = [
 ]
 
 
-def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[dict[str, Any]]:
+# One photo's export row: COLUMNS -> text, a score, or None (a field its sidecar lacks).
+Row = dict[str, str | float | None]
+
+
+def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[Row]:
     """One row per labelled photo under `roots`, read from the sidecars as they come."""
     from dropsight.daemon.outputs import sidecar
     from dropsight.daemon.outputs.index.sync import labelled
@@ -163,9 +161,9 @@ def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[dict[str, Any]]:
             yield row(photo, record)
 
 
-def row(photo: Path, record: SidecarRecord) -> dict[str, Any]:
-    """A photo's export row."""
-    out: dict[str, Any] = {
+def row(photo: Path, record: SidecarRecord) -> Row:
+    """A photo's export row (read defensively: the sidecar is a file on disk)."""
+    out: Row = {
         "path": os.fsdecode(os.fsencode(photo)),
         "status": record.get("status"),
         "categories": " ".join(record.get("categories") or []),
@@ -176,7 +174,7 @@ def row(photo: Path, record: SidecarRecord) -> dict[str, Any]:
     preds = record.get("predictions") or []
     for i in range(EXPORT_TOP_K):
         p = preds[i] if i < len(preds) else None
-        out[f"name{i + 1}"] = (p.get("name") or info(int(p["class_index"])).name) if p else ""
+        out[f"name{i + 1}"] = display_name(p) if p else ""
         out[f"score{i + 1}"] = p["score"] if p else ""
     return out
 
@@ -186,10 +184,10 @@ def export_command(args: argparse.Namespace) -> int:
     from dropsight.daemon.core.atomic import temp_path_for
     from dropsight.daemon.core.progress import track
 
-    settings = _settings(args)
+    settings = settings_for(args)
     roots = _roots(settings, args.folders)
     if roots is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     source = rows(settings, roots)
     if args.output is None:
         count = _write(sys.stdout, source, args.format)
@@ -204,10 +202,10 @@ def export_command(args: argparse.Namespace) -> int:
             tmp.unlink(missing_ok=True)
             raise
         print(f"exported {count} photos to {args.output}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _write(out: TextIO, source: Iterator[dict[str, Any]] | Any, fmt: str) -> int:
+def _write(out: TextIO, source: Iterable[Row], fmt: str) -> int:
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
@@ -217,7 +215,7 @@ def _write(out: TextIO, source: Iterator[dict[str, Any]] | Any, fmt: str) -> int
             count += 1
     else:
         for r in source:
-            r["categories"] = r["categories"].split()
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            line = {**r, "categories": str(r["categories"]).split()}
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
     return count

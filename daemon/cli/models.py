@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from dropsight.config.settings import MODEL_NAMES, ConfigError, Settings
+from dropsight.daemon.cli.common import ExitCode, settings_for
+from dropsight.daemon.contracts import ModelStatus
 from dropsight.daemon.core import paths
 from dropsight.daemon.models import registry, store, weights
 from dropsight.daemon.models.sources import source_for
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
@@ -37,8 +37,6 @@ def add_arguments(sub: Any, with_config: Any) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Entry point of `dropsight models`."""
-    from dropsight.daemon.cli.main import settings_for
-
     return run(args, settings_for(args))
 
 
@@ -50,7 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.target:
         what = "a weights file" if action == "import" else f"a model ({', '.join(MODEL_NAMES)})"
         print(f"dropsight models {action}: name {what}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if action == "import":
         return _import(Path(args.target))
     if args.target not in MODEL_NAMES:
@@ -58,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"dropsight models: unknown model {args.target!r}; known: " + ", ".join(MODEL_NAMES),
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if action == "get":
         return _get(args.target)
     if action == "convert":
@@ -69,32 +67,64 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 # --- list ----------------------------------------------------------------------------------
 
 
-def describe(settings: Settings) -> list[dict[str, Any]]:
-    """Every model's state as JSON-ready dicts."""
+class FoundWeights(TypedDict):
+    """Where a model's weights are, and how they got there."""
+
+    path: str
+    origin: str
+
+
+class CachedFile(TypedDict):
+    """A converted model in the cache."""
+
+    path: str
+    bytes: int
+
+
+class ModelEntry(TypedDict):
+    """One line of `dropsight models --json`."""
+
+    name: str
+    configured: bool
+    fallback: bool
+    download_bytes: int
+    bundled: bool
+    weights: FoundWeights | None
+    missing: NotRequired[str]  # why there are no weights
+    cache: list[CachedFile]
+    running: bool
+    why: NotRequired[str]  # why the running service uses it (a fallback)
+
+
+def describe(settings: Settings) -> list[ModelEntry]:
+    """Every model's state, JSON-ready."""
     config_name = str(settings.source or paths.config_file())
     running = _running_model()
     out = []
     for name, spec in registry.MODELS.items():
-        entry: dict[str, Any] = {
+        found: FoundWeights | None = None
+        missing = None
+        try:
+            located = spec.locate(settings.model, config_name)
+            found = {"path": str(located.path), "origin": located.origin}
+        except weights.WeightsNotFound as exc:
+            missing = str(exc).split("\n", 1)[0].split(". ", 1)[0]
+        if found and found["origin"] == "download":
+            found, missing = None, "not downloaded yet"  # only allowed, not here
+        entry: ModelEntry = {
             "name": name,
             "configured": name == settings.model.name,
             "fallback": name == settings.model.fallback,
             "download_bytes": spec.download_bytes,
             "bundled": name in store.bundled_models(),
+            "weights": found,
+            "cache": [{"path": str(p), "bytes": p.stat().st_size} for p in _cached(name)],
+            "running": running is not None and running["name"] == name,
         }
-        try:
-            found = spec.locate(settings.model, config_name)
-            entry["weights"] = {"path": str(found.path), "origin": found.origin}
-        except weights.WeightsNotFound as exc:
-            entry["weights"] = None
-            entry["missing"] = str(exc).split("\n", 1)[0].split(". ", 1)[0]
-        if entry["weights"] and entry["weights"]["origin"] == "download":
-            entry["weights"] = None  # only allowed, not here
-            entry["missing"] = "not downloaded yet"
-        entry["cache"] = [{"path": str(p), "bytes": p.stat().st_size} for p in _cached(name)]
-        entry["running"] = running is not None and running.get("name") == name
-        if entry["running"] and running and running.get("fallback"):
-            entry["why"] = f"stands in for {running.get('requested')}"
+        if missing is not None:
+            entry["missing"] = missing
+        if entry["running"] and running and running["fallback"]:
+            entry["why"] = f"stands in for {running['requested']}"
         out.append(entry)
     return out
 
@@ -103,22 +133,28 @@ def _list(settings: Settings, as_json: bool) -> int:
     models = describe(settings)
     if as_json:
         print(json.dumps(models, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     for m in models:
-        marks = [k for k in ("configured", "fallback", "bundled", "running") if m[k]]
+        flags = {
+            "configured": m["configured"],
+            "fallback": m["fallback"],
+            "bundled": m["bundled"],
+            "running": m["running"],
+        }
+        marks = [k for k, on in flags.items() if on]
         print(f"{m['name']}" + (f"  ({', '.join(marks)})" if marks else ""))
         if m["weights"]:
             print(f"  weights: {m['weights']['path']} ({m['weights']['origin']})")
         else:
             size = f" ({m['download_bytes'] / 1e6:.0f} MB)" if m["download_bytes"] else ""
-            print(f"  weights: missing: {m['missing']}")
+            print(f"  weights: missing: {m.get('missing')}")
             if m["download_bytes"]:
                 print(f"  get them: dropsight models get {m['name']}{size}")
         for entry in m["cache"]:
             print(f"  converted: {entry['path']} ({entry['bytes'] / 1e6:.0f} MB)")
         if m.get("why"):
             print(f"  the running service uses it: {m['why']}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _cached(name: str) -> list[Path]:
@@ -126,14 +162,13 @@ def _cached(name: str) -> list[Path]:
     return sorted(folder.glob(f"{name}-*.tflite")) if folder.is_dir() else []
 
 
-def _running_model() -> dict[str, Any] | None:
+def _running_model() -> ModelStatus | None:
     from dropsight.daemon.api.client import ServiceClient, ServiceError
 
     try:
-        model = ServiceClient.connect().status().get("model")
+        return ServiceClient.connect().status()["model"]
     except ServiceError:
         return None
-    return model if isinstance(model, dict) else None
 
 
 # --- get / import ----------------------------------------------------------------------------
@@ -154,7 +189,7 @@ def _get(name: str) -> int:
     source = source_for(name)
     if source is None:
         print(f"{name} needs no download: its weights ship with Dropsight")
-        return EXIT_OK
+        return ExitCode.OK
     target, size = source.target, source.size
     if target.is_file():
         print(f"{name} weights are here already: {target}")
@@ -171,7 +206,7 @@ def _get(name: str) -> int:
             fetch(source.url, target, md5=source.md5, size=size, on_progress=progress)
         except DownloadError as exc:
             print(f"dropsight models get {name}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            return ExitCode.FAILED
     print(f"{name} weights stored and verified: {target}")
     return _tell_service()
 
@@ -181,14 +216,14 @@ def _import(source: Path) -> int:
 
     if not source.is_file():
         print(f"dropsight models import: no such file: {source}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     known = source_for("vgg16")
     assert known is not None
     try:
         target = import_file(source, known.target, md5=known.md5)
     except DownloadError as exc:
         print(f"dropsight models import: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(f"vgg16 weights checked and stored: {target}")
     return _tell_service()
 
@@ -201,9 +236,9 @@ def _tell_service() -> int:
         ServiceClient.connect().reload_model()
     except ServiceError:
         print("(no service running: it will use them when it starts)")
-        return EXIT_OK
+        return ExitCode.OK
     print("the running service is loading the model; it switches when ready")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --- convert / remove ------------------------------------------------------------------------
@@ -215,9 +250,9 @@ def _convert(name: str, settings: Settings) -> int:
         artifact = store.resolve(name, settings.model, config_name)
     except (store.ModelUnavailable, weights.WeightsNotFound, ConfigError) as exc:
         print(f"dropsight models convert: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(f"{name}: {artifact.tflite} ({artifact.origin})")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _remove(name: str) -> int:
@@ -234,4 +269,4 @@ def _remove(name: str) -> int:
         print(f"removed {p}")
     if not removed:
         print(f"nothing of {name} to remove")
-    return EXIT_OK
+    return ExitCode.OK

@@ -11,29 +11,30 @@ import os
 import queue
 import threading
 from collections.abc import Sequence
-from typing import Any
 
+from dropsight.daemon.contracts import ResultEvent
+from dropsight.daemon.labels.names import display_name
 from dropsight.daemon.outputs.registry import Written
 
 LISTENER_BACKLOG = 1000  # events a slow listener may lag behind before losing the oldest
 
 
-def result_event(w: Written) -> dict[str, Any]:
+def result_event(w: Written) -> ResultEvent:
     """The event for one written sidecar (a small, stable subset of the record)."""
     record = w.record
-    top = record["predictions"][0] if record.get("predictions") else None
-    error = record.get("error")
+    top = record["predictions"][0] if record["predictions"] else None
+    error = record["error"]
     return {
         "type": "result",
         "photo": os.fsdecode(os.fsencode(w.photo)),
         "sidecar": os.fsdecode(os.fsencode(w.sidecar)),
-        "status": record.get("status"),
-        "name": (top.get("name") or top["label"]) if top else None,
+        "status": record["status"],
+        "name": display_name(top) if top else None,
         "class_index": top["class_index"] if top else None,
         "score": top["score"] if top else None,
         "categories": record.get("categories") or [],
-        "model": (record.get("model") or {}).get("name"),
-        "processed_at": record.get("processed_at"),
+        "model": record["model"]["name"],
+        "processed_at": record["processed_at"],
         "error": error["message"] if error else None,
     }
 
@@ -43,10 +44,10 @@ class Listener:
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=LISTENER_BACKLOG)
+        self._queue: queue.Queue[ResultEvent] = queue.Queue(maxsize=LISTENER_BACKLOG)
         self.dropped = 0
 
-    def put(self, event: dict[str, Any]) -> None:
+    def put(self, event: ResultEvent) -> None:
         """Queue an event, dropping the oldest when the listener is behind."""
         while True:
             try:
@@ -59,7 +60,7 @@ class Listener:
                 except queue.Empty:
                     pass
 
-    def get(self, timeout_s: float) -> dict[str, Any] | None:
+    def get(self, timeout_s: float) -> ResultEvent | None:
         """The next event, or None after `timeout_s` (or once the hub is closed)."""
         if self._hub.closed:
             return None
@@ -106,7 +107,7 @@ class EventHub:
         with self._lock:
             return len(self._listeners)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: ResultEvent) -> None:
         """Send an event to every listener."""
         with self._lock:
             listeners = list(self._listeners)

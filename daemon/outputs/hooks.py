@@ -15,13 +15,20 @@ from dropsight.daemon.outputs.registry import OnError, Written
 log = logging.getLogger(__name__)
 
 HOOK_BACKLOG = 1000  # results waiting for a slow hook before new ones are skipped
-FIELDS = ("photo", "sidecar", "status", "name", "score", "model")
 
 
 def command_for(template: Sequence[str], w: Written) -> list[str]:
     """The hook's argument list with {photo}, {sidecar}, {status}, {name}, {score}, {model}."""
     event = result_event(w)
-    values = {key: "" if event[key] is None else str(event[key]) for key in FIELDS}
+    score = event["score"]
+    values = {
+        "photo": event["photo"],
+        "sidecar": event["sidecar"],
+        "status": event["status"],
+        "name": event["name"] or "",
+        "score": "" if score is None else str(score),
+        "model": event["model"],
+    }
     return [arg.format_map(values) for arg in template]
 
 

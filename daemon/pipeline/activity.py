@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dropsight.daemon.contracts import ErrorEntry, RecentResult, SidecarRecord
+from dropsight.daemon.labels.names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Activity:
                     "image": str(image),
                     "sidecar": str(sidecar),
                     "status": record["status"],
-                    "label": (top.get("name") or top["label"]) if top else None,
+                    "label": display_name(top) if top else None,
                     "score": top["score"] if top else None,
                     "time": record["processed_at"],
                 }

@@ -15,6 +15,7 @@ from pathlib import Path
 from dropsight.config.settings import Settings
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.core.threads import Loop
+from dropsight.daemon.labels.names import display_name
 from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.outputs.registry import ResultSink, Written
 from dropsight.daemon.pipeline.activity import Activity
@@ -237,7 +238,7 @@ def _log_result(photo: Path, record: SidecarRecord, ms: float) -> None:
     """One concise line per photo."""
     if record["status"] == "ok" and record["predictions"]:
         top = record["predictions"][0]
-        label = top.get("name") or top["label"].replace("_", " ")
+        label = display_name(top)
         log.info("%s: %s %.0f%% (%.0f ms)", photo.name, label, top["score"] * 100, ms)
     elif record["status"] == "ok":
         log.info("%s: no label above the minimum score (%.0f ms)", photo.name, ms)

@@ -29,8 +29,8 @@ def restart_needed(old: Settings, new: Settings) -> list[str]:
     if replace(old.watch, folders=()) != replace(new.watch, folders=()):
         out.append("watch")
     # XMP settings apply at once (daemon/outputs/xmp/sync.py); where JSON sidecars go does not.
-    if replace(old.output, xmp="off", xmp_name="", xmp_min_score=0.0) != replace(
-        new.output, xmp="off", xmp_name="", xmp_min_score=0.0
+    if replace(old.output, xmp="off", xmp_name="IMG.jpg.xmp", xmp_min_score=0.0) != replace(
+        new.output, xmp="off", xmp_name="IMG.jpg.xmp", xmp_min_score=0.0
     ):
         out.append("output")
     if old.service != new.service:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from dropsight.config.settings import Settings
 from dropsight.daemon import __version__
+from dropsight.daemon.contracts import ExitCode
 from dropsight.daemon.core import logs, paths
 from dropsight.daemon.core.lock import AlreadyRunning, InstanceLock
 from dropsight.daemon.pipeline.crashguard import CrashGuard
@@ -16,8 +17,6 @@ from dropsight.daemon.service import startfail
 from dropsight.daemon.service.service import Service
 
 log = logging.getLogger(__name__)
-
-EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: not 1 or 2, which the systemd unit never restarts
 
 
 def not_started(message: str) -> None:
@@ -50,7 +49,7 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
     `reload_settings` reads the config again (with the command line's overrides); the
     service calls it when the config file changes or a client asks it to reload. Exit codes:
     0 stopped on request, 1 another instance runs, 2 nothing to watch or a bad config,
-    EXIT_INTERNAL (70) anything else, so a supervisor (systemd `Restart=on-failure`) restarts.
+    ExitCode.INTERNAL (70) anything else, so a supervisor (systemd `Restart=on-failure`) restarts.
     """
     log_path = logs.setup(settings.service.log_level)
     try:
@@ -59,7 +58,7 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         message = f"cannot create the default folder {paths.default_watch_folder()}: {exc}"
         log.error("%s", message)
         startfail.record(message)
-        return 2
+        return ExitCode.USAGE
     state = paths.state_dir()
     lock = InstanceLock(state / "service.lock")
     guard = CrashGuard(state)
@@ -68,18 +67,18 @@ def run_service(settings: Settings, reload_settings: Callable[[], Settings] | No
         lock.acquire()
     except AlreadyRunning as exc:
         log.error("%s", exc)
-        return 1
+        return ExitCode.FAILED
     except OSError as exc:  # a full or read-only state folder
         message = f"cannot use the state folder {state}: {exc.strerror or exc}"
         log.error("not started: %s", message)
         startfail.record(message)
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL
     try:
         guard.open()
         return _serve(settings, reload_settings, guard, log_path)
     except Exception:
         log.exception("the service failed")
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL
     finally:
         lock.release()
 
@@ -122,7 +121,7 @@ def _serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("stopped")
-    return 0
+    return ExitCode.OK
 
 
 def _stop_signals() -> list[signal.Signals]:

@@ -8,7 +8,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import cast
 
 from dropsight.config.settings import Settings
 from dropsight.daemon import APP_NAME
@@ -58,7 +57,7 @@ class Orphans:
                 self.photo_gone(photo, root)
 
     def _remove_keywords(self, photo: Path, settings: Settings) -> None:
-        name = cast(packet.XmpName, settings.output.xmp_name)
+        name = settings.output.xmp_name
         if name == "IMG.xmp" and _sibling_shares_xmp(photo, settings):
             return  # IMG.jpg gone, IMG.png still there: the keywords are the sibling's now
         try:

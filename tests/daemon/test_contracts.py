@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
@@ -92,3 +92,7 @@ def test_control_api_serves_exactly_the_contract_routes(tmp_path: Path) -> None:
         assert body["error"]["code"] in contracts.ErrorCode.__args__  # type: ignore[attr-defined]
     finally:
         server.stop()
+
+
+def test_the_route_table_names_every_route_once() -> None:
+    assert sorted(contracts.ROUTES) == sorted(get_args(contracts.Route))

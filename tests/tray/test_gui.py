@@ -67,7 +67,7 @@ def test_viewer_classifies_a_photo(
 ) -> None:
     tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
 
-    from dropsight.tray.recent import pretty_label
+    from dropsight.daemon.labels.names import friendly
     from dropsight.tray.viewer import Viewer
 
     fake = FakeController(gui_photos["chelsea"].parent)
@@ -102,9 +102,7 @@ def test_viewer_classifies_a_photo(
                 )
                 for i in range(5)
             ]
-            assert shown == [
-                (pretty_label(label), f"{score * 100:.1f}%") for *_, label, score in TOP5
-            ]
+            assert shown == [(friendly(label), f"{score * 100:.1f}%") for *_, label, score in TOP5]
             assert shown[0] == ("Egyptian cat", "61.2%")
             assert viewer.photo_label.cget("image")  # the photo is on screen
             assert str(gui_photos["chelsea"]) in str(viewer.file_label.cget("text"))

@@ -18,16 +18,17 @@ from dropsight.tray.icons import (
 )
 
 
-def status(state: str, done: int = 0, queued: int = 0, failed: int = 0, **extra: Any) -> dict:
+def status(state: str, done: int = 0, queued: int = 0, failed: int = 0, **extra: Any) -> Any:
+    """A partial snapshot: the icons read only these fields (and tolerate missing ones)."""
     return {"state": state, "done": done, "queued": queued, "failed": failed, **extra}
 
 
-def fallback(state: str = "idle", **counts: int) -> dict:
+def fallback(state: str = "idle", **counts: int) -> Any:
     model = {"name": "efficientnet-lite0", "requested": "vgg16", "fallback": True}
     return status(state, model=model, **counts)
 
 
-CASES: dict[str, dict | None] = {
+CASES: dict[str, Any] = {
     "not running": None,
     "starting": status("starting"),
     "stopping": status("stopping"),
@@ -54,7 +55,7 @@ def test_every_state_has_a_distinct_icon() -> None:
 
 def test_state_colours_differ_at_the_edge() -> None:
     # The rim colour tells the state apart at 16 px, where glyphs blur.
-    def rim(s: dict | None) -> tuple[int, ...]:
+    def rim(s: Any) -> tuple[int, ...]:
         pixel = icon_for(s).getpixel((ICON_SIZE_PX // 2, 3))
         assert isinstance(pixel, tuple)
         return pixel[:3]
@@ -96,7 +97,7 @@ def test_icon_scales_down_for_small_trays() -> None:
         ({"state": "exploded"}, "error"),
     ],
 )
-def test_visual_state(state: dict | None, expected: str) -> None:
+def test_visual_state(state: Any, expected: str) -> None:
     assert visual_state(state) == expected
 
 
@@ -111,7 +112,8 @@ def test_progress_prefers_the_services_burst_counts() -> None:
 def test_progress_counts_failures_as_processed() -> None:
     assert progress(status("working", done=11, failed=1, queued=328)) == (12, 340)
     assert progress(status("idle")) is None
-    assert progress({"state": "working", "done": "x", "queued": -4}) is None
+    junk: Any = {"state": "working", "done": "x", "queued": -4}
+    assert progress(junk) is None
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_progress_counts_failures_as_processed() -> None:
         ),
     ],
 )
-def test_tooltip(s: dict | None, text: str) -> None:
+def test_tooltip(s: Any, text: str) -> None:
     assert tooltip_for(s) == text
 
 

@@ -56,7 +56,8 @@ class FakeHost:
         self.calls.append(("quit",))
 
 
-def make_status(state: str = "working", **extra: Any) -> dict[str, Any]:
+def make_status(state: str = "working", **extra: Any) -> Any:
+    """A status with only the fields the menu reads (the tray tolerates partial snapshots)."""
     base: dict[str, Any] = {
         "state": state,
         "done": 11,
@@ -271,23 +272,23 @@ def test_settings_creates_config_from_defaults(
 
 def test_settings_uses_the_services_config_path(tmp_path: Path) -> None:
     config = tmp_path / "elsewhere" / "my.toml"
-    assert settings_file({"config_path": str(config)}) == config
+    assert settings_file(make_status(config_path=str(config))) == config
     assert config.exists()
 
 
 def test_settings_never_overwrites(tmp_path: Path) -> None:
     config = tmp_path / "mine.toml"
     config.write_text("[watch]\nfolders = ['~/Pictures']\n")
-    settings_file({"config_path": str(config)})
+    settings_file(make_status(config_path=str(config)))
     assert config.read_text() == "[watch]\nfolders = ['~/Pictures']\n"
 
 
 def test_open_log_opens_file_or_its_folder(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "dropsight.log"
-    assert log_target({"log_path": str(log_file)}) == log_file.parent
+    assert log_target(make_status(log_path=str(log_file))) == log_file.parent
     assert log_file.parent.is_dir()
     log_file.write_text("hello\n")
-    assert log_target({"log_path": str(log_file)}) == log_file
+    assert log_target(make_status(log_path=str(log_file))) == log_file
     assert log_target(None) == paths.log_dir()
 
 

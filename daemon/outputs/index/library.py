@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.core import paths
@@ -55,6 +55,17 @@ def default_path() -> Path:
     return paths.state_dir() / "library.sqlite3"
 
 
+class HitJson(TypedDict):
+    """One line of `dropsight search --json`."""
+
+    path: str
+    sidecar: str
+    name: str
+    class_index: int
+    wnid: str
+    score: float
+
+
 @dataclass(frozen=True)
 class Hit:
     """One photo found: the best of its labels that matched."""
@@ -69,7 +80,7 @@ class Hit:
         """The matched class's friendly name."""
         return info(self.class_index).name
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> HitJson:
         """What `search --json` prints per line."""
         return {
             "path": os.fsdecode(os.fsencode(self.path)),

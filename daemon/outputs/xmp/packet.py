@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import pyexiv2
 
+from dropsight.config.settings import XmpName
 from dropsight.daemon import __version__
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.core.atomic import write_bytes_atomic
@@ -42,7 +43,7 @@ EMPTY_PACKET = (
     b'<?xpacket end="w"?>\n'
 )
 
-XmpName = Literal["IMG.jpg.xmp", "IMG.xmp"]
+
 Outcome = Literal["written", "unchanged", "removed", "absent"]
 
 pyexiv2.registerNs(NAMESPACE, PREFIX)

@@ -1,14 +1,12 @@
-"""Keeping XMP sidecars in step with the JSON ones: the service's sink and `dropsight xmp`."""
+"""Keeping XMP sidecars in step with the JSON ones: the service's sink and whole-folder passes."""
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.outputs import sidecar
@@ -71,7 +69,7 @@ def photos(settings: Settings, roots: Iterable[Path]) -> Iterator[tuple[Path, Pa
 
 def name_of(settings: Settings) -> packet.XmpName:
     """The configured XMP file naming."""
-    return cast(packet.XmpName, settings.output.xmp_name)
+    return settings.output.xmp_name
 
 
 def write_from_sidecars(
@@ -201,28 +199,3 @@ class XmpSink:
     def _failed(self, photo: Path, message: str) -> None:
         log.warning("XMP keywords for %s not written: %s", photo, message)
         self._on_error(photo, f"XMP not written: {message}")
-
-
-def xmp_command(settings: Settings, action: str, folders: Sequence[Path]) -> int:
-    """`dropsight xmp write|remove`: walk folders (default: the watched ones), print a tally."""
-    from dropsight.daemon.core.progress import track
-
-    roots = [Path(f).expanduser().resolve() for f in folders] or list(settings.watch.folders)
-    if not roots:
-        print(
-            "dropsight xmp: no folders given and none configured (watch.folders)", file=sys.stderr
-        )
-        return 2
-    missing = [r for r in roots if not r.is_dir()]
-    if missing:
-        print(f"dropsight xmp: not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
-        return 2
-    items = track(photos(settings, roots), desc=f"XMP {action}")
-    if action == "write":
-        tally = write_from_sidecars(settings, items)
-    else:
-        tally = remove_all(settings, items)
-    for photo, message in tally.failed:
-        print(f"{photo}: {message}", file=sys.stderr)
-    print(f"XMP ({settings.output.xmp_name}): {tally.summary()}")
-    return 1 if tally.failed else 0

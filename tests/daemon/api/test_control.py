@@ -20,14 +20,15 @@ import pytest
 
 from dropsight.daemon import __version__
 from dropsight.daemon.api.client import (
-    NOT_RUNNING_MESSAGE,
     ServiceClient,
     ServiceError,
     ServiceNotRunning,
-    run_command,
 )
 from dropsight.daemon.api.server import MAX_BODY_BYTES, ControlServer, control_file
-from dropsight.daemon.contracts import FolderStatus, RecentResult, SidecarRecord, Status
+from dropsight.daemon.contracts import (
+    SidecarRecord,
+    Status,
+)
 from dropsight.daemon.outputs.events import EventHub
 from tests.tray.fakes import RecordedCommands, fake_status, sidecar_for
 
@@ -416,7 +417,7 @@ def test_concurrent_status_during_burst(server: ControlServer, fake: FakeControl
     mover = threading.Thread(target=burst)
     mover.start()
     client = ServiceClient.connect()
-    results: list[dict[str, Any]] = []
+    results: list[Status] = []
     errors: list[BaseException] = []
     gate = threading.Barrier(20)
 
@@ -542,121 +543,8 @@ def test_client_with_wrong_token_is_an_error(server: ControlServer) -> None:
     assert info.value.status == 403
 
 
-# --- CLI -------------------------------------------------------------------------------------
-
-
-def test_run_command_not_running(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_command("status", as_json=False) == 3
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.strip() == NOT_RUNNING_MESSAGE
-    assert run_command("status", as_json=True) == 3
-    out, err = capsys.readouterr()
-    assert json.loads(out) == {"state": "not-running"}
-    assert err.strip() == NOT_RUNNING_MESSAGE
-
-
-def test_run_command_status_human(
-    server: ControlServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run_command("status", as_json=False) == 0
-    out = capsys.readouterr().out
-    assert "working" in out
-    assert f"0 done, {TOTAL} queued, 0 failed" in out
-    assert "vgg16" in out
-
-
-def test_run_command_status_json(server: ControlServer, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_command("status", as_json=True) == 0
-    assert json.loads(capsys.readouterr().out)["queued"] == TOTAL
-
-
-@pytest.mark.parametrize("name", ["pause", "resume", "rescan", "stop"])
-def test_run_command_actions(
-    server: ControlServer, fake: FakeController, capsys: pytest.CaptureFixture[str], name: str
-) -> None:
-    assert run_command(name, as_json=True) == 0
-    assert json.loads(capsys.readouterr().out) == {"ok": True, "command": name}
-    assert fake.calls == [name]
-
-
-def test_stop_works_when_status_fails(
-    server: ControlServer, fake: FakeController, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # The status snapshot is what breaks first (a name it cannot encode, a bug): stop must not
-    # depend on it, nor may status then claim that nothing is running.
-    fake.fail_status = True
-    assert run_command("status", as_json=False) == 1
-    assert "HTTP 500" in capsys.readouterr().err
-    assert run_command("stop", as_json=False) == 0
-    assert fake.calls == ["stop"]
-
-
 def test_ping_asks_the_controller_nothing(server: ControlServer, fake: FakeController) -> None:
     fake.fail_status = True
     status, _, body = raw(server, "GET", "/v1/ping")
     assert (status, body) == (200, {"ok": True, "pid": os.getpid(), "version": __version__})
     assert raw(server, "GET", "/v1/ping", token=None)[0] == 401
-
-
-class _NamesNotUtf8(FakeController):
-    """Watches a folder whose name has a byte that is not UTF-8; a Windows-style odd name too."""
-
-    FOLDER = os.fsdecode(b"/photos/caf\xe9")
-
-    def status(self) -> Status:
-        folder: FolderStatus = {
-            "path": self.FOLDER,
-            "healthy": True,
-            "error": None,
-            "observer": "InotifyObserver",
-        }
-        recent: RecentResult = {
-            "image": self.FOLDER + "/\ud800.jpg",
-            "sidecar": self.FOLDER + "/\ud800.jpg.json",
-            "status": "ok",
-            "label": "tabby",
-            "score": 0.5,
-            "time": "t",
-        }
-        return fake_status(folders=[folder], recent=[recent], current=self.FOLDER + "/x.jpg")
-
-
-def test_status_shows_names_that_are_not_utf8_as_escapes(
-    home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with ControlServer(_NamesNotUtf8()):
-        # capsys, like a pipe, takes only UTF-8: raw surrogates would crash the command.
-        assert run_command("status", as_json=False) == 0
-        out = capsys.readouterr().out
-        assert "Watching:  /photos/caf\\udce9 (ok)" in out
-        assert "\\ud800.jpg: tabby 50.0%" in out
-        assert run_command("status", as_json=True) == 0
-        folder = json.loads(capsys.readouterr().out)["folders"][0]["path"]
-        assert os.fsencode(folder) == b"/photos/caf\xe9"  # the bytes come back
-
-
-def test_run_command_unknown(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_command("explode", as_json=False) == 2
-    assert "unknown command" in capsys.readouterr().err
-
-
-def test_status_text_indents_multi_line_errors_newest_first() -> None:
-    from dropsight.daemon.api.client import format_status
-    from tests.tray.fakes import fake_status
-
-    errors = [
-        {"time": "t2", "path": None, "message": "the changed config was not applied:\nline two"},
-        {"time": "t1", "path": "/p/a.jpg", "message": "corrupt: bad"},
-    ]
-    text = format_status(
-        dict(fake_status(errors=errors, output={"xmp": "beside", "xmp_name": "IMG.xmp"}))
-    )
-    lines = text.splitlines()
-    first = lines.index("  Last errors:")
-    assert lines[first + 1 : first + 4] == [
-        "    t2 the changed config was not applied:",
-        "      line two",
-        "    t1 /p/a.jpg: corrupt: bad",
-    ]
-    assert "  XMP:       keywords beside each photo (IMG.xmp)" in lines

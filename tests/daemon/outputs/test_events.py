@@ -14,6 +14,7 @@ from typing import Any
 from dropsight.config.settings import HookSettings, Settings, WatchSettings
 from dropsight.daemon.api.client import ServiceClient
 from dropsight.daemon.api.server import ControlServer
+from dropsight.daemon.contracts import ResultEvent
 from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import FakeClassifier, make_photo, wait_for
 
@@ -125,7 +126,7 @@ def test_client_events_iterator(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     service, server = service_on(folder)
-    got: list[dict[str, Any]] = []
+    got: list[ResultEvent] = []
     done = threading.Event()
 
     def listen() -> None:

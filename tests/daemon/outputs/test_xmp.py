@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from dropsight.config.settings import OutputSettings, Settings, WatchSettings
+from dropsight.daemon.cli.xmp import xmp_command
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.outputs.xmp import packet
-from dropsight.daemon.outputs.xmp.sync import photos, remove_all, write_from_sidecars, xmp_command
+from dropsight.daemon.outputs.xmp.sync import photos, remove_all, write_from_sidecars
 from tests.daemon.outputs.test_sidecar import FACTS, MODEL, probs_with
 
 SAMPLES = Path(__file__).parents[1] / "xmp_samples"

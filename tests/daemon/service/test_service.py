@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dropsight.config.settings import OutputSettings, Settings, WatchSettings
+from dropsight.config.settings import Observer, OutputSettings, Settings, WatchSettings
 from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import (
     FakeClassifier,
@@ -37,7 +37,7 @@ def start_service() -> Iterator[StartService]:
         *folders: Path,
         fake: FakeClassifier | None = None,
         settle_time_s: float = 0.3,
-        observer: str = "auto",
+        observer: Observer = "auto",
         output: OutputSettings | None = None,
     ) -> tuple[Service, FakeClassifier]:
         fake = fake or FakeClassifier()

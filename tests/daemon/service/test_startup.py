@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dropsight.config.settings import Settings, WatchSettings
+from dropsight.daemon.contracts import ExitCode
 from dropsight.daemon.core import logs
 from dropsight.daemon.service import startup
 from dropsight.daemon.service.service import Service
@@ -31,7 +32,7 @@ def test_an_internal_failure_exits_70_so_systemd_restarts_it(
 
     monkeypatch.setattr(Service, "start", broken)
     settings = Settings(watch=WatchSettings(folders=(tmp_path,)))
-    assert startup.run_service(settings) == startup.EXIT_INTERNAL == 70
+    assert startup.run_service(settings) == ExitCode.INTERNAL == 70
     text = logs.log_file().read_text("utf-8")
     assert "the service failed" in text and "a bug in start-up" in text
     lock = app_home / "state" / "service.lock"
