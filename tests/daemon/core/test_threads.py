@@ -54,7 +54,12 @@ def test_a_join_racing_the_start_waits_for_the_thread_instead_of_failing(
 def test_join_before_any_start_and_a_restart_after_the_thread_ended() -> None:
     stop = threading.Event()
     steps: list[int] = []
-    loop = Loop("counting", lambda: (steps.append(1), stop.wait(0.01))[-1], stop)
+
+    def step() -> None:
+        steps.append(1)
+        stop.wait(0.01)
+
+    loop = Loop("counting", step, stop)
     assert loop.join(1), "never started: nothing to wait for"
     loop.start()
     wait_for(lambda: len(steps) >= 3, 5, "steps")
