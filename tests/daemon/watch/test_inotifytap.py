@@ -39,7 +39,12 @@ def inotify(tmp_path: Path) -> Iterator[BaseObserver]:
 def test_an_inotify_observer_is_tapped_and_its_overflows_and_unmounts_heard(
     inotify: BaseObserver,
 ) -> None:
-    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+    from watchdog.observers.inotify_c import (
+        InotifyConstants,
+        InotifyEvent,
+        Mask,
+        WatchDescriptor,
+    )
 
     heard: list[str] = []
     assert tap(
@@ -53,8 +58,8 @@ def test_an_inotify_observer_is_tapped_and_its_overflows_and_unmounts_heard(
     )
     reader = inotify._inotify_fd  # type: ignore[attr-defined]
     # Events as the kernel reports them, through watchdog's own handling first.
-    reader.handle_event(InotifyEvent(-1, IN_Q_OVERFLOW, 0, b""))
-    reader.handle_event(InotifyEvent(12345, IN_UNMOUNT, 0, b""))
+    reader.handle_event(InotifyEvent(WatchDescriptor(-1), Mask(IN_Q_OVERFLOW), 0, b""))
+    reader.handle_event(InotifyEvent(WatchDescriptor(12345), Mask(IN_UNMOUNT), 0, b""))
     assert heard == ["overflow", "unmount"]
     assert inotify.is_alive()
 
