@@ -26,7 +26,7 @@ from dropsight.daemon.models import store
 from dropsight.daemon.photos import imaging
 from dropsight.daemon.runtime.classifier import Classifier, LiteRTClassifier, load_classifier
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample-100"
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "imagenet-sample-100"
 PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo
 PHONE_SOURCES = 8  # distinct 12 MP photos made per run; the rest are copies
 
