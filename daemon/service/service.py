@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from dropsight.daemon.watch.settler import Settler
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_S = 0.02  # wait_idle_after_scan looks this often (several stages, no one event)
 SUPERVISE_EVERY_S = 2.0  # health checks: vanished folders, dead observers and threads
 STOP_TIMEOUT_S = 8.0  # shutdown budget for the whole service (the issue allows 10 s)
 
@@ -153,7 +151,7 @@ class Service:
         self.engine.stop(timeout_s / 2)
         self.writer.close(timeout_s / 2)
 
-    # --- the barrier: tests and tools wait for facts, not time ------------------------------
+    # --- the barrier: tests and tools wait for facts, not time (daemon/watch/scanner.py) ---
 
     @property
     def scan_generation(self) -> int:
@@ -161,25 +159,8 @@ class Service:
         return self.scanner.generation
 
     def wait_idle_after_scan(self, generation: int, timeout_s: float) -> bool:
-        """Wait until full scan `generation` finished and then nothing is settling, queued, in
-        flight or held for a retry; False on timeout.
-
-        Events the observers have not delivered yet are not seen: a test that wants them
-        first waits for a later photo of the same folder (events arrive in order).
-        """
-        deadline = time.monotonic() + timeout_s
-        if not self.scanner.wait_for(generation, timeout_s):
-            return False
-        # Upstream first: a photo moves settler -> queue -> in flight -> done, so one look in
-        # this order cannot miss one moving along meanwhile. (Held writes stay in flight. A
-        # photo handed back, paused or short of descriptors, goes back in two steps: rare.)
-        while not (
-            self.settler.settled() and self.queue.pending() == 0 and self.queue.in_flight() == 0
-        ):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(IDLE_POLL_S)
-        return True
+        """Block until full scan `generation` ran and all its work is done; False on timeout."""
+        return self.scanner.wait_idle(generation, timeout_s)
 
     # ---------------------------------------------------------------------------------------
 

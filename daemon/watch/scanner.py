@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 WAIT_SLICE_S = 5.0  # how often an idle scanner wakes (a request or stop wakes it at once)
 WALK_CHUNK = 500  # photos per hand-over to the walk's observers (index, XMP)
+IDLE_POLL_S = 0.02  # wait_idle looks this often (several stages, no one event to wait on)
 
 
 class Scanner:
@@ -104,6 +105,27 @@ class Scanner:
         """Block until full scan `generation` has finished; False on timeout."""
         with self._finished:
             return self._finished.wait_for(lambda: self.generation >= generation, timeout_s)
+
+    def wait_idle(self, generation: int, timeout_s: float) -> bool:
+        """Block until full scan `generation` ran and all its work is done; False on timeout.
+
+        Done: nothing settling, queued, in flight or held for a retry (held writes stay in
+        flight). Events the observers have not delivered yet are not seen: a test that needs
+        them first waits for a later photo of the same folder (a folder's events come in order).
+        """
+        deadline = time.monotonic() + timeout_s
+        if not self.wait_for(generation, timeout_s):
+            return False
+        # Upstream first: a photo moves settler -> queue -> in flight -> done, so one look in
+        # this order cannot miss one moving along meanwhile. (A photo handed back, paused or
+        # short of descriptors, goes back in two steps: rare, and then a look may be early.)
+        while not (
+            self._settler.settled() and self._queue.pending() == 0 and self._queue.in_flight() == 0
+        ):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(IDLE_POLL_S)
+        return True
 
     def _step(self) -> None:
         if not self._request.wait(WAIT_SLICE_S) and time.monotonic() < self._next_periodic:

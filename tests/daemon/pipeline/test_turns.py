@@ -10,7 +10,14 @@ from dropsight.daemon.pipeline.turns import Turns
 from dropsight.daemon.runtime import budget
 from dropsight.daemon.runtime.classifier import ModelInfo
 from dropsight.daemon.service.service import Service
-from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, sidecars, wait_for
+from tests.daemon.helpers import (
+    FakeClassifier,
+    idle_after_scan,
+    load_valid,
+    make_photo,
+    sidecars,
+    wait_for,
+)
 
 
 def test_inference_waits_for_running_decodes_and_blocks_new_ones() -> None:
@@ -86,7 +93,7 @@ def test_heavy_model_service_labels_a_burst_once(tmp_path: Path) -> None:
     )
     service.start()
     try:
-        wait_for(lambda: service.status()["state"] == "idle", 20, "idle")
+        idle_after_scan(service)
         plan = budget.plan(15.5, 16)
         assert service.status().get("pipeline") == {
             "decoders": plan.decoders,
@@ -97,7 +104,7 @@ def test_heavy_model_service_labels_a_burst_once(tmp_path: Path) -> None:
         for i in range(60):
             make_photo(tmp_path / f"{i}.jpg", seed=i, size=(64, 48))
         wait_for(lambda: len(sidecars(tmp_path)) == 60, 60, "60 sidecars")
-        wait_for(lambda: service.status()["state"] == "idle", 20, "idle")
+        idle_after_scan(service)  # every event handled: nothing left to label twice
         assert fake.images == 60
         assert fake.calls < 60, "never batched"
         assert all(load_valid(p)["status"] == "ok" for p in sidecars(tmp_path))

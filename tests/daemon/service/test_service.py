@@ -177,9 +177,10 @@ def test_burst_of_2000_files_gives_exactly_2000_sidecars(
         make_photo(src / f"{i}.jpg", seed=i, size=(64, 48))
     for i in range(2000):
         shutil.copy(src / f"{i % 50}.jpg", watched / f"burst_{i:04d}.jpg")
-    service.rescan()  # as the periodic rescan would: catches anything inotify dropped
+    # A rescan, as the periodic one would do: it catches anything inotify dropped.
+    generation = service.scanner.request()
     wait_for(lambda: len(list(watched.glob("*.jpg.json"))) == 2000, 180, "2000 sidecars")
-    wait_for(lambda: service.status()["state"] == "idle", 30, "idle")
+    idle_after_scan(service, generation, 60)  # the rescan ran, and all it found is done
     names = {p.name for p in watched.glob("*.json")}
     assert names == {f"burst_{i:04d}.jpg.json" for i in range(2000)}
     assert fake.images == 2000, "some image was classified twice"
