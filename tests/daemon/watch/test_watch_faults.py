@@ -103,8 +103,14 @@ def test_a_symlinked_folder_is_watched_live_and_follows_a_new_target(
     drop(link / "sub", "deep.jpg", seed=2)
     labelled(first, "through_link.jpg", "direct.jpg")
     labelled(first / "sub", "deep.jpg")
-    # Seen as under the configured folder (what sidecar paths are computed against).
-    recent = {r["image"] for r in service.status()["recent"]}
+
+    # Seen as under the configured folder (what sidecar paths are computed against). The
+    # sidecar is on disk a moment before the status counts it: wait for the status.
+    def images() -> set[str]:
+        return {r["image"] for r in service.status()["recent"]}
+
+    wait_for(lambda: len(images()) == 3, LIVE_S, "three photos in the status")
+    recent = images()
     assert str(link / "sub" / "deep.jpg") in recent
     assert all(image.startswith(str(link) + os.sep) for image in recent), recent
     assert folder_status(service, link)["healthy"]
