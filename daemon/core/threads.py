@@ -39,13 +39,19 @@ class Loop:
         self._on_start = on_start
         self._on_error = on_error
         self._thread: threading.Thread | None = None
+        # Held while a thread is made and started: `join` from another thread (a stop racing
+        # a start) waits for it rather than finding a thread not started yet, which
+        # threading refuses to join (RuntimeError).
+        self._starting = threading.Lock()
 
     def start(self) -> None:
         """Start the thread (again, if a previous one ended)."""
-        if self.alive:
-            return
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        with self._starting:
+            if self.alive:
+                return
+            thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            thread.start()
+            self._thread = thread
 
     @property
     def alive(self) -> bool:
@@ -54,7 +60,8 @@ class Loop:
 
     def join(self, timeout_s: float) -> bool:
         """Wait for the thread to end (after the shared stop Event is set); True if it did."""
-        thread = self._thread
+        with self._starting:
+            thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(max(0.0, timeout_s))

@@ -13,7 +13,6 @@ from dropsight.daemon.models.torch_legacy import WeightsFileError, load_state_di
 NAME = "efficientnet-lite0"
 INPUT_SIZE = 224
 NUM_CLASSES = 1000
-PREPROCESS = "(x - 127) / 128"
 
 # EfficientNet-Lite0 stages as (repeats, kernel, first stride, expand ratio, output channels);
 # Lite keeps the stem (32) and head (1280) fixed and drops squeeze-excite.

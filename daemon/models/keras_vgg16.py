@@ -10,8 +10,6 @@ from keras.applications import vgg16
 
 from dropsight.daemon.models.weights import VGG16_WEIGHTS_FILE, VGG16_WEIGHTS_MD5, VGG16_WEIGHTS_URL
 
-PREPROCESSING = "keras.applications.vgg16.preprocess_input (RGB->BGR, minus ImageNet mean)"
-
 
 @keras.saving.register_keras_serializable(package="dropsight")
 class VGG16Preprocess(keras.layers.Layer):

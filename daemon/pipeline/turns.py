@@ -23,6 +23,12 @@ class Turns:
         self._cond = threading.Condition()
         self._inferring = False
         self._decoding = 0
+        self._waiting = 0  # decoders waiting for inference's turn to end
+
+    def state(self) -> tuple[bool, int, int]:
+        """(inference holds or awaits the turn, decodes running, decoders waiting)."""
+        with self._cond:
+            return self._inferring, self._decoding, self._waiting
 
     @contextlib.contextmanager
     def decoding(self, halt: threading.Event) -> Iterator[bool]:
@@ -31,8 +37,10 @@ class Turns:
             yield True
             return
         with self._cond:
+            self._waiting += 1
             while self._inferring and not halt.is_set():
                 self._cond.wait(TURN_WAIT_S)
+            self._waiting -= 1
             if halt.is_set():
                 yield False
                 return

@@ -151,6 +151,19 @@ class Service:
         self.engine.stop(timeout_s / 2)
         self.writer.close(timeout_s / 2)
 
+    # --- the barrier: tests and tools wait for facts, not time (daemon/watch/scanner.py) ---
+
+    @property
+    def scan_generation(self) -> int:
+        """Full scans of every watched folder finished so far (the catch-up scan is 1)."""
+        return self.scanner.generation
+
+    def wait_idle_after_scan(self, generation: int, timeout_s: float) -> bool:
+        """Block until full scan `generation` ran and all its work is done; False on timeout."""
+        return self.scanner.wait_idle(generation, timeout_s)
+
+    # ---------------------------------------------------------------------------------------
+
     def _fingerprint(self) -> str | None:
         classifier = self.engine.classifier
         return classifier.info.fingerprint if classifier else None

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 WAIT_SLICE_S = 5.0  # how often an idle scanner wakes (a request or stop wakes it at once)
 WALK_CHUNK = 500  # photos per hand-over to the walk's observers (index, XMP)
+IDLE_POLL_S = 0.02  # wait_idle looks this often (several stages, no one event to wait on)
 
 
 class Scanner:
@@ -78,16 +79,53 @@ class Scanner:
         self._on_error = on_error
         self._orphans = orphans
         self._too_long: set[Path] = set()
+        # --- the scan barrier: full scans (every folder) begun and finished, counted ---
+        self._begun = 0
+        self.generation = 0  # full scans finished
+        self._finished = threading.Condition()
+        # ---
         self.loop = Loop("scanner", self._step, stop)
 
-    def request(self, root: Path | None = None) -> None:
-        """Scan `root` (every folder when None) as soon as possible."""
+    def request(self, root: Path | None = None) -> int:
+        """Scan `root` (every folder when None) as soon as possible.
+
+        Returns the generation of the full scan whose end covers a request for every folder
+        (`wait_for`); one folder's scan is not counted.
+        """
         with self._lock:
             if root is None:
                 self._full = True
             else:
                 self._wanted.add(root)
+            covering = self._begun + 1  # a full scan under way began before this request
         self._request.set()
+        return covering
+
+    def wait_for(self, generation: int, timeout_s: float) -> bool:
+        """Block until full scan `generation` has finished; False on timeout."""
+        with self._finished:
+            return self._finished.wait_for(lambda: self.generation >= generation, timeout_s)
+
+    def wait_idle(self, generation: int, timeout_s: float) -> bool:
+        """Block until full scan `generation` ran and all its work is done; False on timeout.
+
+        Done: nothing settling, queued, in flight or held for a retry (held writes stay in
+        flight). Events the observers have not delivered yet are not seen: a test that needs
+        them first waits for a later photo of the same folder (a folder's events come in order).
+        """
+        deadline = time.monotonic() + timeout_s
+        if not self.wait_for(generation, timeout_s):
+            return False
+        # Upstream first: a photo moves settler -> queue -> in flight -> done, so one look in
+        # this order cannot miss one moving along meanwhile. (A photo handed back, paused or
+        # short of descriptors, goes back in two steps: rare, and then a look may be early.)
+        while not (
+            self._settler.settled() and self._queue.pending() == 0 and self._queue.in_flight() == 0
+        ):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(IDLE_POLL_S)
+        return True
 
     def _step(self) -> None:
         if not self._request.wait(WAIT_SLICE_S) and time.monotonic() < self._next_periodic:
@@ -102,6 +140,7 @@ class Scanner:
         with self._lock:
             full = self._full or time.monotonic() >= self._next_periodic
             wanted, self._wanted, self._full = self._wanted, set(), False
+            self._begun += full
         roots = [r for r in self._roots() if full or r in wanted]
         other = 0
         for root in roots:
@@ -115,6 +154,10 @@ class Scanner:
         self._cleaned = True
         if self._interval_s:
             self._next_periodic = time.monotonic() + self._interval_s
+        if not self._stop.is_set():  # a scan cut short by a stop covers nothing
+            with self._finished:
+                self.generation += 1
+                self._finished.notify_all()
 
     def scan(self, root: Path, fingerprint: str) -> tuple[int, int]:
         """Queue every photo under `root` whose sidecar is not current.

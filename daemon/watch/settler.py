@@ -34,17 +34,28 @@ class _Pending:
 
 
 class Settler:
-    """Decides when a file is complete: close-after-write, a rename, or size/mtime quiet."""
+    """Decides when a file is complete: close-after-write, a rename, or size/mtime quiet.
+
+    `clock` measures the quiet times (injectable, so tests of settling need not sleep);
+    `checks` counts the passes over pending files, so a test can wait for one to have run.
+    """
 
     def __init__(
         self,
         on_complete: OnComplete,
         settle_time_s: float,
         on_gone: OnComplete = lambda _photo, _root: None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._on_complete = on_complete
         self._on_gone = on_gone
         self._settle_s = settle_time_s
+        self._clock = clock
+        self.checks = 0
+        # Photos taken off the books and not yet handed on (queued, or cleaned up after):
+        # while any are, the settler is not settled though nothing is pending.
+        self._handing = 0
         self._pending: dict[Path, _Pending] = {}
         # Deleted or moved away: cleaned up after if still gone once settled (editors that
         # delete and write anew, and `mv IMG.jpg IMG.jpg.json elsewhere/`, come back or
@@ -69,8 +80,12 @@ class Settler:
         """The OS says the file is complete (closed after write, or renamed into place)."""
         with self._cond:
             self._pending.pop(path, None)
-        if _regular(path):
-            self._on_complete(path, root)
+            self._handing += 1
+        try:
+            if _regular(path):
+                self._on_complete(path, root)
+        finally:
+            self._handed(1)
 
     def touch(self, path: Path, root: Path, *, wait_close: bool) -> None:
         """A file appeared or changed: wait for its close event, or for it to stay quiet."""
@@ -86,7 +101,7 @@ class Settler:
                 root,
                 st.st_size,
                 st.st_mtime_ns,
-                time.monotonic(),
+                self._clock(),
                 wait_close or (old is not None and old.wait_close),
             )
             self._cond.notify()
@@ -95,7 +110,7 @@ class Settler:
         """A photo was deleted or moved away: stop tracking it, clean up after it if it stays so."""
         with self._cond:
             self._pending.pop(path, None)
-            self._gone[path] = (root, time.monotonic())
+            self._gone[path] = (root, self._clock())
             self._cond.notify()
 
     def events_lost(self, root: Path) -> None:
@@ -120,6 +135,16 @@ class Settler:
         with self._cond:
             return len(self._pending)
 
+    def settled(self) -> bool:
+        """True when nothing is pending, awaiting clean-up after a deletion, or being handed on."""
+        with self._cond:
+            return not (self._pending or self._gone or self._handing)
+
+    def _handed(self, count: int, *, checked: bool = False) -> None:
+        with self._cond:
+            self._handing -= count
+            self.checks += checked
+
     def _due(self, path: Path, p: _Pending, now: float) -> bool:
         try:
             st = path.stat()
@@ -142,7 +167,7 @@ class Settler:
                 self._cond.wait(IDLE_WAIT_S)  # idle: no ticking, no CPU
                 return
             self._cond.wait(SETTLE_TICK_S)
-            now = time.monotonic()
+            now = self._clock()
             due = [
                 (path, p.root) for path, p in list(self._pending.items()) if self._due(path, p, now)
             ]
@@ -151,6 +176,13 @@ class Settler:
             gone = [(p, r) for p, (r, t) in self._gone.items() if now - t >= self._settle_s]
             for path, _root in gone:
                 del self._gone[path]
+            self._handing += len(due) + len(gone)
+        try:
+            self._hand_on(due, gone)
+        finally:
+            self._handed(len(due) + len(gone), checked=True)
+
+    def _hand_on(self, due: list[tuple[Path, Path]], gone: list[tuple[Path, Path]]) -> None:
         for path, root in due:
             try:
                 self._on_complete(path, root)

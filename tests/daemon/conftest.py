@@ -9,7 +9,7 @@ import pytest
 
 from dropsight.config.settings import Settings, WatchSettings
 from dropsight.daemon.service.service import Service
-from tests.daemon.helpers import FakeClassifier, wait_for
+from tests.daemon.helpers import FakeClassifier, idle_after_scan, wait_for
 
 
 @pytest.fixture
@@ -21,7 +21,8 @@ def watched(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run() -> Iterator[Callable[..., Service]]:
-    """Start a Service on one folder (FakeClassifier, no periodic rescans), idle; joined after."""
+    """Start a Service on one folder (FakeClassifier, no periodic rescans), idle after its
+    catch-up scan; joined after."""
     started: list[Service] = []
 
     def start(folder: Path, fake: FakeClassifier | None = None, **watch: object) -> Service:
@@ -31,6 +32,7 @@ def run() -> Iterator[Callable[..., Service]]:
         service = Service(settings, classifier_factory=lambda _s: classifier)
         service.start()
         started.append(service)
+        idle_after_scan(service)  # the catch-up scan ran, and labelled what it found
         wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
         return service
 

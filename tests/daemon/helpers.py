@@ -23,6 +23,7 @@ from PIL import Image
 from dropsight.daemon.core.atomic import TEMP_SUFFIX
 from dropsight.daemon.outputs.sidecar import schema
 from dropsight.daemon.runtime.classifier import ModelInfo
+from dropsight.daemon.service.service import Service
 
 FAKE_FINGERPRINT = "f" * 64
 
@@ -58,6 +59,30 @@ def wait_for(cond: Callable[[], bool], timeout_s: float = 30.0, what: str = "con
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def idle_after_scan(service: Service, generation: int = 1, timeout_s: float = 20.0) -> None:
+    """Wait until full scan `generation` (1: the catch-up scan) ran and all it found is done."""
+    assert service.wait_idle_after_scan(generation, timeout_s), (
+        f"not idle after scan {generation} within {timeout_s} s (at scan {service.scan_generation})"
+    )
+
+
+def rescanned(service: Service, timeout_s: float = 20.0) -> None:
+    """Ask for a scan of every folder; wait until it ran and everything it found is done."""
+    idle_after_scan(service, service.scanner.request(), timeout_s)
+
+
+def heard(service: Service, folder: Path, marker: str = "marker.jpg", seed: int = 99) -> Path:
+    """Prove that every event of `folder` so far was handled: drop a photo, wait for its
+    sidecar (a folder's events arrive in order), then for whatever the earlier ones started.
+
+    Returns the marker photo (labelled once: count it).
+    """
+    photo = make_photo(folder / marker, seed=seed, size=(64, 48))
+    wait_for(photo.with_name(photo.name + ".json").exists, 20, f"the sidecar of {marker}")
+    idle_after_scan(service)
+    return photo
 
 
 def make_photo(path: Path, seed: int = 0, size: tuple[int, int] = (320, 240)) -> Path:

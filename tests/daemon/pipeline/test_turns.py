@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from dropsight.config.settings import Settings, WatchSettings
@@ -11,42 +10,57 @@ from dropsight.daemon.pipeline.turns import Turns
 from dropsight.daemon.runtime import budget
 from dropsight.daemon.runtime.classifier import ModelInfo
 from dropsight.daemon.service.service import Service
-from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, sidecars, wait_for
+from tests.daemon.helpers import (
+    FakeClassifier,
+    idle_after_scan,
+    load_valid,
+    make_photo,
+    sidecars,
+    wait_for,
+)
 
 
 def test_inference_waits_for_running_decodes_and_blocks_new_ones() -> None:
     turns = Turns(enabled=True)
     halt = threading.Event()
     log: list[str] = []
-    decoding = threading.Event()
+    decoding, decoded = threading.Event(), threading.Event()
+    inferring, inferred = threading.Event(), threading.Event()
 
     def decoder() -> None:
         with turns.decoding(halt) as ok:
             assert ok
             decoding.set()
-            time.sleep(0.3)
+            decoded.wait(5)  # a decode under way when inference asks for its turn
             log.append("decode done")
 
-    t = threading.Thread(target=decoder)
-    t.start()
-    decoding.wait(5)
-    with turns.inferring():
-        log.append("inference")
-        started = threading.Event()
+    def inference() -> None:
+        with turns.inferring():
+            log.append("inference")
+            inferring.set()
+            inferred.wait(5)
 
-        def late() -> None:
-            started.set()
-            with turns.decoding(halt):
-                log.append("late decode")
+    def late() -> None:
+        with turns.decoding(halt):
+            log.append("late decode")
 
-        t2 = threading.Thread(target=late)
-        t2.start()
-        started.wait(5)
-        time.sleep(0.2)
-        assert "late decode" not in log  # no decode starts during inference
-    t.join(5)
-    t2.join(5)
+    threads = [threading.Thread(target=f) for f in (decoder, inference, late)]
+    threads[0].start()
+    assert decoding.wait(5)
+    threads[1].start()
+    wait_for(lambda: turns.state() == (True, 1, 0), 5, "inference waiting for the decode")
+    assert log == [], "inference began during a decode"
+    threads[2].start()
+    wait_for(lambda: turns.state() == (True, 1, 1), 5, "a new decode waiting for inference")
+    decoded.set()
+    assert inferring.wait(5)
+    assert turns.state() == (True, 0, 1), "the late decoder still waits"
+    assert log == ["decode done", "inference"], "a decode began during inference"
+    inferred.set()
+    for t in threads:
+        t.join(5)
     assert log == ["decode done", "inference", "late decode"]
+    assert turns.state() == (False, 0, 0)
 
 
 def test_a_halt_releases_a_waiting_decoder() -> None:
@@ -79,7 +93,7 @@ def test_heavy_model_service_labels_a_burst_once(tmp_path: Path) -> None:
     )
     service.start()
     try:
-        wait_for(lambda: service.status()["state"] == "idle", 20, "idle")
+        idle_after_scan(service)
         plan = budget.plan(15.5, 16)
         assert service.status().get("pipeline") == {
             "decoders": plan.decoders,
@@ -90,7 +104,7 @@ def test_heavy_model_service_labels_a_burst_once(tmp_path: Path) -> None:
         for i in range(60):
             make_photo(tmp_path / f"{i}.jpg", seed=i, size=(64, 48))
         wait_for(lambda: len(sidecars(tmp_path)) == 60, 60, "60 sidecars")
-        wait_for(lambda: service.status()["state"] == "idle", 20, "idle")
+        idle_after_scan(service)  # every event handled: nothing left to label twice
         assert fake.images == 60
         assert fake.calls < 60, "never batched"
         assert all(load_valid(p)["status"] == "ok" for p in sidecars(tmp_path))

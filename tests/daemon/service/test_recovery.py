@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,10 @@ from tests.daemon.helpers import (
     FakeClassifier,
     dropsight,
     fill,
+    idle_after_scan,
     load_valid,
     make_photo,
+    rescanned,
     tmpfs_over,
     wait_for,
 )
@@ -75,8 +76,8 @@ def test_an_unchanged_photo_is_not_read_again_at_restart(
     service = run(watched, fake)
     wait_for((watched / "a.jpg.json").exists, 20, "the sidecar")
     service.join()
-    again = run(watched, fake)
-    wait_for(lambda: again.status()["state"] == "idle", 20, "idle after the scan")
+    again = run(watched, fake)  # returns once its catch-up scan is done
+    assert again.scan_generation >= 1
     assert fake.images == 1
     assert again.status()["skipped"] == 0  # not even hashed: the cheap check held
 
@@ -105,7 +106,12 @@ def test_a_full_disk_holds_the_sidecars_and_writes_them_when_space_returns(
     service.start()
     try:
         wait_for(lambda: fake.images == len(names), 20, "every photo labelled once")
-        time.sleep(2.5)  # a few retries, all failing
+
+        def retried() -> bool:  # each sidecar tried again at least once, and failed again
+            held = service.writer.retries.take_all()
+            return len(held) == len(names) and all(h.attempts >= 2 for h in held)
+
+        wait_for(retried, 20, "failed retries")
         status = service.status()
         folder = status["folders"][0]
         assert not folder["healthy"]
@@ -143,10 +149,9 @@ def test_long_names_get_a_sidecar_and_too_long_ones_are_reported_once(
     errors = [e for e in service.status()["errors"] if e["path"] and too_long in e["path"]]
     assert len(errors) == 1 and "too long" in errors[0]["message"]
     before = fake.images
-    service.rescan()
-    time.sleep(1.5)
-    service.rescan()
-    time.sleep(1.5)
+    rescanned(service)
+    rescanned(service)
+    assert service.scan_generation >= 3  # the catch-up scan and the two asked for
     assert fake.images == before, "never labelled in vain at a rescan"
     errors = [e for e in service.status()["errors"] if e["path"] and too_long in e["path"]]
     assert len(errors) == 1, "reported once, not at every rescan"
@@ -195,14 +200,15 @@ def test_a_photo_deleted_and_written_anew_keeps_its_sidecar(
 ) -> None:
     """Editors that save by deleting and writing again: not an orphan."""
     make_photo(watched / "edit.jpg", seed=1)
-    run(watched)
+    service = run(watched)
     side = watched / "edit.jpg.json"
     wait_for(side.exists, 20, "the sidecar")
     (watched / "edit.jpg").unlink()
     make_photo(watched / "edit.jpg", seed=2)
     new_hash = hashlib.sha256((watched / "edit.jpg").read_bytes()).hexdigest()
     wait_for(lambda: side.exists() and load_valid(side)["image"]["sha256"] == new_hash, 15, "new")
-    time.sleep(1.0)  # past the settle time of the deletion
+    # The deletion was heard before the new file's events; idle means its clean-up ran.
+    idle_after_scan(service)
     assert side.exists()
 
 
@@ -320,8 +326,7 @@ def test_a_fifo_or_a_link_to_a_device_named_like_a_photo_is_ignored(
     # Nothing waits on them: not 125 s of "working, queued 1".
     wait_for(lambda: service.status()["queued"] == 0, 5, "nothing queued")
     assert service.status()["state"] == "idle"
-    service.rescan()
-    time.sleep(1.0)
+    rescanned(service)  # the scan passes them and queues nothing
     assert service.status()["queued"] == 0
     assert not (watched / "pipe.jpg.json").exists() and not (watched / "zero.jpg.json").exists()
     assert fake.images == 1

@@ -18,6 +18,8 @@ from dropsight.config.settings import Observer, OutputSettings, Settings, WatchS
 from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import (
     FakeClassifier,
+    heard,
+    idle_after_scan,
     load_valid,
     make_photo,
     sidecars,
@@ -53,12 +55,19 @@ def start_service() -> Iterator[StartService]:
         service = Service(settings, classifier_factory=lambda _s: fake)
         service.start()
         started.append(service)
+        idle_after_scan(service)  # the catch-up scan ran, and labelled what it found
         wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
         return service, fake
 
     yield start
     for service in started:
         service.join()
+
+
+def checked_since(service: Service) -> Callable[[], bool]:
+    """A condition: the settler began and ended a pass over its pending files since now."""
+    settler, checks = service.settler, service.settler.checks
+    return lambda: settler.checks >= checks + 2  # the pass under way may be older
 
 
 def _await_sidecar(image: Path, timeout_s: float = 15) -> Path:
@@ -91,10 +100,14 @@ def test_slow_chunked_write_is_processed_once_when_complete(
         for i in range(0, len(data), len(data) // 6):
             f.write(data[i : i + len(data) // 6])
             f.flush()
-            time.sleep(0.6)  # longer than the quiet time: only close-after-write is trusted
+            time.sleep(0.6)  # a writer pausing longer than the quiet time (the scenario)
+            # The settler looked at it since (quiet for longer than 0.3 s) and kept it:
+            wait_for(checked_since(service), 5, "a settler check")
+            assert service.settler.is_pending(target), "the write was never seen"
+            assert not service.queue.is_queued(target), "taken before it was complete"
             assert not (watched / "slow.jpg.json").exists(), "taken before it was complete"
     wait_for(lambda: (watched / "slow.jpg.json").exists(), 15, "sidecar")
-    time.sleep(1.0)
+    idle_after_scan(service)  # its every event was handled before the sidecar was written
     record = load_valid(watched / "slow.jpg.json")
     assert record["status"] == "ok"
     assert record["image"]["bytes"] == len(data)
@@ -105,7 +118,7 @@ def test_slow_chunked_write_is_processed_once_when_complete(
 def test_polling_observer_waits_for_a_quiet_file(
     watched: Path, start_service: StartService, photos: dict[str, Path]
 ) -> None:
-    _, fake = start_service(watched, settle_time_s=1.5, observer="polling")
+    service, fake = start_service(watched, settle_time_s=1.5, observer="polling")
     data = photos["rocket"].read_bytes()
     target = watched / "slow.jpg"
     with target.open("wb") as f:
@@ -114,19 +127,19 @@ def test_polling_observer_waits_for_a_quiet_file(
             f.flush()
             time.sleep(0.5)
     wait_for(lambda: (watched / "slow.jpg.json").exists(), 20, "sidecar")
-    time.sleep(2.0)
+    heard(service, watched)  # every poll's news of slow.jpg handled since: nothing more
     assert load_valid(watched / "slow.jpg.json")["status"] == "ok"
-    assert fake.images == 1
+    assert fake.images == 2  # slow.jpg once, and the marker
 
 
 def test_part_file_renamed_and_moved_in_and_nested(
     watched: Path, tmp_path: Path, start_service: StartService, photos: dict[str, Path]
 ) -> None:
-    start_service(watched)
+    service, _ = start_service(watched)
     part = watched / "download.jpg.part"
     shutil.copy(photos["coffee"], part)
-    time.sleep(0.8)
-    assert not list(watched.glob("*.json")), "a .part file was taken"
+    heard(service, watched)  # the .part file's events were handled
+    assert [p.name for p in watched.glob("*.json")] == ["marker.jpg.json"], "a .part was taken"
     part.rename(watched / "download.jpg")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -147,9 +160,9 @@ def test_ignored_and_own_files_never_queue(watched: Path, start_service: StartSe
     make_photo(watched / "~$lock.jpg")
     (watched / "notes.txt").write_text("hello")
     (watched / "other.json").write_text("{}")
-    make_photo(watched / "real.jpg")
+    make_photo(watched / "real.jpg")  # last: its sidecar means the events before it were heard
     wait_for(lambda: (watched / "real.jpg.json").exists(), 15, "sidecar")
-    time.sleep(1.0)
+    idle_after_scan(service)
     assert [p.name for p in sidecars(watched)] == ["other.json", "real.jpg.json"]
     assert fake.images == 1
     assert service.status()["queued"] == 0
@@ -164,9 +177,10 @@ def test_burst_of_2000_files_gives_exactly_2000_sidecars(
         make_photo(src / f"{i}.jpg", seed=i, size=(64, 48))
     for i in range(2000):
         shutil.copy(src / f"{i % 50}.jpg", watched / f"burst_{i:04d}.jpg")
-    service.rescan()  # as the periodic rescan would: catches anything inotify dropped
+    # A rescan, as the periodic one would do: it catches anything inotify dropped.
+    generation = service.scanner.request()
     wait_for(lambda: len(list(watched.glob("*.jpg.json"))) == 2000, 180, "2000 sidecars")
-    wait_for(lambda: service.status()["state"] == "idle", 30, "idle")
+    idle_after_scan(service, generation, 60)  # the rescan ran, and all it found is done
     names = {p.name for p in watched.glob("*.json")}
     assert names == {f"burst_{i:04d}.jpg.json" for i in range(2000)}
     assert fake.images == 2000, "some image was classified twice"
@@ -209,16 +223,19 @@ def test_restart_and_rescan_redo_nothing(
     wait_for(lambda: service.status()["state"] == "idle", 10, "idle")
     # A rewrite replaces the file (new inode).
     before = {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)}
-    service.rescan()
     (watched / "0.jpg").touch()  # a replayed event for an unchanged file
-    time.sleep(1.5)
+    generation = service.scanner.request()  # the rescan finds the touched photo
+    idle_after_scan(service, generation)
     assert fake.images == 5
+    assert service.status()["skipped"] == 1, "the touched photo was read and found unchanged"
     service.join()
     # A restart finds everything current: nothing classified, nothing rewritten but the
     # touched photo's recorded file identity (its labels and processed_at are kept).
-    _, fake2 = start_service(watched)
-    time.sleep(1.0)
+    service2, fake2 = start_service(watched)  # returns once its catch-up scan is done
+    assert service2.scan_generation >= 1
     assert fake2.images == 0
+    status = service2.status()
+    assert (status["done"], status["skipped"], status["failed"]) == (0, 0, 0)
     after = {p: (p.stat().st_ino, p.read_bytes()) for p in sidecars(watched)}
     touched = watched / "0.jpg.json"
     assert {p: v for p, v in after.items() if p != touched} == {
@@ -366,14 +383,27 @@ def test_pause_holds_work_and_resume_releases_it(
     watched: Path, start_service: StartService
 ) -> None:
     service, fake = start_service(watched)
+    states: list[str] = []  # the service's state at each inference
+    predict = fake.predict
+
+    def recording(batch: Any) -> Any:
+        states.append(service.status()["state"])
+        return predict(batch)
+
+    fake.predict = recording  # type: ignore[method-assign]
     service.pause()
     make_photo(watched / "p.jpg")
-    wait_for(lambda: service.status()["queued"] == 1, 10, "queued while paused")
+    wait_for(lambda: service.queue.pending() == 1, 10, "settled and queued while paused")
     assert service.status()["state"] == "paused"
-    time.sleep(0.5)
+    assert service.status()["queued"] == 1
+    # A scan while paused: it runs (only labelling pauses) and queues nothing twice.
+    generation = service.scanner.request()
+    assert service.scanner.wait_for(generation, 10)
+    assert service.status()["queued"] == 1
     assert fake.images == 0
     service.resume()
     wait_for(lambda: (watched / "p.jpg.json").exists(), 15, "sidecar after resume")
+    assert states == ["working"], "labelled while paused"
 
 
 def test_model_that_fails_to_load_is_a_status_error(watched: Path) -> None:

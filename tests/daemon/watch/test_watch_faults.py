@@ -21,7 +21,15 @@ import pytest
 
 from dropsight.config.settings import OutputSettings, Settings, WatchSettings
 from dropsight.daemon.service.service import Service
-from tests.daemon.helpers import FakeClassifier, load_valid, make_photo, tmpfs_over, wait_for
+from tests.daemon.helpers import (
+    FakeClassifier,
+    heard,
+    idle_after_scan,
+    load_valid,
+    make_photo,
+    tmpfs_over,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 LIVE_S = 10.0  # heard live (or rescanned at once): well under any periodic rescan
@@ -49,6 +57,7 @@ def run() -> Iterator[Run]:
         with arming or contextlib.nullcontext():
             service.start()  # arms every folder before it returns
         started.append(service)
+        idle_after_scan(service)  # the catch-up scan ran, and labelled what it found
         wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
         return service, classifier
 
@@ -94,8 +103,14 @@ def test_a_symlinked_folder_is_watched_live_and_follows_a_new_target(
     drop(link / "sub", "deep.jpg", seed=2)
     labelled(first, "through_link.jpg", "direct.jpg")
     labelled(first / "sub", "deep.jpg")
-    # Seen as under the configured folder (what sidecar paths are computed against).
-    recent = {r["image"] for r in service.status()["recent"]}
+
+    # Seen as under the configured folder (what sidecar paths are computed against). The
+    # sidecar is on disk a moment before the status counts it: wait for the status.
+    def images() -> set[str]:
+        return {r["image"] for r in service.status()["recent"]}
+
+    wait_for(lambda: len(images()) == 3, LIVE_S, "three photos in the status")
+    recent = images()
     assert str(link / "sub" / "deep.jpg") in recent
     assert all(image.startswith(str(link) + os.sep) for image in recent), recent
     assert folder_status(service, link)["healthy"]
@@ -290,6 +305,7 @@ settings = Settings(
 fake = FakeClassifier()
 service = Service(settings, classifier_factory=lambda _s: fake)
 service.start()
+assert service.wait_idle_after_scan(1, 20), "the catch-up scan"
 wait_for(lambda: service.status()["state"] == "idle", 20, "service idle")
 print("ready", flush=True)
 sys.stdin.readline()  # until the test closes stdin
@@ -373,7 +389,7 @@ def test_touching_or_chmodding_a_labelled_photo_does_not_label_it_again(
     os.utime(watched / "a.jpg")  # attribute events
     (watched / "b.jpg").chmod(0o640)
     (watched / "a.jpg.json").chmod(0o600)
-    wait_for(lambda: service.settler.pending_count() == 0, LIVE_S, "settler idle")
-    threading.Event().wait(1.5)  # longer than settling: anything it reacted to would show
-    assert (service.status()["skipped"], fake.images) == before
+    heard(service, watched)  # their events were handled, and all they started is done
+    skipped, images = before
+    assert (service.status()["skipped"], fake.images) == (skipped, images + 1)  # the marker
     assert service.status()["queued"] == 0
