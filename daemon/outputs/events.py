@@ -11,9 +11,10 @@ import os
 import queue
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from dropsight.daemon.outputs.registry import Written
+from dropsight.daemon.outputs.protocol import Written
 
 LISTENER_BACKLOG = 1000  # events a slow listener may lag behind before losing the oldest
 
@@ -113,7 +114,7 @@ class EventHub:
         for listener in listeners:
             listener.put(event)
 
-    # --- ResultSink ----------------------------------------------------------------------
+    # --- Output (outputs/protocol.py) ---------------------------------------------------
 
     def configure(self, settings: object) -> None:
         """Nothing to configure: events always flow (only listeners receive them)."""
@@ -123,6 +124,9 @@ class EventHub:
         if self.listeners():
             for w in batch:
                 self.publish(result_event(w))
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """Events are about results only."""
 
     def close(self) -> None:
         """End every listener's stream."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import queue
 import subprocess
-import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.outputs.events import result_event
-from dropsight.daemon.outputs.registry import OnError, Written
+from dropsight.daemon.outputs.protocol import Context, Written
 
 log = logging.getLogger(__name__)
 
@@ -26,70 +25,59 @@ def command_for(template: Sequence[str], w: Written) -> list[str]:
 
 
 class HookSink:
-    """Runs `[hooks] on_result` per result on a thread of its own, with a timeout.
-
-    A failing hook is logged; a slow one makes results queue, then be skipped (logged), and
-    labelling never waits for it.
+    """Runs `[hooks] on_result` per result, with a timeout, on its own thread (the registry's
+    line gives it a bounded backlog: a slow hook makes results be skipped, logged, and
+    labelling never waits for it). Closing, no run outlasts the registry's deadline.
     """
 
     name = "hooks"
 
-    def __init__(self, on_error: OnError) -> None:
-        self._on_error = on_error
+    def __init__(self, ctx: Context) -> None:
+        self._on_error = ctx.on_error
+        self._time_left = ctx.time_left
         self._template: tuple[str, ...] = ()
         self._timeout_s = 30.0
-        self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=HOOK_BACKLOG)
-        self._thread: threading.Thread | None = None
-        self.skipped = 0
 
     def configure(self, settings: Settings) -> None:
         """Follow `[hooks]` (applies at once)."""
         self._template = settings.hooks.on_result
         self._timeout_s = settings.hooks.timeout_s
-        if self._template and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
-            self._thread.start()
 
     def accept(self, batch: Sequence[Written]) -> None:
-        """Queue one run per result."""
-        if not self._template:
-            return
+        """Run the hook once per result."""
+        template = self._template
         for w in batch:
-            try:
-                self._queue.put_nowait(command_for(self._template, w))
-            except queue.Full:
-                self.skipped += 1
-                if self.skipped == 1 or self.skipped % 100 == 0:
-                    log.warning("the on_result hook is too slow: %d results skipped", self.skipped)
+            if template:
+                self._run(command_for(template, w))
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """Hooks hear of results only."""
 
     def close(self) -> None:
-        """Let queued runs finish (each within its timeout), then stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
+        """Nothing held open (each run ends within its timeout)."""
 
-    def _run(self) -> None:
-        while True:
-            command = self._queue.get()
-            if command is None:
-                return
-            try:
-                done = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=self._timeout_s,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                self._failed(command, f"took longer than {self._timeout_s:g} s; stopped")
-                continue
-            except OSError as exc:
-                self._failed(command, str(exc))
-                continue
-            if done.returncode != 0:
-                tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-                self._failed(command, f"exit {done.returncode} {tail[0]}".strip())
+    def _run(self, command: list[str]) -> None:
+        timeout_s = min(self._timeout_s, self._time_left())
+        if timeout_s <= 0:
+            log.warning("on_result hook %s not run: the service is stopping", command[0])
+            return
+        try:
+            done = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            self._failed(command, f"took longer than {timeout_s:g} s; stopped")
+            return
+        except OSError as exc:
+            self._failed(command, str(exc))
+            return
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            self._failed(command, f"exit {done.returncode} {tail[0]}".strip())
 
     def _failed(self, command: list[str], why: str) -> None:
         log.warning("on_result hook %s failed: %s", command[0], why)
