@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from dropsight.daemon.outputs.protocol import Context, Written
 log = logging.getLogger(__name__)
 
 HOOK_BACKLOG = 1000  # results waiting for a slow hook before new ones are skipped
+POLL_S = 0.2  # a running hook re-checks the close deadline this often
 FIELDS = ("photo", "sidecar", "status", "name", "score", "model")
 
 
@@ -57,27 +59,36 @@ class HookSink:
         """Nothing held open (each run ends within its timeout)."""
 
     def _run(self, command: list[str]) -> None:
-        timeout_s = min(self._timeout_s, self._time_left())
-        if timeout_s <= 0:
+        if self._time_left() <= 0:
             log.warning("on_result hook %s not run: the service is stopping", command[0])
             return
         try:
-            done = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout_s,
-                check=False,
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-        except subprocess.TimeoutExpired:
-            self._failed(command, f"took longer than {timeout_s:g} s; stopped")
-            return
         except OSError as exc:
             self._failed(command, str(exc))
             return
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            self._failed(command, f"exit {done.returncode} {tail[0]}".strip())
+        ends = time.monotonic() + self._timeout_s
+        while True:
+            # In slices: a close that begins meanwhile brings the deadline nearer.
+            wait_s = min(ends - time.monotonic(), self._time_left(), POLL_S)
+            try:
+                _out, err = process.communicate(timeout=max(0.0, wait_s))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() < ends and self._time_left() > 0:
+                    continue
+                process.kill()
+                process.communicate()
+                if self._time_left() <= 0:
+                    self._failed(command, "still running when the service stopped; stopped")
+                else:
+                    self._failed(command, f"took longer than {self._timeout_s:g} s; stopped")
+                return
+        if process.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            self._failed(command, f"exit {process.returncode} {tail[0]}".strip())
 
     def _failed(self, command: list[str], why: str) -> None:
         log.warning("on_result hook %s failed: %s", command[0], why)

@@ -87,7 +87,7 @@ class Worker:
             self._work.append(_Work(run, photos, redoable))
             size[redoable] += photos
             self._cond.notify_all()
-        self._loop.start()
+            self._loop.start()  # under the lock: callers on several threads start one thread
         return True
 
     def _skip(self, photos: int) -> None:
@@ -104,7 +104,7 @@ class Worker:
             self._size[True] = 0
             self._last = last
             self._cond.notify_all()
-        self._loop.start()  # a worker never used closes on a thread of its own as well
+            self._loop.start()  # a worker never used closes on a thread of its own as well
 
     def wait_closed(self) -> bool:
         """Wait until closed or the deadline passed; True if the output closed in time."""
