@@ -8,8 +8,8 @@ its class and add one line to OUTPUTS.
 from __future__ import annotations
 
 import logging
+import math
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,6 +62,10 @@ OUTPUTS: list[Entry] = [
 T = TypeVar("T")
 
 
+def _forever() -> float:
+    return math.inf
+
+
 class _Slot:
     """One output as a run holds it: the output, and its worker unless it runs inline."""
 
@@ -86,18 +90,19 @@ class _Slot:
         run: Callable[[], None],
         photos: int = 1,
         *,
-        wait: threading.Event | None = None,
+        wait_until: Callable[[], float] = _forever,
         redoable: bool = False,
     ) -> bool:
-        """Run on the output's thread (or this one); False when skipped."""
+        """Run on the output's thread (or this one); False when skipped. A full backlog
+        holds the caller until `wait_until()` if the output's line says "wait"."""
         if self.worker is None:
             try:
                 run()
             except Exception:
                 log.exception("output %s failed", self.output.name)
             return True
-        hold = wait if self.wait else None
-        return self.worker.put(run, photos, wait=hold, redoable=redoable)
+        hold = wait_until if self.wait and not redoable else None
+        return self.worker.put(run, photos, wait_until=hold, redoable=redoable)
 
 
 class Outputs:
@@ -142,14 +147,14 @@ class Outputs:
             except Exception:
                 log.exception("configuring output %s failed", slot.output.name)
 
-    def accept(self, batch: Sequence[Written], until: threading.Event | None = None) -> None:
+    def accept(self, batch: Sequence[Written], wait_until: Callable[[], float] = _forever) -> None:
         """Results just written. A slow output's full backlog holds this call until there is
-        room or the `until` Event (the writer's stop) is set."""
+        room (nothing lost) or the time `wait_until()` returns (the writer closing)."""
         if not batch:
             return
         batch = tuple(batch)
         for slot in self._slots:
-            slot.call(partial(slot.output.accept, batch), len(batch), wait=until)
+            slot.call(partial(slot.output.accept, batch), len(batch), wait_until=wait_until)
 
     def forget(self, photo: Path, root: Path) -> None:
         """`photo` is gone (deleted, moved out of the watched folders): each output forgets

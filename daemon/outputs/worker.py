@@ -62,12 +62,13 @@ class Worker:
         run: Callable[[], None],
         photos: int = 1,
         *,
-        wait: threading.Event | None = None,
+        wait_until: Callable[[], float] | None = None,
         redoable: bool = False,
     ) -> bool:
         """Queue work; False when it was skipped (backlog full, or closing).
 
-        With `wait`, a full backlog holds the caller until there is room or `wait` is set.
+        With `wait_until` (a time.monotonic() deadline, asked afresh as it may change), a
+        full backlog holds the caller until there is room or that time; else it skips.
         """
         photos = max(1, photos)
         waited_since = time.monotonic()
@@ -75,13 +76,14 @@ class Worker:
         size, limit = self._size, self._limit[redoable]
         with self._cond:
             while size[redoable] and size[redoable] + photos > limit:
-                if wait is None or wait.is_set() or self.closing.is_set():
+                left = wait_until() - time.monotonic() if wait_until is not None else 0.0
+                if left <= 0 or self.closing.is_set():
                     self._skip(photos)
                     return False
                 if not warned and time.monotonic() - waited_since > SLOW_S:
                     warned = True
                     log.warning("output %s is behind; its callers wait for it", self.name)
-                self._cond.wait(WAIT_S)
+                self._cond.wait(min(WAIT_S, left))
             if self.closing.is_set():
                 return False
             self._work.append(_Work(run, photos, redoable))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import threading
@@ -56,6 +57,7 @@ class Writer:
         self._held_now: set[Path] = set()  # held by the write being done (writer thread only)
         self._inbox: queue.Queue[Labelled | Prepared | None] = queue.Queue(maxsize=INBOX_BATCHES)
         self._stop = threading.Event()
+        self._closes_by = math.inf  # when close() must be done: outputs stop holding us then
         self.loop = Loop("writer", self._step, self._stop)
 
     def start(self) -> None:
@@ -75,6 +77,7 @@ class Writer:
 
     def close(self, timeout_s: float) -> None:
         """Stop after writing what was handed over (labels already paid for)."""
+        self._closes_by = time.monotonic() + timeout_s
         self._stop.set()
         with contextlib.suppress(queue.Full):
             self._inbox.put_nowait(None)  # wake the thread if it is waiting
@@ -160,7 +163,7 @@ class Writer:
         for root in {w.root for w in written}:
             if not waiting[root]:  # a folder is healthy again only when nothing there waits
                 self._activity.write_recovered(root)
-        self._outputs.accept(written, until=self._stop)
+        self._outputs.accept(written, lambda: self._closes_by)
         if self._queue.pending() == 0 and self._queue.in_flight() == 0:
             self._activity.burst_finished()
 
