@@ -1,7 +1,7 @@
 """`dropsight backfill`: label a whole existing library as one batch job, with progress.
 
 Local runs use the service's own stages (queue -> decoders -> inference lanes -> writer ->
-index/XMP sinks) with the same skip rule, so the contract is the service's exactly; `--ray`
+index/XMP outputs) with the same skip rule, so the contract is the service's exactly; `--ray`
 spreads the same work over a Ray cluster (daemon/backfill/on_ray.py). Killed at any moment, a
 run loses nothing: the next one does only what is left.
 """

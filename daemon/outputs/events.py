@@ -80,7 +80,7 @@ class Listener:
 
 
 class EventHub:
-    """Fans events out to listeners; also the sink the writer hands results to."""
+    """Fans events out to listeners; also an output (results reach it on the writer's thread)."""
 
     name = "events"
 

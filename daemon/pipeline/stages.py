@@ -244,6 +244,15 @@ class Pipeline:
 # --- one-off labelling (`dropsight classify`, the API's classify) --------------------------------
 
 
+def classify_file(classifier: Classifier, path: Path, options: Options) -> SidecarRecord:
+    """Label one file now, as the service would (nothing is written)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    size = classifier.info.input_size
+    item = prepare(job_for(path), size, options.resize, limits=options.limits)
+    return label(classifier, [item], options.rules, str)[0]
+
+
 def classify_paths(
     classifier: Classifier,
     paths: Iterable[Path],

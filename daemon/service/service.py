@@ -16,12 +16,9 @@ from dropsight.daemon.core.threads import Loop
 from dropsight.daemon.outputs.events import EventHub, Listener
 from dropsight.daemon.outputs.registry import Outputs
 from dropsight.daemon.photos.filter import PhotoFilter
-from dropsight.daemon.photos.imaging import PhotoLimits
-from dropsight.daemon.pipeline.decode import job_for, prepare
 from dropsight.daemon.pipeline.engine import Engine
 from dropsight.daemon.pipeline.jobs import Guard
-from dropsight.daemon.pipeline.labelling import Rules, label
-from dropsight.daemon.pipeline.stages import Options
+from dropsight.daemon.pipeline.stages import Options, classify_file
 from dropsight.daemon.pipeline.wiring import Stages
 from dropsight.daemon.runtime.classifier import Classifier, load_classifier
 from dropsight.daemon.service.configwatch import ConfigStamp, restart_needed
@@ -233,13 +230,7 @@ class Service:
         classifier = self.engine.classifier
         if classifier is None:
             raise RuntimeError(self.engine.error or "the model is still loading")
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
-        limits = PhotoLimits.of(self.settings)
-        size, resize = classifier.info.input_size, self.settings.model.resize
-        item = prepare(job_for(path), size, resize, limits=limits)
-        return label(classifier, [item], Rules.of(self.settings), str)[0]
+        return classify_file(classifier, Path(path), Options.of(self.settings))
 
     def status(self) -> Status:
         """A JSON-ready snapshot of what the service is doing."""

@@ -1,7 +1,7 @@
 """Scans: the catch-up scan at start, periodic and requested rescans, stale temp clean-up.
 
 Each scan is the one walk of the watched folders: the library index and the XMP writer
-follow it (sinks.WalkObserver) rather than walking the folders again themselves.
+follow it (outputs.protocol.WalkObserver) rather than walking the folders again themselves.
 """
 
 from __future__ import annotations

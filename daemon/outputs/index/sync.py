@@ -1,4 +1,4 @@
-"""Keeping the library index in step with the sidecars: the service's sink, repair, rebuild."""
+"""Keeping the library index in step with the sidecars: the service's output, repair, rebuild."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keeping XMP sidecars in step with the JSON ones: the service's sink and `dropsight xmp`."""
+"""Keeping XMP sidecars in step with the JSON ones: the service's output and `dropsight xmp`."""
 
 from __future__ import annotations
 
