@@ -51,7 +51,8 @@ class Entry:
 
 
 OUTPUTS: list[Entry] = [
-    Entry(SidecarFiles),  # the writer stage writes sidecars; this forgets them
+    # The writer stage writes sidecars; this forgets them (a quick unlink: no thread needed).
+    Entry(SidecarFiles, own_thread=False),
     Entry(IndexSink),
     Entry(XmpSink),
     # Hooks are for live results, not a library's backlog; a slow one never holds labelling.
