@@ -172,7 +172,7 @@ class Outputs:
         """A walk of `root` begins."""
         for slot in self._walkers:
             observer: WalkObserver = slot.output  # type: ignore[assignment]
-            slot.walk_lost = not slot.call(partial(observer.walk_started, root), redoable=True)
+            slot.walk_lost = not slot.call(partial(observer.walk_started, root), 0, redoable=True)
 
     def walked(self, found: Sequence[Found]) -> None:
         """Photos the walk passed; an output too far behind skips them (the walk then counts
@@ -187,7 +187,7 @@ class Outputs:
         for slot in self._walkers:
             observer: WalkObserver = slot.output  # type: ignore[assignment]
             whole = complete and not slot.walk_lost
-            slot.call(partial(observer.walk_finished, root, whole), redoable=True)
+            slot.call(partial(observer.walk_finished, root, whole), 0, redoable=True)
 
     def close(self, timeout_s: float) -> None:
         """Close every output within one shared deadline, side by side."""

@@ -65,17 +65,17 @@ class Worker:
         wait_until: Callable[[], float] | None = None,
         redoable: bool = False,
     ) -> bool:
-        """Queue work; False when it was skipped (backlog full, or closing).
+        """Queue work worth `photos` (0: a marker, which always fits); False when it was
+        skipped (backlog full, or closing).
 
         With `wait_until` (a time.monotonic() deadline, asked afresh as it may change), a
         full backlog holds the caller until there is room or that time; else it skips.
         """
-        photos = max(1, photos)
         waited_since = time.monotonic()
         warned = False
         size, limit = self._size, self._limit[redoable]
         with self._cond:
-            while size[redoable] and size[redoable] + photos > limit:
+            while photos and size[redoable] and size[redoable] + photos > limit:
                 left = wait_until() - time.monotonic() if wait_until is not None else 0.0
                 if left <= 0 or self.closing.is_set():
                     self._skip(photos)

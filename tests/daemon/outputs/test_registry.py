@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +105,84 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text("ascii").split()[2] != "Z"
     except OSError:
         return False
+
+
+class Gated:
+    """An output that blocks in its first call until let go (a stuck SQLite, a slow share)."""
+
+    name = "gated"
+
+    def __init__(self, _ctx: object) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.calls: list[object] = []
+
+    def configure(self, settings: Settings) -> None:
+        """Nothing to configure."""
+
+    def accept(self, batch: Sequence[Written]) -> None:
+        self._call([w.photo.name for w in batch])
+
+    def forget(self, photo: Path, root: Path) -> None:
+        self._call(("forget", photo.name))
+
+    def walk_started(self, root: Path) -> None:
+        self._call("started")
+
+    def walked(self, found: Sequence[tuple[Path, Path, Path]]) -> None:
+        self._call(len(found))
+
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        self._call(("finished", complete))
+
+    def close(self) -> None:
+        self._call("close")
+
+    def _call(self, what: object) -> None:
+        self.entered.set()
+        self.gate.wait(20)
+        self.calls.append(what)
+
+
+def _gated(**entry: Any) -> tuple[Outputs, Gated]:
+    outputs = Outputs("service", lambda _p, _m: None, entries=[Entry(Gated, **entry)])
+    return outputs, outputs.get(Gated)
+
+
+@pytest.mark.parametrize("when_full", ["wait", "skip"])
+def test_a_stuck_output_holds_results_back_or_skips_them(tmp_path: Path, when_full: str) -> None:
+    """Its line decides: the writer waits for room (nothing lost), or results are skipped."""
+    outputs, gated = _gated(backlog=2, when_full=when_full)
+    outputs.accept([_record(tmp_path / "0.jpg")])
+    wait_for(gated.entered.is_set, 10, "the output busy with the first result")
+
+    def write_more() -> None:
+        for i in range(1, 5):
+            outputs.accept([_record(tmp_path / f"{i}.jpg")])
+
+    writer = threading.Thread(target=write_more)
+    writer.start()
+    if when_full == "skip":
+        writer.join(20)  # skipping never waits
+        assert not writer.is_alive()
+    gated.gate.set()
+    writer.join(20)
+    outputs.close(10)
+    expected = 5 if when_full == "wait" else 3  # the first, then a backlog of two
+    assert gated.calls == [[f"{i}.jpg"] for i in range(expected)] + ["close"]
+
+
+def test_a_walk_an_output_could_not_keep_up_with_counts_as_incomplete(tmp_path: Path) -> None:
+    """The index must not forget photos it never saw because their chunk was skipped."""
+    outputs, gated = _gated(walk_backlog=2)
+    root = tmp_path
+    found = [(root / f"{i}.jpg", root, root / f"{i}.jpg.json") for i in range(3)]
+    outputs.walk_started(root)
+    wait_for(gated.entered.is_set, 10, "the output busy with the walk's start")
+    outputs.walked(found)  # fits: nothing else waits
+    outputs.walked(found[:1])  # does not: skipped
+    outputs.walk_finished(root, True)
+    gated.gate.set()
+    wait_for(lambda: len(gated.calls) == 3, 10, "the walk's end reaching the output")
+    outputs.close(10)
+    assert gated.calls == ["started", 3, ("finished", False), "close"]
