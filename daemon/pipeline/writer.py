@@ -129,41 +129,55 @@ class Writer:
             for item, record in zip(batch.items, batch.records, strict=True):
                 if self._write_one(item, record):
                     written.append(Written(item.job.path, item.job.root, item.job.sidecar, record))
+            self._hand_over(written)
         finally:
-            for item in batch.items:
-                if item.job.path not in self._held_now:
-                    self._queue.done(item.job.path)
-            self._held_now.clear()
-        self._finish(written)
+            self._done([item.job.path for item in batch.items])
+        self._after(written)
 
     def _retry(self, due: Sequence[Held]) -> None:
         """Try held writes again; each one written or gone leaves the queue at last."""
         if not due:
             return
         written: list[Written] = []
-        for held in due:
-            job = held.item.job
-            if held.requeue:  # it could not be read: read and label it again
-                self.retries.release(job.path)
-                self._queue.put_back(job.path, job.root)
-                continue
-            if self._write_one(held.item, held.record, held):
-                log.info("wrote %s after %d failed attempts", job.sidecar, held.attempts)
-                written.append(Written(job.path, job.root, job.sidecar, held.record))
-            if job.path not in self._held_now:
-                self.retries.release(job.path)
-                self._queue.done(job.path)
-        self._held_now.clear()
-        self._finish(written)
+        finished: list[Path] = []
+        try:
+            for held in due:
+                job = held.item.job
+                if held.requeue:  # it could not be read: read and label it again
+                    self.retries.release(job.path)
+                    self._queue.put_back(job.path, job.root)
+                    continue
+                if self._write_one(held.item, held.record, held):
+                    log.info("wrote %s after %d failed attempts", job.sidecar, held.attempts)
+                    written.append(Written(job.path, job.root, job.sidecar, held.record))
+                finished.append(job.path)
+            self._hand_over(written)
+        finally:
+            for path in finished:
+                if path not in self._held_now:
+                    self.retries.release(path)
+            self._done(finished)
+        self._after(written)
 
-    def _finish(self, written: list[Written]) -> None:
+    def _hand_over(self, written: list[Written]) -> None:
+        # Before the photos are done: a photo is done once its outputs have it (a Ray node
+        # hands back what its outputs got as soon as the queue lets go of the photo).
+        self._outputs.accept(written, lambda: self._closes_by)
+
+    def _done(self, paths: Sequence[Path]) -> None:
+        """Let go of photos taken from the queue (but those held for a retry)."""
+        for path in paths:
+            if path not in self._held_now:
+                self._queue.done(path)
+        self._held_now.clear()
+
+    def _after(self, written: list[Written]) -> None:
         if written:
             self.retries.nudge()
         waiting = self.retries.waiting()
         for root in {w.root for w in written}:
             if not waiting[root]:  # a folder is healthy again only when nothing there waits
                 self._activity.write_recovered(root)
-        self._outputs.accept(written, lambda: self._closes_by)
         if self._queue.pending() == 0 and self._queue.in_flight() == 0:
             self._activity.burst_finished()
 
