@@ -31,6 +31,7 @@ check: test
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # mypy cannot follow the editable install's import hook, so it reads the package through links.
 typecheck: $(VENV)/.dev-deps

@@ -33,6 +33,7 @@ from dropsight.daemon.contracts import (
     Status,
 )
 from dropsight.daemon.core import paths
+from dropsight.daemon.core.atomic import write_private_json
 from dropsight.daemon.outputs.events import Listener
 
 log = logging.getLogger(__name__)
@@ -419,7 +420,7 @@ class ControlServer:
             thread.start()
             self._server, self._thread = server, thread
             try:
-                _write_private_json(control_file(), self._endpoint_info())
+                write_private_json(control_file(), self._endpoint_info())
             except BaseException:
                 self._shutdown_locked(STOP_TIMEOUT_S)
                 raise
@@ -493,35 +494,3 @@ def _token_matches(header: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode("utf-8", "replace"), token.encode()
     )
-
-
-def _write_private_json(path: Path, payload: ControlInfo) -> None:
-    """Write JSON readable only by this user: 0600 temp file, fsync, os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    data = json.dumps(payload, indent=2).encode("utf-8")
-    # O_EXCL with mode 0600: the token never exists on disk with wider permissions.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable where the platform allows opening a directory."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

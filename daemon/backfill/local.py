@@ -1,14 +1,14 @@
 """`dropsight backfill`: label a whole existing library as one batch job, with progress.
 
 Local runs use the service's own stages (queue -> decoders -> inference lanes -> writer ->
-index/XMP sinks) with the same skip rule, so the contract is the service's exactly; `--ray`
+index/XMP outputs) with the same skip rule, so the contract is the service's exactly; `--ray`
 spreads the same work over a Ray cluster (daemon/backfill/on_ray.py). Killed at any moment, a
 run loses nothing: the next one does only what is left.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,17 +17,31 @@ from pathlib import Path
 from typing import Any
 
 from dropsight.config.settings import Settings
+from dropsight.daemon.core.atomic import remove_stale_temp_files
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.registry import ResultSink
-from dropsight.daemon.photos.filter import PhotoFilter, stale_temp_files
-from dropsight.daemon.pipeline.activity import Activity
-from dropsight.daemon.pipeline.jobs import JobQueue
-from dropsight.daemon.pipeline.stages import Options, Pipeline
-from dropsight.daemon.pipeline.writer import Writer
+from dropsight.daemon.outputs.protocol import Output
+from dropsight.daemon.outputs.registry import Entry, Outputs
+from dropsight.daemon.photos.filter import PhotoFilter
+from dropsight.daemon.pipeline.stages import Options
+from dropsight.daemon.pipeline.wiring import Stages
 from dropsight.daemon.runtime.classifier import Classifier
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.2
 STOP_TIMEOUT_S = 60.0
+
+
+def backfill_outputs(
+    extra: Sequence[Output] = (), entries: Sequence[Entry] | None = None
+) -> Outputs:
+    """The registry's outputs of a backfill (index, XMP), and `extra` listeners of the run's
+    own; failures go to the log."""
+
+    def report(path: Path | None, message: str) -> None:
+        log.warning("%s%s", f"{path}: " if path else "", message)
+
+    return Outputs("backfill", report, extra=extra, entries=entries)
 
 
 @dataclass
@@ -75,10 +89,7 @@ def to_do(
     born = time.time_ns()
     for root in roots:
         for folder in {root, layout.out_folder or root}:
-            for tmp in stale_temp_files(folder, settings.watch.recursive):
-                with contextlib.suppress(OSError):
-                    if tmp.stat().st_mtime_ns < born:
-                        tmp.unlink()
+            remove_stale_temp_files(folder, settings.watch.recursive, born)
         for photo in photo_filter.walk(root, settings.watch.recursive):
             summary.found += 1
             state = sidecar.scan_state(photo, layout.sidecar_for(photo, root), fingerprint)
@@ -88,34 +99,23 @@ def to_do(
                 yield photo, root
 
 
-class Stages:
-    """The service's stages for a batch job: queue -> decoders -> inference lanes -> writer.
+class Batch:
+    """The service's stages (pipeline/wiring.py) for a batch job: one model, no watching.
 
     `run_local` drives one on this machine; each Ray node runs one in its backfill actor.
     """
 
-    def __init__(
-        self, settings: Settings, classifier: Classifier, sinks: Sequence[ResultSink]
-    ) -> None:
-        layout = sidecar.Layout.of(settings)
-        self.jobs, self.activity = JobQueue(layout.job_for), Activity()
-        self._writer = Writer(self.jobs, self.activity, sinks)
-        self._writer.configure(settings)
+    def __init__(self, settings: Settings, classifier: Classifier, outputs: Outputs) -> None:
+        self._stages = Stages(settings, outputs)
+        self.jobs, self.activity = self._stages.jobs, self._stages.activity
+        outputs.configure(settings)
         resumed = threading.Event()
         resumed.set()
-        self._pipeline = Pipeline(
-            classifier,
-            jobs=self.jobs,
-            writer=self._writer,
-            activity=self.activity,
-            options=Options.of(settings),
-            display=layout.display_path,
-            resumed=resumed,
-        )
+        self._pipeline = self._stages.pipeline(classifier, Options.of(settings), resumed)
 
     def start(self) -> None:
         """Start the writer, decoders and inference lanes."""
-        self._writer.start()
+        self._stages.writer.start()
         self._pipeline.start()
 
     def put(self, photo: Path, root: Path) -> None:
@@ -127,21 +127,25 @@ class Stages:
         return self.jobs.pending() + self.jobs.in_flight() > 0
 
     def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Stop the stages (the one shutdown path); what was labelled is written."""
+        """Stop the stages (the one shutdown path); what was labelled is written and handed
+        to the outputs."""
         self._pipeline.stop(timeout_s)
-        self._writer.close(timeout_s)
+        self._stages.close(timeout_s)
 
 
 def run_local(
     settings: Settings,
     roots: Sequence[Path],
     classifier: Classifier,
-    sinks: Sequence[ResultSink],
     *,
+    outputs: Outputs | None = None,
     dry_run: bool = False,
     stop: threading.Event | None = None,
 ) -> Summary:
-    """Label what is left under `roots` with the service's stages on this machine."""
+    """Label what is left under `roots` with the service's stages on this machine.
+
+    `outputs`: the registry's backfill outputs unless given (index and XMP).
+    """
     from dropsight.daemon.core.progress import bar
 
     summary = Summary(model=classifier.info.name)
@@ -149,7 +153,7 @@ def run_local(
     if dry_run or not work:
         return summary
     stop = stop or threading.Event()
-    stages = Stages(settings, classifier, sinks)
+    stages = Batch(settings, classifier, outputs or backfill_outputs())
     for photo, root in work:
         stages.put(photo, root)
     started = time.monotonic()

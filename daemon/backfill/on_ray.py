@@ -27,11 +27,14 @@ from typing import Any
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.backfill import ray_workers
-from dropsight.daemon.backfill.local import Summary, to_do
+from dropsight.daemon.backfill.local import STOP_TIMEOUT_S, Summary, backfill_outputs, to_do
 from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.models.store import ModelArtifact
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.registry import ResultSink, Written
-from dropsight.daemon.photos.imaging import Limits
+from dropsight.daemon.outputs.protocol import Written
+from dropsight.daemon.outputs.registry import Outputs
+from dropsight.daemon.photos.imaging import PhotoLimits
+from dropsight.daemon.runtime.classifier import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +65,17 @@ def run_ray(
     *,
     dry_run: bool = False,
     files: str = "shared",
-    sinks: list[ResultSink] | None = None,
+    outputs: Outputs | None = None,
 ) -> Summary:
     """Label what is left under `roots` on the Ray cluster at `address` (or `auto`).
 
     `files`: "shared", every node reads the photos and writes sidecars at the same paths;
     "driver", only the driver's node touches them (the other nodes get the bytes).
+    `outputs`: the registry's backfill outputs (index, XMP) unless given; kept here.
     """
     if files not in FILES:
         raise ValueError(f"files must be one of {FILES}, not {files!r}")
     ray = _ray()
-    from dropsight.daemon.cli.backfill import backfill_sinks
     from dropsight.daemon.runtime.classifier import resolve_model
 
     artifact, info = resolve_model(settings)
@@ -83,58 +86,71 @@ def run_ray(
     _connect(ray, address)
     started = time.monotonic()  # Ray's own start-up is not the photos' time
     try:
-        actors, cpus = _pool(ray)
-        model = ray.put(artifact.tflite.read_bytes())
-        rows = [{"path": os.fsencode(photo), "root": os.fsencode(root)} for photo, root in work]
-        # Small enough batches that every actor gets many (an even finish), two in flight
-        # per actor so its stages never drain between them.
-        size = max(1, min(BATCH, len(rows) // (8 * actors)))
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // size))
-        if files == "driver":
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            here = ray.get_runtime_context().get_node_id()
-            ds = ds.map_batches(
-                ray_workers.read_files,
-                fn_kwargs={"limits": Limits.of(settings)},
-                num_cpus=0,  # reading waits on the disk; the cores are the actors'
-                concurrency=READERS,  # without cores asked for, nothing else holds them back
-                batch_size=size,
-                batch_format="numpy",
-                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-            )
-        ds = ds.map_batches(
-            ray_workers.NodeBackfill,
-            fn_constructor_kwargs={
-                # The file where it is (a node that sees the same path at the same size uses
-                # it as is), else its bytes from the object store (in a list: fetched only
-                # when needed, not by Ray before the constructor runs).
-                "model": {"path": str(artifact.tflite), "bytes": artifact.tflite.stat().st_size},
-                "model_ref": [model],
-                "info": asdict(info),
-                "settings": settings,
-                "cpus": cpus,
-                "files": files,
-            },
-            # Calls really run side by side (Ray Data runs an actor's calls one at a time
-            # unless told): one batch decodes while the other is labelled.
-            compute=ray.data.ActorPoolStrategy(
-                size=actors,
-                max_tasks_in_flight_per_actor=IN_FLIGHT,
-                max_concurrent_calls_per_actor=IN_FLIGHT,
-                enable_true_multi_threading=True,
-            ),
-            num_cpus=cpus,
-            batch_size=size,
-            batch_format="numpy",
-            scheduling_strategy="SPREAD",
-        )
-        keepers = sinks if sinks is not None else backfill_sinks(settings)
-        _collect(ds.iter_rows(), summary, keepers, settings, len(rows), write=files == "driver")
+        rows = _dataset(ray, settings, artifact, info, work, files=files).iter_rows()
+        keepers = outputs if outputs is not None else backfill_outputs()
+        _collect(rows, summary, keepers, settings, len(work), write=files == "driver")
     finally:
         ray.shutdown()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _dataset(
+    ray: Any,
+    settings: Settings,
+    artifact: ModelArtifact,
+    info: ModelInfo,
+    work: list[tuple[Path, Path]],
+    *,
+    files: str,
+) -> Any:
+    """The Ray Data pipeline: (read on the driver's node ->) an actor per node labelling."""
+    actors, cpus = _pool(ray)
+    model = ray.put(artifact.tflite.read_bytes())
+    rows = [{"path": os.fsencode(photo), "root": os.fsencode(root)} for photo, root in work]
+    # Small enough batches that every actor gets many (an even finish), two in flight
+    # per actor so its stages never drain between them.
+    size = max(1, min(BATCH, len(rows) // (8 * actors)))
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // size))
+    if files == "driver":
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = ray.get_runtime_context().get_node_id()
+        ds = ds.map_batches(
+            ray_workers.read_files,
+            fn_kwargs={"limits": PhotoLimits.of(settings)},
+            num_cpus=0,  # reading waits on the disk; the cores are the actors'
+            concurrency=READERS,  # without cores asked for, nothing else holds them back
+            batch_size=size,
+            batch_format="numpy",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+        )
+    return ds.map_batches(
+        ray_workers.NodeBackfill,
+        fn_constructor_kwargs={
+            # The file where it is (a node that sees the same path at the same size uses
+            # it as is), else its bytes from the object store (in a list: fetched only
+            # when needed, not by Ray before the constructor runs).
+            "model": {"path": str(artifact.tflite), "bytes": artifact.tflite.stat().st_size},
+            "model_ref": [model],
+            "info": asdict(info),
+            "settings": settings,
+            "cpus": cpus,
+            "files": files,
+        },
+        # Calls really run side by side (Ray Data runs an actor's calls one at a time
+        # unless told): one batch decodes while the other is labelled.
+        compute=ray.data.ActorPoolStrategy(
+            size=actors,
+            max_tasks_in_flight_per_actor=IN_FLIGHT,
+            max_concurrent_calls_per_actor=IN_FLIGHT,
+            enable_true_multi_threading=True,
+        ),
+        num_cpus=cpus,
+        batch_size=size,
+        batch_format="numpy",
+        scheduling_strategy="SPREAD",
+    )
 
 
 def _pool(ray: Any) -> tuple[int, int]:
@@ -169,24 +185,22 @@ def _connect(ray: Any, address: str) -> None:
 def _collect(
     rows: Iterator[dict[str, Any]],
     summary: Summary,
-    sinks: list[ResultSink],
+    outputs: Outputs,
     settings: Settings,
     total: int,
     *,
     write: bool,
 ) -> None:
     """Count results as they come back (writing their sidecars when `write`) and hand them
-    to the index/XMP writers."""
+    to the outputs (index, XMP)."""
     from dropsight.daemon.core.progress import bar
 
-    for sink in sinks:
-        sink.configure(settings)
+    outputs.configure(settings)
     batch: list[Written] = []
 
     def hand_over() -> None:
         # One call (one index transaction) per batch, not per photo.
-        for sink in sinks:
-            sink.accept(tuple(batch))
+        outputs.accept(tuple(batch))
         batch.clear()
 
     try:
@@ -220,8 +234,7 @@ def _collect(
                     hand_over()
         hand_over()
     finally:
-        for sink in sinks:
-            sink.close()
+        outputs.close(STOP_TIMEOUT_S)
 
 
 def _write(photo: Path, json_path: Path, record: SidecarRecord) -> bool:

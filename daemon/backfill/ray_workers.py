@@ -23,14 +23,15 @@ from typing import Any
 import numpy as np
 
 from dropsight.config.settings import Settings
-from dropsight.daemon.backfill.local import Stages
+from dropsight.daemon.backfill.local import Batch, backfill_outputs
 from dropsight.daemon.models.store import ModelArtifact
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.registry import Written
+from dropsight.daemon.outputs.protocol import Written
 from dropsight.daemon.photos import imaging
 from dropsight.daemon.photos.imaging import FileFacts, ImageError
 from dropsight.daemon.pipeline.decode import Prepared, decode_read
 from dropsight.daemon.pipeline.labelling import Rules, label
+from dropsight.daemon.pipeline.wiring import job_factory
 from dropsight.daemon.runtime import budget
 from dropsight.daemon.runtime.classifier import Classifier, LiteRTClassifier, ModelInfo
 
@@ -41,7 +42,7 @@ COLUMNS = ("path", "root", "sidecar", "record", "outcome", "node")
 
 
 def read_files(
-    batch: dict[str, np.ndarray], limits: imaging.Limits = imaging.DEFAULT_LIMITS
+    batch: dict[str, np.ndarray], limits: imaging.PhotoLimits = imaging.DEFAULT_LIMITS
 ) -> dict[str, list[Any]]:
     """Read and hash photos on the driver's node (`--ray-files driver`); never raises."""
     out: dict[str, list[Any]] = {k: [] for k in ("path", "root", "data", "facts", "error")}
@@ -62,7 +63,7 @@ def read_files(
 
 
 class _Results:
-    """The stages' result sink in an actor: what the writer wrote, until a call returns it."""
+    """The stages' output in an actor: what the writer wrote, until a call returns it."""
 
     name = "ray-results"
 
@@ -78,6 +79,9 @@ class _Results:
         with self._lock:
             for written in batch:
                 self._written[written.photo] = written
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """A batch job forgets nothing."""
 
     def take(self, photos: Sequence[Path]) -> list[Written | None]:
         """Hand these photos' results over (None: vanished, nothing written)."""
@@ -115,7 +119,7 @@ class NodeBackfill:
             model_info.name, model_info.fingerprint, tflite, model_info.input_size, "ray"
         )
         settings = replace(settings, service=replace(settings.service, cores=cpus))
-        plan = budget.plan(model_info.gflops, settings.model.batch_size, cpus=cpus)
+        plan = budget.Request.of(settings).plan(model_info.gflops)
         classifier = LiteRTClassifier(
             artifact, model_info, lanes=plan.lanes, threads=plan.threads_per_lane
         )
@@ -145,7 +149,9 @@ class StagesLabeller:
         self._results = _Results()
         self._layout = sidecar.Layout.of(settings)
         self._fingerprint = classifier.info.fingerprint
-        self._stages = Stages(settings, classifier, [self._results])
+        # The driver keeps the index and XMP: here the results only go back to it.
+        outputs = backfill_outputs(extra=[self._results], entries=())
+        self._stages = Batch(settings, classifier, outputs)
         self._stages.start()
 
     def __call__(self, batch: dict[str, np.ndarray], node: str) -> dict[str, list[Any]]:
@@ -192,12 +198,13 @@ class BytesLabeller:
         self._layout = sidecar.Layout.of(settings)
         self._rules = Rules.of(settings)
         self._size, self._resize = classifier.info.input_size, settings.model.resize
-        self._limits = imaging.Limits.of(settings)
+        self._limits = imaging.PhotoLimits.of(settings)
         self._decoders = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="decode")
 
     def __call__(self, batch: dict[str, np.ndarray], node: str) -> dict[str, list[Any]]:
+        make_job = job_factory(self._layout)
         photos = [
-            self._layout.job_for(Path(os.fsdecode(p)), Path(os.fsdecode(r)))
+            make_job(Path(os.fsdecode(p)), Path(os.fsdecode(r)))
             for p, r in zip(batch["path"], batch["root"], strict=True)
         ]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dropsight.config.settings import Settings, WatchSettings
-from dropsight.daemon.outputs.registry import Written
+from dropsight.daemon.outputs.protocol import Written
 
 GOAL_RAY_VS_LOCAL = 0.85
 DEFAULT_PHOTOS = {"light": 600, "heavy": 160}
@@ -65,7 +65,7 @@ def bench_backfill(args: argparse.Namespace, settings: Settings, work: Path) -> 
 
 
 class Clock:
-    """A result sink that notes when results arrive, to time the middle of a run."""
+    """An output that notes when results arrive, to time the middle of a run."""
 
     name = "bench-clock"
 
@@ -82,6 +82,9 @@ class Clock:
         with self._lock:
             done = self.arrivals[-1][1] if self.arrivals else 0
             self.arrivals.append((now, done + len(batch)))
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """Nothing to forget."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -105,7 +108,7 @@ class Clock:
 
 
 def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
-    from dropsight.daemon.backfill.local import run_local
+    from dropsight.daemon.backfill.local import backfill_outputs, run_local
     from dropsight.daemon.runtime.classifier import load_classifier
 
     s = replace(
@@ -114,7 +117,8 @@ def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
         service=replace(settings.service, cores=cores),
     )
     clock, started = Clock(), time.monotonic()  # loading the model counts, as on Ray
-    summary = run_local(s, [library], load_classifier(s), [clock])
+    outputs = backfill_outputs(extra=[clock], entries=())  # timing only
+    summary = run_local(s, [library], load_classifier(s), outputs=outputs)
     summary.seconds = time.monotonic() - started
     return {**summary.as_json(), **clock.figures(started)}
 
@@ -167,6 +171,7 @@ def _ray_child(library: Path, config: dict[str, Any]) -> None:
     from ray.cluster_utils import Cluster
 
     from dropsight.config.settings import load
+    from dropsight.daemon.backfill.local import backfill_outputs
     from dropsight.daemon.backfill.on_ray import run_ray
     from dropsight.daemon.core import paths
 
@@ -190,7 +195,8 @@ def _ray_child(library: Path, config: dict[str, Any]) -> None:
             ),
         )
         clock, started = Clock(), time.monotonic()
-        summary = run_ray(s, [library], cluster.address, sinks=[clock])
+        outputs = backfill_outputs(extra=[clock], entries=())  # timing only
+        summary = run_ray(s, [library], cluster.address, outputs=outputs)
     finally:
         cluster.shutdown()
     print(json.dumps({**summary.as_json(), **clock.figures(started)}))

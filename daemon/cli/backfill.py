@@ -13,7 +13,6 @@ from typing import Any
 from dropsight.config.settings import MODEL_NAMES, Settings
 from dropsight.daemon.backfill.local import Summary, run_local
 from dropsight.daemon.cli.common import ExitCode, settings_for
-from dropsight.daemon.outputs.registry import ResultSink
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +111,7 @@ def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:
     classifier = load_classifier(settings)
     if classifier.info.is_fallback:
         log.warning("%s", fallback_notice(classifier.info))
-    return run_local(settings, roots, classifier, backfill_sinks(settings), dry_run=dry_run)
-
-
-def backfill_sinks(settings: Settings) -> list[ResultSink]:
-    """The index and XMP writers (hooks are for live results, not a library's backlog)."""
-    from dropsight.daemon.outputs.index.sync import IndexSink
-    from dropsight.daemon.outputs.xmp.sync import XmpSink
-
-    def report(path: Path | None, message: str) -> None:
-        log.warning("%s%s", f"{path}: " if path else "", message)
-
-    del settings
-    return [IndexSink(report), XmpSink(report)]
+    return run_local(settings, roots, classifier, dry_run=dry_run)
 
 
 def service_labelling(roots: list[Path]) -> str | None:

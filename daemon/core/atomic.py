@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import time
@@ -41,6 +42,47 @@ def write_bytes_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
 def write_text_atomic(target: Path, text: str, mode: int = 0o644) -> None:
     """Atomic UTF-8 text write."""
     write_bytes_atomic(target, text.encode("utf-8"), mode)
+
+
+def write_private_json(target: Path, payload: object) -> None:
+    """Atomic JSON only this user can read (a token): mode 0600 from the start, durable.
+
+    O_EXCL with mode 0600 on the temp file: the content never exists with wider permissions.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_bytes_atomic(target, json.dumps(payload, indent=2).encode("utf-8"), 0o600)
+    _fsync_dir(target.parent)
+
+
+def remove_stale_temp_files(folder: Path, recursive: bool, older_than_ns: int) -> list[Path]:
+    """Remove the temp files a killed process left under `folder`; the ones removed.
+
+    Only ours (recognised by their suffix), and only from before `older_than_ns`: a writer
+    of this process may be busy there already.
+    """
+    pattern = "**/*" + TEMP_SUFFIX if recursive else "*" + TEMP_SUFFIX
+    removed: list[Path] = []
+    try:
+        for tmp in folder.glob(pattern):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime_ns < older_than_ns:
+                    tmp.unlink()
+                    removed.append(tmp)
+    except OSError:
+        pass  # the folder vanished or is unreadable: its health check reports it
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable where the platform allows opening a directory."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _replace_with_retry(src: Path, dst: Path) -> None:

@@ -84,4 +84,4 @@ def app_dir() -> Path:
     """Folder next to the executable (frozen) or the source tree root."""
     if getattr(sys, "frozen", False):
         return Path(sys.executable).parent
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[2]  # daemon/core/paths.py

@@ -11,10 +11,11 @@ import os
 import queue
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from dropsight.daemon.contracts import ResultEvent
 from dropsight.daemon.labels.names import display_name
-from dropsight.daemon.outputs.registry import Written
+from dropsight.daemon.outputs.protocol import Written
 
 LISTENER_BACKLOG = 1000  # events a slow listener may lag behind before losing the oldest
 
@@ -80,7 +81,7 @@ class Listener:
 
 
 class EventHub:
-    """Fans events out to listeners; also the sink the writer hands results to."""
+    """Fans events out to listeners; also an output (results reach it on the writer's thread)."""
 
     name = "events"
 
@@ -114,7 +115,7 @@ class EventHub:
         for listener in listeners:
             listener.put(event)
 
-    # --- ResultSink ----------------------------------------------------------------------
+    # --- Output (outputs/protocol.py) ---------------------------------------------------
 
     def configure(self, settings: object) -> None:
         """Nothing to configure: events always flow (only listeners receive them)."""
@@ -124,6 +125,9 @@ class EventHub:
         if self.listeners():
             for w in batch:
                 self.publish(result_event(w))
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """Events are about results only."""
 
     def close(self) -> None:
         """End every listener's stream."""

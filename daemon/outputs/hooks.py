@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-import queue
 import subprocess
-import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.outputs.events import result_event
-from dropsight.daemon.outputs.registry import OnError, Written
+from dropsight.daemon.outputs.protocol import Context, Written
 
 log = logging.getLogger(__name__)
 
 HOOK_BACKLOG = 1000  # results waiting for a slow hook before new ones are skipped
+POLL_S = 0.2  # a running hook re-checks the close deadline this often
+FIELDS = ("photo", "sidecar", "status", "name", "score", "model")
 
 
 def command_for(template: Sequence[str], w: Written) -> list[str]:
@@ -33,70 +35,68 @@ def command_for(template: Sequence[str], w: Written) -> list[str]:
 
 
 class HookSink:
-    """Runs `[hooks] on_result` per result on a thread of its own, with a timeout.
-
-    A failing hook is logged; a slow one makes results queue, then be skipped (logged), and
-    labelling never waits for it.
+    """Runs `[hooks] on_result` per result, with a timeout, on its own thread (the registry's
+    line gives it a bounded backlog: a slow hook makes results be skipped, logged, and
+    labelling never waits for it). Closing, no run outlasts the registry's deadline.
     """
 
     name = "hooks"
 
-    def __init__(self, on_error: OnError) -> None:
-        self._on_error = on_error
+    def __init__(self, ctx: Context) -> None:
+        self._on_error = ctx.on_error
+        self._time_left = ctx.time_left
         self._template: tuple[str, ...] = ()
         self._timeout_s = 30.0
-        self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=HOOK_BACKLOG)
-        self._thread: threading.Thread | None = None
-        self.skipped = 0
 
     def configure(self, settings: Settings) -> None:
         """Follow `[hooks]` (applies at once)."""
         self._template = settings.hooks.on_result
         self._timeout_s = settings.hooks.timeout_s
-        if self._template and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
-            self._thread.start()
 
     def accept(self, batch: Sequence[Written]) -> None:
-        """Queue one run per result."""
-        if not self._template:
-            return
+        """Run the hook once per result."""
+        template = self._template
         for w in batch:
-            try:
-                self._queue.put_nowait(command_for(self._template, w))
-            except queue.Full:
-                self.skipped += 1
-                if self.skipped == 1 or self.skipped % 100 == 0:
-                    log.warning("the on_result hook is too slow: %d results skipped", self.skipped)
+            if template:
+                self._run(command_for(template, w))
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """Hooks hear of results only."""
 
     def close(self) -> None:
-        """Let queued runs finish (each within its timeout), then stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
+        """Nothing held open (each run ends within its timeout)."""
 
-    def _run(self) -> None:
+    def _run(self, command: list[str]) -> None:
+        if self._time_left() <= 0:
+            log.warning("on_result hook %s not run: the service is stopping", command[0])
+            return
+        try:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            self._failed(command, str(exc))
+            return
+        ends = time.monotonic() + self._timeout_s
         while True:
-            command = self._queue.get()
-            if command is None:
-                return
+            # In slices: a close that begins meanwhile brings the deadline nearer.
+            wait_s = min(ends - time.monotonic(), self._time_left(), POLL_S)
             try:
-                done = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=self._timeout_s,
-                    check=False,
-                )
+                _out, err = process.communicate(timeout=max(0.0, wait_s))
+                break
             except subprocess.TimeoutExpired:
-                self._failed(command, f"took longer than {self._timeout_s:g} s; stopped")
-                continue
-            except OSError as exc:
-                self._failed(command, str(exc))
-                continue
-            if done.returncode != 0:
-                tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-                self._failed(command, f"exit {done.returncode} {tail[0]}".strip())
+                if time.monotonic() < ends and self._time_left() > 0:
+                    continue
+                process.kill()
+                process.communicate()
+                if self._time_left() <= 0:
+                    self._failed(command, "still running when the service stopped; stopped")
+                else:
+                    self._failed(command, f"took longer than {self._timeout_s:g} s; stopped")
+                return
+        if process.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            self._failed(command, f"exit {process.returncode} {tail[0]}".strip())
 
     def _failed(self, command: list[str], why: str) -> None:
         log.warning("on_result hook %s failed: %s", command[0], why)

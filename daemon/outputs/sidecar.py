@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +30,6 @@ from dropsight.daemon.core.atomic import write_bytes_atomic
 from dropsight.daemon.labels.classes import info
 from dropsight.daemon.labels.imagenet import imagenet
 from dropsight.daemon.photos.imaging import FileFacts
-from dropsight.daemon.pipeline.jobs import Job
 from dropsight.daemon.runtime.classifier import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,6 @@ class Layout:
     def sidecar_for(self, photo: Path, root: Path) -> Path:
         """The sidecar path of `photo`, found under the watched folder `root`."""
         return sidecar_path(photo, root, self.out_folder)
-
-    def job_for(self, photo: Path, root: Path) -> Job:
-        """The job of a photo found under the watched folder `root`."""
-        return Job(photo, root, self.sidecar_for(photo, root))
 
     def display_path(self, photo: Path) -> str:
         """What `image.path` records: the name beside the photo, else the absolute path."""
@@ -241,20 +237,63 @@ def scan_state(photo: Path, sidecar: Path, fingerprint: str) -> ScanState:
     return "stale"
 
 
+def restamped(record: SidecarRecord, facts: FileFacts) -> SidecarRecord | None:
+    """The record with the photo's identity as read; None when it records that already."""
+    if not facts.mtime_ns or record["image"].get("stat") == file_stat(facts):
+        return None
+    image = {**record["image"], "stat": file_stat(facts)}
+    return cast(SidecarRecord, {**record, "image": image})
+
+
 def mark_verified(path: Path, record: SidecarRecord, facts: FileFacts) -> None:
     """A full check found the sidecar current: record the photo's identity as read.
 
     Without this, a photo whose identity changed with the same bytes (copied back, touched,
     chmod-ed, or labelled before 0.3) would be read and hashed again at every rescan.
     """
-    if not facts.mtime_ns or record["image"].get("stat") == file_stat(facts):
+    updated = restamped(record, facts)
+    if updated is None:
         return
-    image = {**record["image"], "stat": file_stat(facts)}
-    updated = cast(SidecarRecord, {**record, "image": image})
     try:
         write(path, updated)
     except OSError as exc:  # costs a hash at the next scan, nothing more
         log.warning("cannot update %s: %s", path, exc.strerror or exc)
+
+
+def ours(json_path: Path, photo: Path) -> bool:
+    """Is this sidecar one Dropsight wrote for this very photo? Never delete anyone else's."""
+    record = read(json_path)
+    if not record or (record.get("generator") or {}).get("name") != APP_NAME:
+        return False
+    recorded = str((record.get("image") or {}).get("path") or "")
+    return recorded in (photo.name, str(photo))
+
+
+class SidecarFiles:
+    """The sidecars as an output: the writer stage writes them; a photo gone loses its own."""
+
+    name = "sidecars"
+
+    def __init__(self, _ctx: object) -> None:
+        self._layout = Layout()
+
+    def configure(self, settings: Settings) -> None:
+        """Follow the layout (`[output] mode` and `folder`)."""
+        self._layout = Layout.of(settings)
+
+    def accept(self, batch: object) -> None:
+        """Written already, by the writer stage."""
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """Remove the gone photo's sidecar, if it is ours and says so."""
+        json_path = self._layout.sidecar_for(photo, root)
+        if ours(json_path, photo):
+            with contextlib.suppress(FileNotFoundError):
+                json_path.unlink()
+                log.info("%s is gone; removed its sidecar", photo)
+
+    def close(self) -> None:
+        """Nothing held open."""
 
 
 @cache

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from dropsight.config.settings import WatchSettings
 from dropsight.daemon.core.atomic import TEMP_SUFFIX
-from dropsight.daemon.outputs.sidecar import SUFFIX as SIDECAR_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,11 @@ class PhotoFilter:
         self,
         root: Path,
         recursive: bool = True,
-        orphan: Callable[[Path], None] | None = None,
+        on_folder: Callable[[Path, set[str]], None] | None = None,
     ) -> Iterator[Path]:
         """Photos under `root`, lazily (a 100,000-file tree is never held in memory).
 
-        `orphan` hears of each photo that has a `.json` sidecar beside it but is gone.
+        `on_folder` hears of each folder read, with the names in it (orphan sidecars).
         """
         stack = [root]
         while stack:
@@ -57,8 +56,8 @@ class PhotoFilter:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError:
                 continue  # unreadable or vanished sub-folder: reported by the caller's health check
-            if orphan is not None:
-                self._orphans(folder, root, {e.name for e in entries}, orphan)
+            if on_folder is not None:
+                on_folder(folder, {e.name for e in entries})
             for entry in entries:
                 if self.ignored_name(entry.name):
                     continue
@@ -70,21 +69,3 @@ class PhotoFilter:
                         yield Path(entry.path)
                 except OSError:
                     continue
-
-    def _orphans(
-        self, folder: Path, root: Path, names: set[str], orphan: Callable[[Path], None]
-    ) -> None:
-        for name in names:
-            if name.endswith(SIDECAR_SUFFIX):
-                photo_name = name[: -len(SIDECAR_SUFFIX)]
-                if photo_name not in names and self.accepts(folder / photo_name, root):
-                    orphan(folder / photo_name)
-
-
-def stale_temp_files(root: Path, recursive: bool = True) -> Iterator[Path]:
-    """Temp files a killed process left behind (ours only, recognised by their suffix)."""
-    pattern = "**/*" + TEMP_SUFFIX if recursive else "*" + TEMP_SUFFIX
-    try:
-        yield from root.glob(pattern)
-    except OSError:
-        return

@@ -59,20 +59,20 @@ class ImageError(Exception):
 
 
 @dataclass(frozen=True)
-class Limits:
+class PhotoLimits:
     """How much of one photo is read into memory and decoded at most ([service] settings)."""
 
     max_file_bytes: int = 256 << 20
     max_decode_pixels: int = 100_000_000
 
     @classmethod
-    def of(cls, settings: Settings) -> Limits:
+    def of(cls, settings: Settings) -> PhotoLimits:
         """The limits the settings ask for."""
         s = settings.service
         return cls(s.max_file_mb << 20, round(s.max_decode_megapixels * 1_000_000))
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = PhotoLimits()
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class FileRead:
 _BUSY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 
-def read_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> FileRead:
+def read_file(path: Path, limits: PhotoLimits = DEFAULT_LIMITS) -> FileRead:
     """Read and hash a file; raises ImageError when it cannot be read.
 
     A file that is empty, not an image by its header, or above `limits.max_file_bytes` is
@@ -135,7 +135,7 @@ def read_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> FileRead:
         raise ImageError("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _read_open(f: BinaryIO, limits: Limits) -> FileRead:
+def _read_open(f: BinaryIO, limits: PhotoLimits) -> FileRead:
     st = os.fstat(f.fileno())
     refused = _refusal(f, st.st_size, limits)
     f.seek(0)
@@ -161,7 +161,7 @@ def _read_open(f: BinaryIO, limits: Limits) -> FileRead:
     return FileRead(data, facts, refused)
 
 
-def _refusal(f: BinaryIO, size: int, limits: Limits) -> ImageError | None:
+def _refusal(f: BinaryIO, size: int, limits: PhotoLimits) -> ImageError | None:
     """Why the file at the start of `f` is not worth reading whole, from its size and header."""
     if size == 0:
         return ImageError("empty_file", "the file is empty (0 bytes)")
@@ -183,7 +183,7 @@ def _refusal(f: BinaryIO, size: int, limits: Limits) -> ImageError | None:
     return _too_big(size, limits) if size > limits.max_file_bytes else None
 
 
-def _too_big(size: int, limits: Limits) -> ImageError:
+def _too_big(size: int, limits: PhotoLimits) -> ImageError:
     return ImageError(
         "too_large",
         f"the file is {size / (1 << 20):.1f} MB, more than the {limits.max_file_bytes >> 20} MB "
@@ -195,7 +195,7 @@ def load(
     path: Path,
     size: tuple[int, int] = (224, 224),
     resize: str = "crop",
-    limits: Limits = DEFAULT_LIMITS,
+    limits: PhotoLimits = DEFAULT_LIMITS,
 ) -> PreparedImage:
     """Read, hash and decode `path` into a (H, W, 3) float32 RGB array; raises ImageError."""
     read = read_file(path, limits)
@@ -209,7 +209,7 @@ def prepare_bytes(
     facts: FileFacts,
     size: tuple[int, int] = (224, 224),
     resize: str = "crop",
-    limits: Limits = DEFAULT_LIMITS,
+    limits: PhotoLimits = DEFAULT_LIMITS,
 ) -> PreparedImage:
     """Decode already-read bytes; raises ImageError with a clear message on any failure."""
     if resize not in RESIZE_POLICIES:

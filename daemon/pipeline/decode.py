@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.photos import imaging
-from dropsight.daemon.photos.imaging import DEFAULT_LIMITS, FileFacts, ImageError, Limits
+from dropsight.daemon.photos.imaging import DEFAULT_LIMITS, FileFacts, ImageError, PhotoLimits
 from dropsight.daemon.pipeline.crashguard import SKIP_AFTER
 from dropsight.daemon.pipeline.jobs import Job
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 class Prepared:
     """A job after decoding: pixels for the model, or the error that stopped it.
 
-    `current` means its sidecar already records this content and model: nothing to do.
+    `current` means its sidecar already records this content and model: nothing to do but,
+    with `restamp`, to record the photo's identity as read (the writer stage writes it).
     """
 
     job: Job
@@ -33,6 +35,7 @@ class Prepared:
     pixels: np.ndarray | None = None  # float32 (H, W, 3) RGB 0..255
     error: ImageError | None = None
     current: bool = False
+    restamp: SidecarRecord | None = None  # the current sidecar, to record the new identity
     started: float = field(default_factory=time.monotonic)  # for the per-photo time in logs
 
     @property
@@ -48,7 +51,7 @@ def prepare(
     fingerprint: str | None = None,
     *,
     any_model: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: PhotoLimits = DEFAULT_LIMITS,
 ) -> Prepared:
     """Read, hash and decode `job.path`; never raises for a problem with the photo.
 
@@ -65,8 +68,10 @@ def prepare(
         if record is not None and sidecar.is_current(
             record, fingerprint or "", sha256=facts.sha256, any_model=any_model
         ):
-            sidecar.mark_verified(job.sidecar, record, facts)
-            return Prepared(job, facts, current=True, started=started)
+            # Without a restamp, a photo whose identity changed with the same bytes (copied
+            # back, touched, labelled before 0.3) would be hashed again at every rescan.
+            restamp = record if sidecar.restamped(record, facts) is not None else None
+            return Prepared(job, facts, current=True, restamp=restamp, started=started)
         if job.deaths >= SKIP_AFTER:  # decoding it is what killed us: record, never retry
             return Prepared(job, facts, error=_crashed(job.deaths), started=started)
     except ImageError as exc:
@@ -89,7 +94,7 @@ def decode_read(
     resize: str,
     *,
     started: float | None = None,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: PhotoLimits = DEFAULT_LIMITS,
 ) -> Prepared:
     """Decode a photo's bytes, read already (here or on another machine); never raises."""
     started = time.monotonic() if started is None else started

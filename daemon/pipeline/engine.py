@@ -11,11 +11,8 @@ from dropsight.daemon.contracts import MissingModel, ModelStatus, PipelineStatus
 from dropsight.daemon.core.threads import Loop
 from dropsight.daemon.models import registry
 from dropsight.daemon.models.fetcher import ModelFetcher
-from dropsight.daemon.pipeline.activity import Activity
-from dropsight.daemon.pipeline.jobs import JobQueue
-from dropsight.daemon.pipeline.labelling import Display
 from dropsight.daemon.pipeline.stages import Options, Pipeline
-from dropsight.daemon.pipeline.writer import Writer
+from dropsight.daemon.pipeline.wiring import Stages
 from dropsight.daemon.runtime.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -37,10 +34,7 @@ class Engine:
         settings: Settings,
         *,
         factory: Callable[[Settings], Classifier],
-        jobs: JobQueue,
-        writer: Writer,
-        activity: Activity,
-        display: Display,
+        stages: Stages,
         resumed: threading.Event,
         relabel: Callable[[], bool],
         on_switched: Callable[[Classifier], None],
@@ -48,10 +42,8 @@ class Engine:
     ) -> None:
         self._settings = settings
         self._factory = factory
-        self._jobs = jobs
-        self._writer = writer
-        self._activity = activity
-        self._display = display
+        self._stages = stages
+        self._activity = stages.activity
         self._resumed = resumed
         self._relabel = relabel
         self._on_switched = on_switched
@@ -127,15 +119,8 @@ class Engine:
 
     def _switch(self, classifier: Classifier) -> None:
         self._running_options = self._options()
-        pipeline = Pipeline(
-            classifier,
-            jobs=self._jobs,
-            writer=self._writer,
-            activity=self._activity,
-            options=self._running_options,
-            display=self._display,
-            resumed=self._resumed,
-            relabel=self._relabel,
+        pipeline = self._stages.pipeline(
+            classifier, self._running_options, self._resumed, self._relabel
         )
         with self._lock:
             old, self._pipeline = self._pipeline, None

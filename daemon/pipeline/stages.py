@@ -16,7 +16,7 @@ from pathlib import Path
 from dropsight.config.settings import Settings
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.core.threads import Loop, join_all
-from dropsight.daemon.photos.imaging import DEFAULT_LIMITS, Limits
+from dropsight.daemon.photos.imaging import DEFAULT_LIMITS, PhotoLimits
 from dropsight.daemon.pipeline.activity import Activity
 from dropsight.daemon.pipeline.decode import Prepared, job_for, prepare
 from dropsight.daemon.pipeline.jobs import Job, JobQueue
@@ -43,7 +43,7 @@ class Options:
     batch_size: int
     decoders: int = 0  # 0: from the budget
     cores: int = 0  # 0: all
-    limits: Limits = DEFAULT_LIMITS
+    limits: PhotoLimits = DEFAULT_LIMITS
 
     @classmethod
     def of(cls, settings: Settings) -> Options:
@@ -55,8 +55,12 @@ class Options:
             m.batch_size,
             s.decode_threads,
             s.cores,
-            Limits.of(settings),
+            PhotoLimits.of(settings),
         )
+
+    def plan(self, model_gflops: float) -> budget.Budget:
+        """How the cores are shared for a model of this cost."""
+        return budget.Request(self.batch_size, self.cores, self.decoders).plan(model_gflops)
 
 
 class Pipeline:
@@ -80,12 +84,7 @@ class Pipeline:
         relabel: Callable[[], bool] = lambda: True,
     ) -> None:
         self.classifier = classifier
-        self.budget = budget.plan(
-            classifier.info.gflops,
-            options.batch_size,
-            cpus=options.cores or None,
-            decoders=options.decoders,
-        )
+        self.budget = options.plan(classifier.info.gflops)
         self._jobs = jobs
         self._writer = writer
         self._activity = activity
@@ -178,7 +177,9 @@ class Pipeline:
         if item.current or item.vanished:
             if item.current:
                 self._activity.skipped_current()
-            self._jobs.done(job.path)
+            # The writer records a current photo's new identity (and marks it done then).
+            if item.restamp is None or not self._writer.put(item, self._halt):
+                self._jobs.done(job.path)
             return
         while not self._halt.is_set():
             try:
@@ -243,6 +244,15 @@ class Pipeline:
 # --- one-off labelling (`dropsight classify`, the API's classify) --------------------------------
 
 
+def classify_file(classifier: Classifier, path: Path, options: Options) -> SidecarRecord:
+    """Label one file now, as the service would (nothing is written)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    size = classifier.info.input_size
+    item = prepare(job_for(path), size, options.resize, limits=options.limits)
+    return label(classifier, [item], options.rules, str)[0]
+
+
 def classify_paths(
     classifier: Classifier,
     paths: Iterable[Path],
@@ -250,12 +260,7 @@ def classify_paths(
     display: Display = str,
 ) -> Iterator[SidecarRecord]:
     """Label files in input order with the same stages as the service (nothing is written)."""
-    plan = budget.plan(
-        classifier.info.gflops,
-        options.batch_size,
-        cpus=options.cores or None,
-        decoders=options.decoders,
-    )
+    plan = options.plan(classifier.info.gflops)
     size = classifier.info.input_size
     with ThreadPoolExecutor(max(plan.decoders, 1), thread_name_prefix="decode") as pool:
         window: deque[Future[Prepared]] = deque()

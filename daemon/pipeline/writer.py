@@ -1,9 +1,11 @@
-"""The writing stage: sidecars written atomically and durably, then status, logs and sinks."""
+"""The writing stage, the one writer of sidecars: written atomically and durably, then
+status, logs and the outputs."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import threading
@@ -12,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dropsight.config.settings import Settings
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.core.threads import Loop
 from dropsight.daemon.labels.names import display_name
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.registry import ResultSink, Written
+from dropsight.daemon.outputs.protocol import Written
+from dropsight.daemon.outputs.registry import Outputs
 from dropsight.daemon.pipeline.activity import Activity
 from dropsight.daemon.pipeline.decode import Prepared
 from dropsight.daemon.pipeline.jobs import JobQueue
@@ -44,35 +46,28 @@ class Labelled:
 class Writer:
     """Writes each labelled batch; one photo's failure is that photo's error, never the stage's.
 
-    Every taken photo ends here (`queue.done`), written or not, so nothing stays in flight.
+    Every labelled photo ends here (`queue.done`), written or not, so nothing stays in
+    flight; so do photos found current whose sidecar should record their identity anew.
     """
 
-    def __init__(
-        self, queue_: JobQueue, activity: Activity, sinks: Sequence[ResultSink] = ()
-    ) -> None:
+    def __init__(self, queue_: JobQueue, activity: Activity, outputs: Outputs) -> None:
         self._queue = queue_
         self._activity = activity
-        self.sinks = list(sinks)
+        self._outputs = outputs
         self.retries = WriteRetries()
         self._held_now: set[Path] = set()  # held by the write being done (writer thread only)
-        self._inbox: queue.Queue[Labelled | None] = queue.Queue(maxsize=INBOX_BATCHES)
+        self._inbox: queue.Queue[Labelled | Prepared | None] = queue.Queue(maxsize=INBOX_BATCHES)
         self._stop = threading.Event()
+        self._closes_by = math.inf  # when close() must be done: outputs stop holding us then
         self.loop = Loop("writer", self._step, self._stop)
 
     def start(self) -> None:
         """Start the writing thread."""
         self.loop.start()
 
-    def configure(self, settings: Settings) -> None:
-        """Hand (changed) settings to the sinks."""
-        for sink in self.sinks:
-            try:
-                sink.configure(settings)
-            except Exception:
-                log.exception("configuring %s failed", sink.name)
-
-    def put(self, batch: Labelled, stop: threading.Event) -> bool:
-        """Hand a batch over, waiting while the writer is behind; False if `stop` came first."""
+    def put(self, batch: Labelled | Prepared, stop: threading.Event) -> bool:
+        """Hand a batch over (or a photo found current, to restamp), waiting while the writer
+        is behind; False if `stop` came first."""
         while not stop.is_set():
             try:
                 self._inbox.put(batch, timeout=PUT_WAIT_S)
@@ -82,7 +77,8 @@ class Writer:
         return False
 
     def close(self, timeout_s: float) -> None:
-        """Stop after writing what was handed over (labels already paid for), then the sinks."""
+        """Stop after writing what was handed over (labels already paid for)."""
+        self._closes_by = time.monotonic() + timeout_s
         self._stop.set()
         with contextlib.suppress(queue.Full):
             self._inbox.put_nowait(None)  # wake the thread if it is waiting
@@ -106,11 +102,6 @@ class Writer:
                 "" if len(left) == 1 else "s",
                 "it" if len(left) == 1 else "them",
             )
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception:
-                log.exception("closing %s failed", sink.name)
 
     def _step(self) -> None:
         wait_s = self.retries.next_due_in()
@@ -122,8 +113,11 @@ class Writer:
             self.write(batch)
         self._retry(self.retries.take_due())
 
-    def write(self, batch: Labelled) -> None:
-        """Write one batch's sidecars, then tell the sinks; every photo is marked done."""
+    def write(self, batch: Labelled | Prepared) -> None:
+        """Write one batch's sidecars, then tell the outputs; every photo is marked done."""
+        if isinstance(batch, Prepared):
+            self._restamp(batch)
+            return
         if batch.turns is None:
             self._write(batch)
             return
@@ -136,47 +130,65 @@ class Writer:
             for item, record in zip(batch.items, batch.records, strict=True):
                 if self._write_one(item, record):
                     written.append(Written(item.job.path, item.job.root, item.job.sidecar, record))
+            self._hand_over(written)
         finally:
-            for item in batch.items:
-                if item.job.path not in self._held_now:
-                    self._queue.done(item.job.path)
-            self._held_now.clear()
-        self._finish(written)
+            self._done([item.job.path for item in batch.items])
+        self._after(written)
 
     def _retry(self, due: Sequence[Held]) -> None:
         """Try held writes again; each one written or gone leaves the queue at last."""
         if not due:
             return
         written: list[Written] = []
-        for held in due:
-            job = held.item.job
-            if held.requeue:  # it could not be read: read and label it again
-                self.retries.release(job.path)
-                self._queue.put_back(job.path, job.root)
-                continue
-            if self._write_one(held.item, held.record, held):
-                log.info("wrote %s after %d failed attempts", job.sidecar, held.attempts)
-                written.append(Written(job.path, job.root, job.sidecar, held.record))
-            if job.path not in self._held_now:
-                self.retries.release(job.path)
-                self._queue.done(job.path)
-        self._held_now.clear()
-        self._finish(written)
+        finished: list[Path] = []
+        try:
+            for held in due:
+                job = held.item.job
+                if held.requeue:  # it could not be read: read and label it again
+                    self.retries.release(job.path)
+                    self._queue.put_back(job.path, job.root)
+                    continue
+                if self._write_one(held.item, held.record, held):
+                    log.info("wrote %s after %d failed attempts", job.sidecar, held.attempts)
+                    written.append(Written(job.path, job.root, job.sidecar, held.record))
+                finished.append(job.path)
+            self._hand_over(written)
+        finally:
+            for path in finished:
+                if path not in self._held_now:
+                    self.retries.release(path)
+            self._done(finished)
+        self._after(written)
 
-    def _finish(self, written: list[Written]) -> None:
+    def _hand_over(self, written: list[Written]) -> None:
+        # Before the photos are done: a photo is done once its outputs have it (a Ray node
+        # hands back what its outputs got as soon as the queue lets go of the photo).
+        self._outputs.accept(written, lambda: self._closes_by)
+
+    def _done(self, paths: Sequence[Path]) -> None:
+        """Let go of photos taken from the queue (but those held for a retry)."""
+        for path in paths:
+            if path not in self._held_now:
+                self._queue.done(path)
+        self._held_now.clear()
+
+    def _after(self, written: list[Written]) -> None:
         if written:
             self.retries.nudge()
         waiting = self.retries.waiting()
         for root in {w.root for w in written}:
             if not waiting[root]:  # a folder is healthy again only when nothing there waits
                 self._activity.write_recovered(root)
-        for sink in self.sinks:
-            try:
-                sink.accept(written)
-            except Exception:
-                log.exception("%s failed on a batch of %d", sink.name, len(written))
         if self._queue.pending() == 0 and self._queue.in_flight() == 0:
             self._activity.burst_finished()
+
+    def _restamp(self, item: Prepared) -> None:
+        """A photo found current: its sidecar records the identity it was read with."""
+        try:
+            if item.restamp is not None and item.facts is not None:
+                sidecar.mark_verified(item.job.sidecar, item.restamp, item.facts)
+        finally:
+            self._queue.done(item.job.path)
 
     def _write_one(self, item: Prepared, record: SidecarRecord, held: Held | None = None) -> bool:
         """Write one sidecar; a failure that may pass (full disk) holds it for a retry."""

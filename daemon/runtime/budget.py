@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from dropsight.config.settings import Settings
+
 # Above this cost per image a model is "heavy": decoding is a small share of the work.
 HEAVY_GFLOPS = 2.0
 # A decode thread that only fills the gaps of a heavy model (Linux: per thread).
@@ -25,6 +27,25 @@ class Budget:
     take_turns: bool = False  # decoding and inference alternate (daemon/pipeline/turns.py)
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the settings ask of the machine: the one place they become a Budget."""
+
+    batch_size: int  # [model] batch_size
+    cores: int = 0  # [service] cores; 0: all
+    decoders: int = 0  # [service] decode_threads; 0: from the plan
+
+    @classmethod
+    def of(cls, settings: Settings) -> Request:
+        """The request the settings make."""
+        s = settings.service
+        return cls(settings.model.batch_size, s.cores, s.decode_threads)
+
+    def plan(self, model_gflops: float) -> Budget:
+        """The budget for a model of `model_gflops` per image."""
+        return plan(model_gflops, self.batch_size, cpus=self.cores or None, decoders=self.decoders)
+
+
 def plan(
     model_gflops: float,
     batch_size: int,
@@ -42,7 +63,8 @@ def plan(
     photo per call keeps each lane's working set in cache (measured faster than batches).
 
     Heavy models (VGG16, ~15.5 GFLOPs): one interpreter using every core on full batches,
-    taking turns with decoders on every core (daemon/pipeline/turns.py); decoding is ~5% of the work.
+    taking turns with decoders on every core (daemon/pipeline/turns.py); decoding is ~5% of
+    the work.
     """
     cpus = max(1, cpus or os.cpu_count() or 1)
     if model_gflops >= HEAVY_GFLOPS:

@@ -141,7 +141,7 @@ def _load(
     name: str, settings: Settings, requested: str, reason: str | None, missing: bool = False
 ) -> Classifier:
     artifact, info = _resolve(name, settings, requested, reason, missing)
-    plan = budget.plan(info.gflops, settings.model.batch_size, cpus=settings.service.cores or None)
+    plan = budget.Request.of(settings).plan(info.gflops)
     lanes, threads = plan.lanes, plan.threads_per_lane
     try:
         return LiteRTClassifier(artifact, info, lanes=lanes, threads=threads)

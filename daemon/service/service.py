@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from dropsight.config.settings import ConfigError, Settings
@@ -13,24 +13,20 @@ from dropsight.daemon import __version__
 from dropsight.daemon.contracts import RelabelStatus, ServiceState, SidecarRecord, Status
 from dropsight.daemon.core import logs, paths
 from dropsight.daemon.core.threads import Loop
-from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.outputs.events import EventHub, Listener
-from dropsight.daemon.outputs.registry import ResultSink, WalkObserver, standard_sinks
+from dropsight.daemon.outputs.registry import Outputs
 from dropsight.daemon.photos.filter import PhotoFilter
-from dropsight.daemon.photos.imaging import Limits
-from dropsight.daemon.pipeline.activity import Activity
-from dropsight.daemon.pipeline.decode import job_for, prepare
 from dropsight.daemon.pipeline.engine import Engine
-from dropsight.daemon.pipeline.jobs import Guard, JobQueue
-from dropsight.daemon.pipeline.labelling import Rules, label
-from dropsight.daemon.pipeline.stages import Options
-from dropsight.daemon.pipeline.writer import Writer
+from dropsight.daemon.pipeline.jobs import Guard
+from dropsight.daemon.pipeline.stages import Options, classify_file
+from dropsight.daemon.pipeline.wiring import Stages
 from dropsight.daemon.runtime.classifier import Classifier, load_classifier
 from dropsight.daemon.service.configwatch import ConfigStamp, restart_needed
 from dropsight.daemon.watch.folders import WatchedFolders
 from dropsight.daemon.watch.orphans import Orphans
 from dropsight.daemon.watch.scanner import Scanner
 from dropsight.daemon.watch.settler import Settler
+from dropsight.daemon.watch.unreadable import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +37,7 @@ STOP_TIMEOUT_S = 8.0  # shutdown budget for the whole service (the issue allows 
 class Service:
     """Wires the stages together and implements the Controller (see daemon/api/server.py).
 
-    observers -> settler -> queue -> decoders -> inference lanes -> writer -> sinks; scans
+    observers -> settler -> queue -> decoders -> inference lanes -> writer -> outputs; scans
     feed the queue too. Every stage runs on `threads.Loop`s that share one stop Event.
     """
 
@@ -50,67 +46,67 @@ class Service:
         settings: Settings,
         *,
         classifier_factory: Callable[[Settings], Classifier] = load_classifier,
-        sinks: Sequence[ResultSink] | None = None,
         reload_settings: Callable[[], Settings] | None = None,
         guard: Guard | None = None,
     ) -> None:
         self.settings = settings
         self._reload_settings = reload_settings
         self._config_stamp = ConfigStamp(self._config_path())
-        w = settings.watch
-        self.layout = sidecar.Layout.of(settings)
-        self.queue = JobQueue(self.layout.job_for, guard)
-        self.activity = Activity()
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
         self._relabel_requested = settings.model.relabel == "on-change"
-        photo_filter = PhotoFilter.from_settings(w)
-        self.orphans = Orphans(lambda: self.settings, self.activity.error)
-        self.settler = Settler(self.queue.put, w.settle_time_s, self.orphans.photo_gone)
+        unreadable = Unreadable()  # photos to label again once a chmod makes them readable
+        self.outputs = Outputs("service", self._error, request_walk=self.rescan, extra=[unreadable])
+        self.events = self.outputs.get(EventHub)
+        self.stages = Stages(settings, self.outputs, guard)
+        self.queue, self.activity = self.stages.jobs, self.stages.activity
+        w = settings.watch
+        self.settler = Settler(self.queue.put, w.settle_time_s, self.outputs.forget)
         self.folders = WatchedFolders(
             recursive=w.recursive,
             mode=w.observer,
-            photo_filter=photo_filter,
+            photo_filter=PhotoFilter.from_settings(w),
             settler=self.settler,
             rescan=self.rescan,
             on_error=self.activity.error,
-        )
-        if sinks is None:
-            sinks = standard_sinks(self.activity.error, self.rescan)
-        self.events = EventHub()
-        self.writer = Writer(
-            self.queue, self.activity, [*sinks, self.events, self.folders.unreadable]
+            unreadable=unreadable,
         )
         self.engine = Engine(
             settings,
             factory=classifier_factory,
-            jobs=self.queue,
-            writer=self.writer,
-            activity=self.activity,
-            display=self.layout.display_path,
+            stages=self.stages,
             resumed=self._resumed,
             relabel=lambda: self._relabel_requested,
             on_switched=lambda _c: self.rescan(),
             stop=self._stop,
         )
-        self.scanner = Scanner(
+        self.scanner = self._scanner()
+        self._supervisor = Loop("supervisor", self._supervise, self._stop)
+
+    def _scanner(self) -> Scanner:
+        w = self.settings.watch
+        photo_filter = PhotoFilter.from_settings(w)
+        return Scanner(
             roots=self.folders.roots,
             photo_filter=photo_filter,
             recursive=w.recursive,
             queue=self.queue,
             settler=self.settler,
-            layout=self.layout,
+            layout=self.stages.layout,
             fingerprint=self._fingerprint,
             relabel=lambda: self._relabel_requested,
             interval_s=w.rescan_interval_s,
             settle_time_s=w.settle_time_s,
             stop=self._stop,
-            observers=[sink for sink in sinks if isinstance(sink, WalkObserver)],
+            observers=[self.outputs],
             on_error=self.activity.error,
-            orphans=self.orphans,
+            orphans=Orphans(lambda: self.settings, photo_filter, self.outputs.forget),
         )
-        self._supervisor = Loop("supervisor", self._supervise, self._stop)
+
+    def _error(self, path: Path | None, message: str) -> None:
+        """An output's failure, in the status's errors."""
+        self.activity.error(path, message)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -118,8 +114,8 @@ class Service:
         """Start watching and working (the model loads in the background)."""
         self.settler.start()
         self.folders.set(self.settings.watch.folders)
-        self.writer.configure(self.settings)
-        self.writer.start()
+        self.outputs.configure(self.settings)
+        self.stages.writer.start()
         for loop in (self.engine.loop, self.scanner.loop, self._supervisor):
             loop.start()
 
@@ -142,14 +138,14 @@ class Service:
         return self._stop.wait(timeout_s)
 
     def join(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Finish shutting down after stop(): observers, stages, sinks."""
+        """Finish shutting down after stop(): observers, stages, outputs."""
         self.stop()
         self.folders.disarm_all()
         self.settler.stop(1.0)
         for loop in (self._supervisor, self.scanner.loop):
             loop.join(1.0)
         self.engine.stop(timeout_s / 2)
-        self.writer.close(timeout_s / 2)
+        self.stages.close(timeout_s / 2)
 
     # --- the barrier: tests and tools wait for facts, not time (daemon/watch/scanner.py) ---
 
@@ -175,7 +171,8 @@ class Service:
             self.reload()
         self.folders.check()
         self.engine.check()
-        for loop in (self.settler.loop, self.writer.loop, self.scanner.loop, self.engine.loop):
+        writer = self.stages.writer
+        for loop in (self.settler.loop, writer.loop, self.scanner.loop, self.engine.loop):
             if not loop.alive and not self._stop.is_set():
                 log.warning("thread %s stopped; restarting it", loop.name)
                 loop.start()
@@ -216,7 +213,7 @@ class Service:
         old, self.settings = self.settings, new
         log.info("config reloaded from %s", self._config_path())
         added, _removed = self.folders.set(new.watch.folders)
-        self.writer.configure(new)
+        self.outputs.configure(new)
         if new.model != old.model or Options.of(new) != Options.of(old):
             self._relabel_requested |= new.model.relabel == "on-change"
             self.engine.configure(new)
@@ -246,13 +243,7 @@ class Service:
         classifier = self.engine.classifier
         if classifier is None:
             raise RuntimeError(self.engine.error or "the model is still loading")
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
-        m = self.settings.model
-        limits = Limits.of(self.settings)
-        item = prepare(job_for(path), classifier.info.input_size, m.resize, limits=limits)
-        return label(classifier, [item], Rules.of(self.settings), str)[0]
+        return classify_file(classifier, Path(path), Options.of(self.settings))
 
     def status(self) -> Status:
         """A JSON-ready snapshot of what the service is doing."""

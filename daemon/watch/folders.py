@@ -24,7 +24,7 @@ class WatchedFolders:
 
     `rescan(root)` asks for a scan of one folder (re-armed, or events lost there);
     `on_error(root, message)` puts a watching problem in the status's errors. `unreadable`
-    is a result sink for the writer: photos to label again once a chmod makes them readable.
+    is one of the outputs' listeners: photos to label again once a chmod makes them readable.
     """
 
     def __init__(
@@ -36,6 +36,7 @@ class WatchedFolders:
         settler: Settler,
         rescan: Callable[[Path], None],
         on_error: Callable[[Path | None, str], None],
+        unreadable: Unreadable | None = None,
     ) -> None:
         self._recursive = recursive
         self._mode = mode
@@ -43,7 +44,7 @@ class WatchedFolders:
         self._settler = settler
         self._rescan = rescan
         self._on_error = on_error
-        self.unreadable = Unreadable()
+        self.unreadable = unreadable or Unreadable()
         self._lock = threading.Lock()
         self._watches: dict[Path, FolderWatch] = {}
 

@@ -1,23 +1,23 @@
 """Scans: the catch-up scan at start, periodic and requested rescans, stale temp clean-up.
 
 Each scan is the one walk of the watched folders: the library index and the XMP writer
-follow it (sinks.WalkObserver) rather than walking the folders again themselves.
+follow it (outputs.protocol.WalkObserver) rather than walking the folders again themselves.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dropsight.daemon.core.atomic import remove_stale_temp_files
 from dropsight.daemon.core.threads import Loop
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.registry import Found, WalkObserver
+from dropsight.daemon.outputs.protocol import Found, WalkObserver
 from dropsight.daemon.outputs.sidecar import NAME_MAX
-from dropsight.daemon.photos.filter import PhotoFilter, stale_temp_files
+from dropsight.daemon.photos.filter import PhotoFilter
 from dropsight.daemon.pipeline.jobs import JobQueue
 from dropsight.daemon.watch.orphans import Orphans
 from dropsight.daemon.watch.settler import Settler
@@ -171,13 +171,13 @@ class Scanner:
         relabel = self._relabel()
         walk = _Walk(root, self._observers)
         orphans = self._orphans
-        orphan = None
+        on_folder = None
         if orphans is not None and self._layout.out_folder is None:
 
-            def orphan(photo: Path) -> None:
-                orphans.photo_gone(photo, root)
+            def on_folder(folder: Path, names: set[str]) -> None:
+                orphans.beside(folder, root, names)
 
-        for path in self._filter.walk(root, self._recursive, orphan):
+        for path in self._filter.walk(root, self._recursive, on_folder):
             if self._stop.is_set():
                 break
             json_path = self._layout.sidecar_for(path, root)
@@ -219,11 +219,8 @@ class Scanner:
         # busy (photos arrive while the model loads): only files from before we began go.
         out = self._layout.out_folder
         for folder in {root, out or root}:
-            for tmp in stale_temp_files(folder, self._recursive):
-                with contextlib.suppress(OSError):
-                    if tmp.stat().st_mtime_ns < self._born_ns:
-                        tmp.unlink()
-                        log.info("removed stale temp file %s", tmp)
+            for tmp in remove_stale_temp_files(folder, self._recursive, self._born_ns):
+                log.info("removed stale temp file %s", tmp)
 
     def _recently_modified(self, path: Path) -> bool:
         try:

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dropsight.config.settings import Settings
-from dropsight.daemon.outputs.registry import Written
+from dropsight.daemon.outputs.protocol import Written
 
 MAX_REMEMBERED = 10_000  # a folder of unreadable photos must not grow memory without bound
 
 
 class Unreadable:
-    """A result sink that remembers photos recorded as unreadable, until a record says otherwise.
+    """An output that remembers photos recorded as unreadable, until a record says otherwise.
 
     Attribute events (chmod, chown, but also every `touch`) ask `retry`; only a remembered
     photo that can now be opened is worth labelling again, so a touch costs a dict lookup.
@@ -43,6 +43,11 @@ class Unreadable:
                         self._paths.popitem(last=False)
                 else:
                     self._paths.pop(written.photo, None)
+
+    def forget(self, photo: Path, root: Path) -> None:
+        """A photo gone is nobody's to retry."""
+        with self._lock:
+            self._paths.pop(photo, None)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -98,7 +98,7 @@ class Index:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Used from one thread at a time; the service's sink hands it between its threads.
+        # Used from one thread at a time; the service's output uses it on its own thread.
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
         )

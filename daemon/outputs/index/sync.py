@@ -1,4 +1,4 @@
-"""Keeping the library index in step with the sidecars: the service's sink, repair, rebuild."""
+"""Keeping the library index in step with the sidecars: the service's output, repair, rebuild."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from pathlib import Path
 from dropsight.config.settings import Settings
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.follow import Follower
 from dropsight.daemon.outputs.index.library import Index, default_path
-from dropsight.daemon.outputs.registry import Found, OnError, Written
+from dropsight.daemon.outputs.protocol import Context, Found, Written
 from dropsight.daemon.photos.filter import PhotoFilter
 
 log = logging.getLogger(__name__)
@@ -120,50 +119,40 @@ def sync(
 
 
 class IndexSink:
-    """The service's index writer: one transaction per written batch; repaired along every
-    walk of the scanner (at start and on each rescan), so photos moved or deleted while the
-    service runs leave the index at the next rescan.
+    """The service's index writer: one transaction per written batch, a row dropped for each
+    photo forgotten, and a repair along every walk of the scanner (at start and on each
+    rescan), so photos moved or deleted while the service was stopped leave the index too.
 
-    A damaged database is set aside and rebuilt from the sidecars; an index that cannot be
-    written is reported and never stops labelling.
+    Runs on its own thread (outputs/registry.py). A damaged database is set aside and
+    rebuilt from the sidecars; an index that cannot be written is reported and never stops
+    labelling.
     """
 
     name = "index"
 
-    def __init__(self, on_error: OnError, path: Path | None = None) -> None:
-        self._on_error = on_error
+    def __init__(self, ctx: Context, path: Path | None = None) -> None:
+        self._on_error = ctx.on_error
         self._path = path or default_path()
-        self._lock = threading.Lock()
         self._index: Index | None = None
         self._failed = False
-        self._walks = Follower("index-walk")
-        self._reconcile: Reconcile | None = None  # the walk in progress (follower's thread)
+        self._reconcile: Reconcile | None = None  # the walk in progress
 
     def configure(self, settings: Settings) -> None:
         """Nothing to apply: the index follows whatever the scanner walks."""
 
-    # --- following the scanner's walks (queued here, done on the follower's thread) ---------
+    # --- following the scanner's walks ---------------------------------------------------
 
     def walk_started(self, root: Path) -> None:
         """Begin reconciling `root`."""
-        self._walks.put(lambda: self._begin(root))
 
-    def walked(self, found: Sequence[Found]) -> None:
-        """Reconcile photos the walk passed."""
-        self._walks.put(lambda: self._add(found))
-
-    def walk_finished(self, root: Path, complete: bool) -> None:
-        """Forget what a complete walk did not find."""
-        self._walks.put(lambda: self._finish(root, complete))
-
-    def _begin(self, root: Path) -> None:
         def begin(index: Index) -> None:
             self._reconcile = Reconcile(index, [root])
 
         self._reconcile = None
         self._with_index(begin)
 
-    def _add(self, found: Sequence[Found]) -> None:
+    def walked(self, found: Sequence[Found]) -> None:
+        """Reconcile photos the walk passed."""
         reconcile = self._reconcile
         if reconcile is None:
             return
@@ -175,7 +164,8 @@ class IndexSink:
                 continue  # not labelled (yet)
         self._with_index(lambda index: reconcile.add(index, labelled))
 
-    def _finish(self, root: Path, complete: bool) -> None:
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        """Forget what a complete walk did not find."""
         reconcile, self._reconcile = self._reconcile, None
         if reconcile is None or not complete:
             return
@@ -197,26 +187,27 @@ class IndexSink:
         if entries:
             self._with_index(lambda index: index.put_many(entries))
 
+    def forget(self, photo: Path, root: Path) -> None:
+        """Drop a photo that is gone."""
+        self._with_index(lambda index: index.remove_many([photo]))
+
     def close(self) -> None:
-        """Stop following walks and close the database."""
-        self._walks.close()
-        with self._lock:
-            if self._index is not None:
-                self._index.close()
-                self._index = None
+        """Close the database."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
 
     def _with_index(self, action: Callable[[Index], object]) -> None:
-        with self._lock:
-            try:
-                if self._index is None:
-                    self._index = self._open()
-                action(self._index)
-                self._failed = False
-            except (sqlite3.Error, OSError) as exc:
-                if not self._failed:  # once per spell of trouble, not once per photo
-                    self._failed = True
-                    log.error("the library index %s cannot be written: %s", self._path, exc)
-                    self._on_error(self._path, f"library index not updated: {exc}")
+        try:
+            if self._index is None:
+                self._index = self._open()
+            action(self._index)
+            self._failed = False
+        except (sqlite3.Error, OSError) as exc:
+            if not self._failed:  # once per spell of trouble, not once per photo
+                self._failed = True
+                log.error("the library index %s cannot be written: %s", self._path, exc)
+                self._on_error(self._path, f"library index not updated: {exc}")
 
     def _open(self) -> Index:
         try:

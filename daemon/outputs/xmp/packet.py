@@ -118,16 +118,6 @@ def remove(photo: Path, name: XmpName) -> Outcome:
     return _update(xmp_path(photo, name), None, {})
 
 
-def labelled_at(photo: Path, name: XmpName) -> str | None:
-    """When the labels in the photo's XMP sidecar were made (None: no file, or none of ours)."""
-    try:
-        data = _read(xmp_path(photo, name).read_bytes(), xmp_path(photo, name))
-    except (OSError, XmpError):
-        return None
-    stamp = data.get(f"Xmp.{PREFIX}.labelledAt")
-    return stamp if isinstance(stamp, str) else None
-
-
 def read_keywords(path: Path) -> dict[str, list[str]]:
     """The keyword properties of an XMP file (for tests and `dropsight xmp` output)."""
     data = _read(path.read_bytes(), path)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.follow import Follower
-from dropsight.daemon.outputs.registry import Found, OnError, Written
+from dropsight.daemon.outputs.protocol import Context, Found, Written
 from dropsight.daemon.outputs.xmp import packet
 from dropsight.daemon.photos.filter import PhotoFilter
 
@@ -121,20 +121,22 @@ def _newer(path: Path, than: Path) -> bool:
 
 
 class XmpSink:
-    """The service's XMP writer: keywords for each labelled photo, when `output.xmp` is on.
+    """The service's XMP writer: keywords for each labelled photo, when `output.xmp` is on;
+    a photo gone loses only our keywords.
 
-    Turned on (at start or by a config change) it first catches up in a thread of its own:
-    photos labelled while it was off, or before a crash between the two writes, get theirs.
+    Turned on (at start or by a config change) it asks for a walk to catch up: photos
+    labelled while it was off, or before a crash between the two writes, get theirs. Runs
+    on its own thread (outputs/registry.py): exiv2 never holds the writer stage.
     """
 
     name = "xmp"
 
-    def __init__(self, on_error: OnError, request_walk: Callable[[], None] = lambda: None) -> None:
-        self._on_error = on_error
-        self._request_walk = request_walk
+    def __init__(self, ctx: Context) -> None:
+        self._on_error = ctx.on_error
+        self._request_walk = ctx.request_walk
+        self._closing = ctx.closing
         self._settings: Settings | None = None
-        self._walks = Follower("xmp-walk")
-        self._tally = Tally()  # of the walk in progress (follower's thread)
+        self._tally = Tally()  # of the walk in progress
 
     @property
     def enabled(self) -> bool:
@@ -160,42 +162,55 @@ class XmpSink:
             except (OSError, packet.XmpError) as exc:
                 self._failed(w.photo, str(exc))
 
-    def close(self) -> None:
-        """Stop catching up."""
-        self._walks.close()
+    def forget(self, photo: Path, root: Path) -> None:
+        """Take our keywords out of a gone photo's XMP file (other tools' data stays)."""
+        settings = self._settings
+        if settings is None or not self.enabled:
+            return
+        name = name_of(settings)
+        if name == "IMG.xmp" and _sibling_shares_xmp(photo, settings):
+            return  # IMG.jpg gone, IMG.png still there: the keywords are the sibling's now
+        try:
+            packet.remove(photo, name)
+        except (OSError, packet.XmpError) as exc:
+            message = f"cannot take the keywords out of {packet.xmp_path(photo, name)}: {exc}"
+            log.warning("%s", message)
+            self._on_error(photo, message)
 
-    # --- catching up along the scanner's walks (queued here, done on the follower's thread) --
+    def close(self) -> None:
+        """Nothing held open."""
+
+    # --- catching up along the scanner's walks -------------------------------------------
 
     def walk_started(self, root: Path) -> None:
         """Begin a tally for `root`."""
-        self._walks.put(self._begin)
+        self._tally = Tally()
 
     def walked(self, found: Sequence[Found]) -> None:
         """Write the XMP of photos whose JSON sidecar is newer than it (or that have none)."""
-        if self.enabled:
-            self._walks.put(lambda: self._catch_up(found))
-
-    def walk_finished(self, root: Path, complete: bool) -> None:
-        """Report the tally."""
-        self._walks.put(lambda: self._report(root))
-
-    def _begin(self) -> None:
-        self._tally = Tally()
-
-    def _catch_up(self, found: Sequence[Found]) -> None:
         settings = self._settings
         if settings is None or not self.enabled:
             return
         items = [(photo, root) for photo, root, _json in found]
-        tally = write_from_sidecars(settings, items, only_stale=True, stop=self._walks.stopped)
+        tally = write_from_sidecars(settings, items, only_stale=True, stop=self._closing)
         for photo, message in tally.failed:
             self._failed(photo, message)
         self._tally.add(tally)
 
-    def _report(self, root: Path) -> None:
+    def walk_finished(self, root: Path, complete: bool) -> None:
+        """Report the tally."""
         if self._tally.written or self._tally.failed:
             log.info("XMP catch-up under %s: %s", root, self._tally.summary())
 
     def _failed(self, photo: Path, message: str) -> None:
         log.warning("XMP keywords for %s not written: %s", photo, message)
         self._on_error(photo, f"XMP not written: {message}")
+
+
+def _sibling_shares_xmp(photo: Path, settings: Settings) -> bool:
+    photo_filter = PhotoFilter.from_settings(settings.watch)
+    try:
+        siblings = list(photo.parent.glob(f"{glob.escape(photo.stem)}.*"))
+    except OSError:
+        return True  # cannot tell: leave the keywords
+    return any(s != photo and photo_filter.accepts(s) for s in siblings)

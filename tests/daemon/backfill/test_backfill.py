@@ -27,6 +27,7 @@ from tests.daemon.helpers import (
     temp_files,
     wait_for,
 )
+from tests.daemon.outputs.toy_output import ToyOutput, toy_path
 
 MODEL = ["--model", "efficientnet-lite0"]
 
@@ -62,6 +63,23 @@ def test_local_backfill_labels_what_is_left_once(tmp_path: Path) -> None:
     assert json.loads(again.stdout)["skipped"] == 25
     assert {p: p.stat().st_mtime_ns for p in sidecars(root)} == written  # nothing redone
     assert not temp_files(root)
+
+
+def test_local_backfill_hands_results_to_the_registrys_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backfill uses the service's registry: a new output's line reaches both, and every
+    result is with the outputs once the run returns (closing drains them)."""
+    from dropsight.daemon.backfill.local import run_local
+    from dropsight.daemon.outputs import registry
+
+    monkeypatch.setattr(registry, "OUTPUTS", [*registry.OUTPUTS, registry.Entry(ToyOutput)])
+    root = library(tmp_path / "lib", 12)
+    summary = run_local(Settings(watch=WatchSettings(folders=(root,))), [root], FakeClassifier())
+    assert summary.done == 12
+    assert all(toy_path(p).exists() for p in root.rglob("*.jpg"))
+    with Index() as index:
+        assert index.count() == 12
 
 
 def test_backfill_waits_for_a_service_on_the_same_folders(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_header_in_the_warning_band_fails_without_leaking_a_warning() -> None:
     # turns warnings into errors, so this also proves the warning does not escape.
     data = png_header_only(12_000, 12_000, color_type=0)
     with pytest.raises(ImageError) as err:
-        prepare_bytes(data, facts(data), limits=imaging.Limits(max_decode_pixels=178_000_000))
+        prepare_bytes(data, facts(data), limits=imaging.PhotoLimits(max_decode_pixels=178_000_000))
     assert err.value.kind in {"truncated", "corrupt"}
     with pytest.raises(ImageError) as err:  # the default limit refuses it before decoding
         decode(data)
@@ -207,17 +207,17 @@ def test_a_file_above_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     path = tmp_path / "big.png"
     Image.new("RGB", (64, 64), RED).save(path)
     size = path.stat().st_size
-    read = read_file(path, imaging.Limits(max_file_bytes=size - 1))
+    read = read_file(path, imaging.PhotoLimits(max_file_bytes=size - 1))
     assert read.refused is not None and read.refused.kind == "too_large"
     assert "service.max_file_mb" in str(read.refused)
     assert read.data == b""
     assert read.facts.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert read_file(path, imaging.Limits(max_file_bytes=size)).refused is None
+    assert read_file(path, imaging.PhotoLimits(max_file_bytes=size)).refused is None
 
 
 def test_junk_above_the_size_limit_is_still_called_not_an_image(tmp_path: Path) -> None:
     path = junk_file(tmp_path / "x.jpg", 3 * MB)
-    read = read_file(path, imaging.Limits(max_file_bytes=MB))
+    read = read_file(path, imaging.PhotoLimits(max_file_bytes=MB))
     assert read.refused is not None and read.refused.kind == "not_an_image"
 
 
@@ -242,7 +242,7 @@ def test_a_kept_error_holds_no_frames(tmp_path: Path, content: bytes) -> None:
 
 def test_pixel_limit_refuses_a_full_size_decode_but_not_a_jpeg_draft() -> None:
     img = halves("RGB", RED, BLUE, (3000, 2000))
-    limits = imaging.Limits(max_decode_pixels=2_000_000)
+    limits = imaging.PhotoLimits(max_decode_pixels=2_000_000)
     png = encode(img, "PNG")
     with pytest.raises(ImageError) as err:
         prepare_bytes(png, facts(png), limits=limits)

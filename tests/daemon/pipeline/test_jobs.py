@@ -8,12 +8,13 @@ from pathlib import Path
 
 from dropsight.daemon.outputs.sidecar import Layout
 from dropsight.daemon.pipeline.jobs import Job, JobQueue
+from dropsight.daemon.pipeline.wiring import job_factory
 
 ROOT = Path("/photos")
 
 
 def queue() -> JobQueue:
-    return JobQueue(Layout().job_for)
+    return JobQueue(job_factory(Layout()))
 
 
 def taken(q: JobQueue, n: int) -> list[Path]:
@@ -45,7 +46,7 @@ def test_fresh_before_backlog_and_promotion() -> None:
 
 def test_a_job_carries_its_root_and_sidecar(tmp_path: Path) -> None:
     out = tmp_path / "labels"
-    q = JobQueue(Layout(out).job_for)
+    q = JobQueue(job_factory(Layout(out)))
     q.put(ROOT / "2026" / "a.jpg", ROOT)
     assert q.take(0) == Job(ROOT / "2026" / "a.jpg", ROOT, out / "2026" / "a.jpg.json")
     beside = queue()

@@ -108,7 +108,7 @@ def test_a_full_disk_holds_the_sidecars_and_writes_them_when_space_returns(
         wait_for(lambda: fake.images == len(names), 20, "every photo labelled once")
 
         def retried() -> bool:  # each sidecar tried again at least once, and failed again
-            held = service.writer.retries.take_all()
+            held = service.stages.writer.retries.take_all()
             return len(held) == len(names) and all(h.attempts >= 2 for h in held)
 
         wait_for(retried, 20, "failed retries")

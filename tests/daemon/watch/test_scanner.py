@@ -15,6 +15,7 @@ from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.outputs.registry import Found
 from dropsight.daemon.photos.filter import PhotoFilter
 from dropsight.daemon.pipeline.jobs import JobQueue
+from dropsight.daemon.pipeline.wiring import job_factory
 from dropsight.daemon.watch.scanner import Scanner
 from dropsight.daemon.watch.settler import Settler
 from tests.daemon.helpers import FAKE_FINGERPRINT, make_photo
@@ -43,7 +44,7 @@ class HeldWalk:
 def scanning(tmp_path: Path) -> Iterator[tuple[Scanner, HeldWalk, JobQueue]]:
     settings = Settings(watch=WatchSettings(folders=(tmp_path,), rescan_interval_s=0))
     layout = sidecar.Layout.of(settings)
-    queue = JobQueue(layout.job_for)
+    queue = JobQueue(job_factory(layout))
     stop = threading.Event()
     held = HeldWalk()
     scanner = Scanner(
