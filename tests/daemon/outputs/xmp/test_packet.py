@@ -18,7 +18,7 @@ from dropsight.daemon.outputs.xmp import packet
 from dropsight.daemon.outputs.xmp.sync import photos, remove_all, write_from_sidecars
 from tests.daemon.outputs.test_sidecar import FACTS, MODEL, probs_with
 
-SAMPLES = Path(__file__).parents[1] / "xmp_samples"
+SAMPLES = Path(__file__).parents[2] / "xmp_samples"
 EXIFTOOL = shutil.which("exiftool")
 needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="needs exiftool")
 OUR_TAGS = {"Subject", "HierarchicalSubject", "TagsList"}
