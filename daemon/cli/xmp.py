@@ -20,7 +20,9 @@ def add_arguments(sub: Any, with_config: Callable[[Any], None]) -> None:
         description="write: put each labelled photo's keywords (friendly names of labels "
         "scoring at least output.xmp_min_score, and their categories) into its XMP sidecar, "
         "keeping everything else in it. remove: take Dropsight's keywords out again "
-        "(a file left empty is deleted). Folders default to watch.folders.",
+        "(a file it created that holds nothing else is deleted). Files it cannot merge safely "
+        "(a symlink, a pipe, above 4 MB, read-only, or XMP exiv2 reads only in part) are left "
+        "as they were and reported. Folders default to watch.folders.",
     )
     x.add_argument("action", choices=("write", "remove"))
     x.add_argument("folders", nargs="*", type=Path, metavar="FOLDER", help="folders to walk")
