@@ -1,4 +1,9 @@
-"""Keeping XMP sidecars in step with the JSON ones: the service's sink and whole-folder passes."""
+"""Keeping XMP sidecars in step with the JSON ones: the service's sink and whole-folder passes.
+
+With `xmp_name = "IMG.xmp"`, photos that differ only by extension (IMG_1.CR2 and IMG_1.JPG,
+a RAW+JPEG pair) share one XMP file, as in Lightroom, which takes such a pair for one photo:
+the file holds the keywords of all of them, and is rewritten from those left when one goes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dropsight.config.settings import Settings
+from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.outputs.protocol import Context, Found, Written
 from dropsight.daemon.outputs.xmp import packet
@@ -96,10 +102,27 @@ def write_from_sidecars(
             tally.unlabelled += 1
             continue
         try:
-            tally.count(packet.write(photo, record, settings.output.xmp_min_score, name))
+            tally.count(write_one(settings, photo, root, record))
         except (OSError, packet.XmpError) as exc:
             tally.failed.append((photo, str(exc)))
     return tally
+
+
+def write_one(settings: Settings, photo: Path, root: Path, record: SidecarRecord) -> packet.Outcome:
+    """Write one photo's keywords (with those of the photos sharing its XMP file)."""
+    name = name_of(settings)
+    siblings = _sibling_records(settings, photo, root)
+    return packet.write(photo, record, settings.output.xmp_min_score, name, siblings)
+
+
+def forget_one(settings: Settings, photo: Path, root: Path) -> packet.Outcome:
+    """`photo` is gone: take its keywords out (the file keeps those of photos sharing it)."""
+    name = name_of(settings)
+    siblings = _sibling_records(settings, photo, root)
+    if not siblings:
+        return packet.remove(photo, name)
+    first, *others = siblings
+    return packet.write(photo, first, settings.output.xmp_min_score, name, others)
 
 
 def remove_all(settings: Settings, items: Iterable[tuple[Path, Path]]) -> Tally:
@@ -158,7 +181,7 @@ class XmpSink:
             return
         for w in batch:
             try:
-                packet.write(w.photo, w.record, settings.output.xmp_min_score, name_of(settings))
+                write_one(settings, w.photo, w.root, w.record)
             except (OSError, packet.XmpError) as exc:
                 self._failed(w.photo, str(exc))
 
@@ -167,13 +190,11 @@ class XmpSink:
         settings = self._settings
         if settings is None or not self.enabled:
             return
-        name = name_of(settings)
-        if name == "IMG.xmp" and _sibling_shares_xmp(photo, settings):
-            return  # IMG.jpg gone, IMG.png still there: the keywords are the sibling's now
         try:
-            packet.remove(photo, name)
+            forget_one(settings, photo, root)
         except (OSError, packet.XmpError) as exc:
-            message = f"cannot take the keywords out of {packet.xmp_path(photo, name)}: {exc}"
+            path = packet.xmp_path(photo, name_of(settings))
+            message = f"cannot take the keywords out of {path}: {exc}"
             log.warning("%s", message)
             self._on_error(photo, message)
 
@@ -207,10 +228,21 @@ class XmpSink:
         self._on_error(photo, f"XMP not written: {message}")
 
 
-def _sibling_shares_xmp(photo: Path, settings: Settings) -> bool:
+def _sibling_records(settings: Settings, photo: Path, root: Path) -> list[SidecarRecord]:
+    """The sidecar records of the other photos that share `photo`'s XMP file (IMG.xmp)."""
+    if name_of(settings) != "IMG.xmp":
+        return []
     photo_filter = PhotoFilter.from_settings(settings.watch)
+    layout = sidecar.Layout.of(settings)
     try:
-        siblings = list(photo.parent.glob(f"{glob.escape(photo.stem)}.*"))
+        found = sorted(photo.parent.glob(f"{glob.escape(photo.stem)}.*"))
     except OSError:
-        return True  # cannot tell: leave the keywords
-    return any(s != photo and photo_filter.accepts(s) for s in siblings)
+        return []
+    records: list[SidecarRecord] = []
+    for other in found:
+        if other == photo or other.stem != photo.stem or not photo_filter.accepts(other):
+            continue
+        record = sidecar.read(layout.sidecar_for(other, root))
+        if record is not None and other.is_file():
+            records.append(record)
+    return records
