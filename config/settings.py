@@ -44,6 +44,8 @@ class WatchSettings:
     recursive: bool = True
     extensions: frozenset[str] = frozenset(
         {"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"}
+        # camera RAW (daemon/photos/raw.py)
+        | {"dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2", "pef", "srw"}
     )
     ignore: tuple[str, ...] = (
         ".*",

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dropsight.config.settings import RESIZE_POLICIES, Settings
+from dropsight.daemon.photos import raw as raw_photos
 
 try:  # HEIC/HEIF is what iPhones write by default.
     import pillow_heif
@@ -105,6 +106,7 @@ class FileRead:
     data: bytes
     facts: FileFacts
     refused: ImageError | None = None
+    raw: bool = False  # a camera RAW file (photos/raw.py decodes it)
 
 
 # The process is short of something, not the file broken: read it again later.
@@ -124,7 +126,7 @@ def read_file(path: Path, limits: PhotoLimits = DEFAULT_LIMITS) -> FileRead:
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ImageError("not_a_file", f"not a regular file (a pipe or device): {path}")
-            return _read_open(f, limits)
+            return _read_open(f, limits, raw_photos.is_raw(path))
     except FileNotFoundError:
         raise ImageError("not_found", f"no such file: {path}") from None
     except IsADirectoryError:
@@ -135,9 +137,9 @@ def read_file(path: Path, limits: PhotoLimits = DEFAULT_LIMITS) -> FileRead:
         raise ImageError("unreadable", f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _read_open(f: BinaryIO, limits: PhotoLimits) -> FileRead:
+def _read_open(f: BinaryIO, limits: PhotoLimits, raw: bool) -> FileRead:
     st = os.fstat(f.fileno())
-    refused = _refusal(f, st.st_size, limits)
+    refused = _refusal(f, st.st_size, limits, raw)
     f.seek(0)
     h = hashlib.sha256()
     data = b""
@@ -158,13 +160,15 @@ def _read_open(f: BinaryIO, limits: PhotoLimits) -> FileRead:
         ctime_ns=st.st_ctime_ns,
         inode=st.st_ino,
     )
-    return FileRead(data, facts, refused)
+    return FileRead(data, facts, refused, raw)
 
 
-def _refusal(f: BinaryIO, size: int, limits: PhotoLimits) -> ImageError | None:
+def _refusal(f: BinaryIO, size: int, limits: PhotoLimits, raw: bool) -> ImageError | None:
     """Why the file at the start of `f` is not worth reading whole, from its size and header."""
     if size == 0:
         return ImageError("empty_file", "the file is empty (0 bytes)")
+    if raw:  # LibRaw reads the header from the whole file; decoding says what is wrong
+        return _too_big(size, limits) if size > limits.max_file_bytes else None
     # Above the size limit, only a bounded prefix is looked at (some openers, HEIF's,
     # read the whole stream): enough for every header short of a JPEG with megabytes
     # of metadata before its frame, which is refused either way.
@@ -201,7 +205,7 @@ def load(
     read = read_file(path, limits)
     if read.refused is not None:
         raise read.refused
-    return prepare_bytes(read.data, read.facts, size, resize, limits)
+    return prepare_bytes(read.data, read.facts, size, resize, limits, raw=read.raw)
 
 
 def prepare_bytes(
@@ -210,12 +214,23 @@ def prepare_bytes(
     size: tuple[int, int] = (224, 224),
     resize: str = "crop",
     limits: PhotoLimits = DEFAULT_LIMITS,
+    *,
+    raw: bool = False,
 ) -> PreparedImage:
-    """Decode already-read bytes; raises ImageError with a clear message on any failure."""
+    """Decode already-read bytes (of a camera RAW file, with `raw`); raises ImageError with
+    a clear message on any failure."""
     if resize not in RESIZE_POLICIES:
         raise ValueError(f"resize must be one of {RESIZE_POLICIES}, not {resize!r}")
     if not data:
         raise ImageError("empty_file", "the file is empty (0 bytes)")
+    if raw:
+        try:
+            image, shown = raw_photos.decode(data, _need(size, resize), limits.max_decode_pixels)
+        except raw_photos.RawError as exc:
+            raise ImageError(exc.kind, str(exc)) from None
+        rgb = _fit(_reduce(image, _need(size, resize)), size, resize)
+        pixels = np.asarray(rgb, dtype=np.float32)
+        return PreparedImage(pixels, replace(facts, width=shown[0], height=shown[1]))
     try:
         with warnings.catch_warnings():
             # Big-but-legal photos (90-180 MP) only warn; above that Pillow raises, below.
@@ -249,12 +264,10 @@ def _decode(
     img: Image.Image, size: tuple[int, int], resize: str, max_pixels: int
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The first frame as RGB at the model's size, and the image's width and height as shown."""
-    out_w, out_h = size
     w, h = img.size
     if w < 1 or h < 1:
         raise ImageError("corrupt", f"image has no pixels ({w}x{h})")
-    # The short side the model's input needs: 256 before a 224 crop, or the whole input.
-    need = CROP_SHORT_SIDE * out_w / 224 if resize == "crop" else max(out_w, out_h)
+    need = _need(size, resize)
     if img.format == "JPEG":
         # Let libjpeg scale down by 1/2..1/8 while decoding: 10x faster on 12 MP photos.
         scale = need / min(w, h)
@@ -265,17 +278,28 @@ def _decode(
     img.load()
     img = _reduce(img, need)
     img = ImageOps.exif_transpose(img)
-    rgb = _to_rgb(img)
+    return _fit(_to_rgb(img), size, resize), shown
+
+
+def _need(size: tuple[int, int], resize: str) -> float:
+    """The short side the model's input needs: 256 before a 224 crop, or the whole input."""
+    out_w, out_h = size
+    return CROP_SHORT_SIDE * out_w / 224 if resize == "crop" else max(out_w, out_h)
+
+
+def _fit(rgb: Image.Image, size: tuple[int, int], resize: str) -> Image.Image:
+    """An upright RGB image resized (and centre-cropped) to the model's input."""
+    out_w, out_h = size
     w, h = rgb.size
     if resize == "squash":
-        return rgb.resize((out_w, out_h), Image.Resampling.BICUBIC), shown
+        return rgb.resize((out_w, out_h), Image.Resampling.BICUBIC)
     # Shorter side to 256 then centre crop 224 == resize only the source box that maps onto
     # the crop, which avoids building the full 256-pixel image first.
     scale = CROP_SHORT_SIDE * out_w / 224 / min(w, h)
     box_w, box_h = out_w / scale, out_h / scale
     left, top = (w - box_w) / 2, (h - box_h) / 2
     box = (left, top, left + box_w, top + box_h)
-    return rgb.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box), shown
+    return rgb.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box)
 
 
 def _check_pixels(img: Image.Image, max_pixels: int) -> None:

@@ -16,6 +16,7 @@ from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.photos import imaging
 from dropsight.daemon.photos.imaging import DEFAULT_LIMITS, FileFacts, ImageError, PhotoLimits
+from dropsight.daemon.photos.raw import is_raw
 from dropsight.daemon.pipeline.crashguard import SKIP_AFTER
 from dropsight.daemon.pipeline.jobs import Job
 
@@ -99,7 +100,8 @@ def decode_read(
     """Decode a photo's bytes, read already (here or on another machine); never raises."""
     started = time.monotonic() if started is None else started
     try:
-        image = imaging.prepare_bytes(data, facts, input_size, resize, limits)
+        raw = is_raw(job.path)
+        image = imaging.prepare_bytes(data, facts, input_size, resize, limits, raw=raw)
         return Prepared(job, image.facts, image.pixels, started=started)
     except ImageError as exc:
         # A file that was read but not decoded still records its hash and size.
