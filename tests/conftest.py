@@ -14,7 +14,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample-100"
+# Beside the checkout (/work/main -> /work/shared), or one level up for a worktree in /work/wt/.
+SHARED_DATA = next(
+    (
+        folder
+        for up in (2, 3)
+        if (
+            folder := Path(__file__).resolve().parents[up]
+            / "shared"
+            / "data"
+            / "imagenet-sample-100"
+        ).is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample-100",
+)
 
 
 @pytest.fixture(scope="session")
