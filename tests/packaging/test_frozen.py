@@ -244,6 +244,21 @@ def test_classify_json_on_a_photo(debian: Chroot, photos: dict[str, Path]) -> No
     print(f"\nfrozen classify in the Debian root: {elapsed:.2f} s, {top}")
 
 
+def test_classify_json_on_a_raw_photo(debian: Chroot, photos: dict[str, Path]) -> None:
+    """LibRaw travels in the bundle: a DNG (pidng, no preview: demosaiced) in a bare root."""
+    from PIL import Image
+
+    from tests.daemon.photos.dng import make_dng
+
+    folder = photos["chelsea"].parent
+    make_dng(Image.open(photos["chelsea"]), folder / "chelsea.dng", preview=None)
+    proc = debian.run(debian.exe, "classify", "--json", f"{debian.run_dir}/photos/chelsea.dng")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout.splitlines()[0])
+    _assert_cat(record)
+    assert (record["image"]["width"], record["image"]["height"]) == (400, 600)
+
+
 def test_ray_backfill_is_left_out_and_says_so(debian: Chroot, photos: dict[str, Path]) -> None:
     """Ray stays out of the frozen app; `backfill --ray` says where it lives instead."""
     proc = debian.run(debian.exe, "backfill", f"{debian.run_dir}/photos", "--ray", "auto")
