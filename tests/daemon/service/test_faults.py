@@ -63,8 +63,10 @@ def test_a_file_that_vanishes_mid_decode(
 ) -> None:
     real = imaging.prepare_bytes
 
-    def vanishing(data: bytes, facts: imaging.FileFacts, *args: Any) -> imaging.PreparedImage:
-        out = real(data, facts, *args)
+    def vanishing(
+        data: bytes, facts: imaging.FileFacts, *args: Any, **kwargs: Any
+    ) -> imaging.PreparedImage:
+        out = real(data, facts, *args, **kwargs)
         for p in watched.glob("gone*.jpg"):
             p.unlink(missing_ok=True)  # deleted while it was being decoded
         return out
