@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dropsight.config.settings import Settings
-from dropsight.daemon.cli.common import ExitCode, settings_for
+from dropsight.daemon.cli.common import ExitCode, settings_for, watched_folders
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.labels.names import display_name
 
@@ -82,9 +82,9 @@ def add_arguments(sub: Any, with_config: Any) -> None:
 
 
 def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
-    roots = [Path(f).expanduser().absolute() for f in folders] or list(settings.watch.folders)
+    roots = [Path(f).expanduser().absolute() for f in folders] or watched_folders(settings)
     if not roots:
-        print("dropsight: no folders given, none in watch.folders", file=sys.stderr)
+        print("dropsight: no folders given and none watched (watch.folders)", file=sys.stderr)
         return None
     missing = [r for r in roots if not r.is_dir()]
     if missing:
