@@ -25,8 +25,8 @@ def add_arguments(sub: Any, with_config: Any) -> None:
         description="Label every photo under the folders that has no current sidecar, with "
         "the service's rules (same skip rule, error sidecars, atomic writes; the library "
         "index and XMP files when enabled). Interrupted or killed, run it again: it does only "
-        "what is left. It refuses while a running service labels the same folders (pause it "
-        "with `dropsight pause`, or stop it).",
+        "what is left. It refuses (exit 4) while a running service labels the same folders "
+        "(pause it with `dropsight pause`, or stop it); --dry-run always works.",
     )
     b.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
     b.add_argument("--model", choices=MODEL_NAMES, help="model to use (default: from config)")
@@ -65,7 +65,7 @@ def command(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     settings = settings_for(args).with_overrides(model=args.model)
     settings = replace(settings, service=replace(settings.service, cores=args.workers))
-    busy = service_labelling(roots)
+    busy = None if args.dry_run else service_labelling(roots)  # a dry run only counts
     if busy:
         print(f"dropsight backfill: {busy}", file=sys.stderr)
         return ExitCode.BUSY
@@ -130,5 +130,6 @@ def service_labelling(roots: list[Path]) -> str | None:
         return None
     return (
         f"the running service (pid {status.get('pid')}) is labelling {overlap[0]}; "
-        "pause it first (`dropsight pause`, then `dropsight resume` after), or stop it"
+        "pause it first (`dropsight pause`, then `dropsight resume` after), or stop it "
+        "(--dry-run counts what there is to do meanwhile)"
     )

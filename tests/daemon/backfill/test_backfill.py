@@ -82,7 +82,9 @@ def test_local_backfill_hands_results_to_the_registrys_outputs(
         assert index.count() == 12
 
 
-def test_backfill_waits_for_a_service_on_the_same_folders(tmp_path: Path) -> None:
+def test_backfill_refuses_a_service_on_the_same_folders_but_a_dry_run_counts(
+    tmp_path: Path,
+) -> None:
     root = library(tmp_path / "lib", 2)
     service = Service(
         Settings(watch=WatchSettings(folders=(root,))),
@@ -92,9 +94,13 @@ def test_backfill_waits_for_a_service_on_the_same_folders(tmp_path: Path) -> Non
     service.start()
     server.start()
     try:
-        refused = dropsight("backfill", root, *MODEL, "--dry-run")
+        counted = dropsight("backfill", root, *MODEL, "--dry-run")  # only counts: always
+        assert counted.returncode == 0, counted.stderr
+        assert "photos to label" in counted.stdout
+        refused = dropsight("backfill", root, *MODEL)
         assert refused.returncode == 4
         assert "pause it first" in refused.stderr and str(root) in refused.stderr
+        assert "--dry-run" in refused.stderr  # says what does work meanwhile
         service.pause()
         assert dropsight("backfill", root, *MODEL, "--dry-run").returncode == 0
     finally:
