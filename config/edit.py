@@ -118,12 +118,14 @@ def remove_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
     removed: list[Path] = []
 
     def change(doc: TOMLDocument) -> None:
+        from dropsight.daemon.core.invocation import command_name
+
         entries = _folders_array(doc)
         default = default_folder()
         if not entries and default in folders:
             raise ConfigError(
                 f"{default} is the default folder, watched while no other is listed; "
-                "add the folder to watch instead first (dropsight watch add DIR)"
+                f"add the folder to watch instead first (`{command_name()} watch add DIR`)"
             )
         for i in reversed(range(len(entries))):
             if expand(str(entries[i])) in folders:

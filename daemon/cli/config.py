@@ -14,6 +14,7 @@ from dropsight.config import edit
 from dropsight.config.settings import ConfigError, Settings, expand, load
 from dropsight.daemon.cli.common import ExitCode
 from dropsight.daemon.core import paths
+from dropsight.daemon.core.invocation import command_name
 
 APPLIED = "a running service applies this on its own"
 
@@ -57,7 +58,7 @@ def config_command(args: argparse.Namespace) -> int:
         if not edit.init(path):
             print(f"{path} exists already; left as it is", file=sys.stderr)
             return ExitCode.FAILED
-        print(f"wrote {path} (every key documented; edit it, or use `dropsight watch add DIR`)")
+        print(f"wrote {path} (every key documented; edit it, or `{command_name()} watch add DIR`)")
     elif args.defaults:
         sys.stdout.write(edit.default_text())
     else:

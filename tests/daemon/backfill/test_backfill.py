@@ -268,3 +268,11 @@ def batch(photos: list[Path], root: Path) -> dict[str, Any]:
         "path": np.array([os.fsencode(p) for p in photos], dtype=object),
         "root": np.array([os.fsencode(root)] * len(photos), dtype=object),
     }
+
+
+def test_the_stand_in_model_is_said_once_per_backfill(tmp_path: Path) -> None:
+    root = library(tmp_path / "lib", 1)
+    done = dropsight("backfill", root, "--dry-run")  # VGG16 configured, its weights absent
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("vgg16 is not available") == 1, done.stderr
+    assert "WARNING" not in done.stderr
