@@ -18,8 +18,8 @@ relates it to some classes. Evidence, scored per class:
 - class definitions or names that use the word ("baby": crib, cradle, bassinet).
 
 Classes scoring at least 60 % of the best are kept, best first; a set that is a whole
-category is stored as the category's id, one that is all classes below a WordNet ancestor as
-its wnid. `forms` maps WordNet's irregular plurals of known
+category is stored as the category's id, one of 5 or more classes that is all classes below
+a WordNet ancestor as its wnid. `forms` maps WordNet's irregular plurals of known
 words to them ("mice" -> "mouse"). `--check` exits 1 when the committed file differs from a
 fresh generation; `--show` prints what words map to and why.
 """
@@ -44,6 +44,7 @@ WORDNET = Path("/usr/share/wordnet")
 
 PHYSICAL_ENTITY = "00001930"
 KEEP = 0.6  # of the best class's score
+MANY = 5  # classes below an ancestor worth naming it for ("every domestic cat")
 # Kind-of through these categories says little: ImageNet's three people are roles
 # (ballplayer, groom, scuba diver), not "a cousin" or "a performer".
 NO_KIND_OF = {"person"}
@@ -260,7 +261,9 @@ def generate(wordnet: Path) -> dict[str, object]:
     # A set that is everything below one WordNet ancestor is stored as its wnid, a whole
     # category as the category's id: "puppy": "n02084071" (every dog).
     by_set: dict[frozenset[int], str] = {
-        frozenset(concepts.below[a[1:]]): a for a in sorted(classes["ancestors"])
+        frozenset(concepts.below[a[1:]]): a
+        for a in sorted(classes["ancestors"])
+        if len(concepts.below[a[1:]]) >= MANY
     }
     by_set.update({s: cid for cid, s in concepts.category_sets.items()})
     words: dict[str, list[int] | str] = {}
