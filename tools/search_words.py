@@ -13,11 +13,12 @@ import sys
 
 from dropsight.daemon.labels import classes, query
 
-WORDS = (
-    "beach mountain sea lake river sunset sky snow forest tree flower garden city street "
-    "house bridge car bike boat christmas dog puppy cat kitten bird baby food cake coffee "
-    "wedding"
-).split()
+# The words: places, nature, things, animals, people and food people photograph.
+_WORDS = (
+    "beach mountain sea lake river sunset sky snow forest tree flower garden city street house "
+    "bridge car bike boat christmas dog puppy cat kitten bird baby food cake coffee wedding"
+)
+WORDS = _WORDS.split()
 
 
 def row(word: str) -> str:
@@ -42,4 +43,4 @@ def table(words: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    print(table(sys.argv[1:] or list(WORDS)))
+    print(table(sys.argv[1:] or WORDS))
