@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from dropsight.config.settings import ConfigError, Settings
-from dropsight.daemon import __version__
-from dropsight.daemon.contracts import RelabelStatus, ServiceState, SidecarRecord, Status
-from dropsight.daemon.core import logs, paths
+from dropsight.daemon.contracts import SidecarRecord, Status
+from dropsight.daemon.core import paths
 from dropsight.daemon.core.threads import Loop
 from dropsight.daemon.outputs.events import EventHub, Listener
 from dropsight.daemon.outputs.registry import Outputs
@@ -22,6 +20,7 @@ from dropsight.daemon.pipeline.stages import Options, classify_file
 from dropsight.daemon.pipeline.wiring import Stages
 from dropsight.daemon.runtime.classifier import Classifier, load_classifier
 from dropsight.daemon.service.configwatch import ConfigStamp, restart_needed
+from dropsight.daemon.service.status import snapshot
 from dropsight.daemon.watch.folders import WatchedFolders
 from dropsight.daemon.watch.orphans import Orphans
 from dropsight.daemon.watch.scanner import Scanner
@@ -245,46 +244,16 @@ class Service:
             raise RuntimeError(self.engine.error or "the model is still loading")
         return classify_file(classifier, Path(path), Options.of(self.settings))
 
+    @property
+    def paused(self) -> bool:
+        """True while paused by the user (pause(), until resume())."""
+        return not self._resumed.is_set()
+
+    @property
+    def relabel_requested(self) -> bool:
+        """True when photos labelled by another model are being labelled again."""
+        return self._relabel_requested
+
     def status(self) -> Status:
         """A JSON-ready snapshot of what the service is doing."""
-        pending = self.queue.pending() + self.queue.in_flight() + self.settler.pending_count()
-        a = self.activity
-        classifier = self.engine.classifier
-        state: ServiceState
-        if self._stop.is_set():
-            state = "stopping"
-        elif classifier is None:
-            state = "error" if self.engine.error else "starting"
-        elif not self._resumed.is_set():
-            state = "paused"
-        else:
-            state = "working" if pending else "idle"
-        relabel: RelabelStatus | None = None
-        if classifier is not None and not self._relabel_requested and self.scanner.other_model:
-            relabel = {"model": classifier.info.name, "pending": self.scanner.other_model}
-        status: Status = {
-            "state": state,
-            "done": a.done,
-            "failed": a.failed,
-            "skipped": a.skipped,
-            "queued": pending,
-            "progress": {"done": a.burst_done, "total": a.burst_done + pending},
-            "current": a.current if pending else None,
-            "errors": a.errors(),
-            "recent": a.recent(),
-            "model": self.engine.status(),
-            "folders": self.folders.statuses(a),
-            "version": __version__,
-            "pid": os.getpid(),
-            "config_path": str(self.settings.source or paths.config_file()),
-            "log_path": str(logs.log_file()),
-            "relabel": relabel,
-            "output": {
-                "xmp": "beside" if self.settings.output.xmp == "beside" else "off",
-                "xmp_name": self.settings.output.xmp_name,
-            },
-        }
-        pipeline = self.engine.pipeline_status()
-        if pipeline is not None:
-            status["pipeline"] = pipeline
-        return status
+        return snapshot(self)
