@@ -3,19 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WATCH ?= $(HOME)/Pictures/Dropsight
+# setuptools tells every editable install "Editable installation. Please be careful with
+# folders in your working directory with the same name as your package" (information only:
+# package-dir maps ours); pip shows it as a warning. Filtered by its text, nothing else.
+PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip
 
 .PHONY: run test check lint typecheck pytest
 
 $(VENV)/.run-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[models]'
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[models]'
 	touch $@
 
 $(VENV)/.dev-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
 	touch $@ $(VENV)/.run-deps
 
 ## run: install into .venv and run the service on $(WATCH) (override: make run WATCH=~/Photos)

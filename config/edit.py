@@ -75,14 +75,30 @@ def default_text() -> str:
     return resources.files("dropsight.config").joinpath("default.toml").read_text("utf-8")
 
 
+def default_folder() -> Path:
+    """The folder the service watches while none is listed (Pictures/Dropsight)."""
+    from dropsight.daemon.core import paths
+
+    return paths.default_watch_folder()
+
+
 def add_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
-    """Add folders to `watch.folders` (creating the file if needed); returns those added."""
+    """Add folders to `watch.folders` (creating the file if needed); returns those added.
+
+    While none is listed the service watches the default folder; changing the list makes it
+    a real entry first (when it exists), so adding a folder never stops watching it.
+    """
     init(path)
     added: list[Path] = []
 
     def change(doc: TOMLDocument) -> None:
         entries = _folders_array(doc)
         present = {expand(str(e)) for e in entries}
+        default = default_folder()
+        if not entries and default.is_dir() and default not in folders:
+            entries.append(str(default))
+            present.add(default)
+            added.append(default)
         for folder in folders:
             if folder not in present:
                 entries.append(str(folder))
@@ -94,11 +110,23 @@ def add_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
 
 
 def remove_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
-    """Take folders out of `watch.folders`; returns those that were there."""
+    """Take folders out of `watch.folders`; returns those that were there.
+
+    Raises ConfigError for the default folder while it is the one watched because none is
+    listed: there is nothing to take it out of (add another folder first).
+    """
     removed: list[Path] = []
 
     def change(doc: TOMLDocument) -> None:
+        from dropsight.daemon.core.invocation import command_name
+
         entries = _folders_array(doc)
+        default = default_folder()
+        if not entries and default in folders:
+            raise ConfigError(
+                f"{default} is the default folder, watched while no other is listed; "
+                f"add the folder to watch instead first (`{command_name()} watch add DIR`)"
+            )
         for i in reversed(range(len(entries))):
             if expand(str(entries[i])) in folders:
                 removed.append(expand(str(entries[i])))
@@ -106,6 +134,8 @@ def remove_folders(path: Path, folders: Sequence[Path]) -> list[Path]:
 
     if path.exists():
         update(path, change)
+    elif default_folder() in folders:
+        change(tomlkit.document())  # raises
     return removed
 
 

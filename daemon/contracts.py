@@ -346,3 +346,6 @@ class ExitCode(IntEnum):
     # restarts (RestartPreventExitStatus).
     INTERNAL = 70
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)
+    # The reader of stdout went away (`dropsight search dog | head -1`): 128 + SIGPIPE, what a
+    # shell reports for grep or cat in the same place (`set -o pipefail` sees it).
+    READER_GONE = 141

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image, ImageTk
 
 from dropsight.daemon.api.wire import read_sidecar
+from dropsight.daemon.labels import query
 from dropsight.daemon.labels.classes import categories, info
 from dropsight.daemon.labels.names import display_name
 from dropsight.daemon.outputs.index.library import Hit, Index
@@ -44,6 +45,7 @@ class SearchWindow:
         self._hits: list[Hit] = []
         self._page = 0
         self._query: list[str] = []
+        self._note = ""  # what was searched, or why nothing was found
         self.selected: Hit | None = None
         self._detail_photo: ImageTk.PhotoImage | None = None
         self._build()
@@ -117,10 +119,10 @@ class SearchWindow:
             return
         self._query = words
         self.summary.configure(text="Searching\u2026")
-        self._submit("hits", lambda: self._with_index(lambda ix: ix.search(words, limit=10_000)))
+        self._submit("hits", lambda: self._with_index(lambda ix: _find(ix, words)))
 
-    def _show_hits(self, hits: list[Hit]) -> None:
-        self._hits, self._page = hits, 0
+    def _show_hits(self, found: tuple[list[Hit], str]) -> None:
+        (self._hits, self._note), self._page = found, 0
         self._show_page()
 
     def _show_page(self) -> None:
@@ -138,7 +140,8 @@ class SearchWindow:
         pages = max(1, -(-len(self._hits) // PAGE))
         if self._query:
             found = f"{len(self._hits)} photos of \u201c{' '.join(self._query)}\u201d"
-            self.summary.configure(text=f"{found} \u00b7 page {self._page + 1} of {pages}")
+            note = f" \u00b7 {self._note}" if self._note else ""
+            self.summary.configure(text=f"{found} \u00b7 page {self._page + 1} of {pages}{note}")
         self.prev_button.state(["!disabled" if self._page > 0 else "disabled"])
         self.next_button.state(["!disabled" if self._page + 1 < pages else "disabled"])
 
@@ -255,6 +258,19 @@ class SearchWindow:
         if self.alive:
             self.window.after_cancel(self._after)
             self.window.destroy()
+
+
+def _find(index: Index, words: list[str]) -> tuple[list[Hit], str]:
+    """Photos of the words (as `dropsight search` reads them) and what to say about them."""
+    terms = query.parse(words)
+    missing = [t.why_none() for t in terms if not t.ranked]
+    if missing:
+        return [], missing[0]
+    hits = index.search(words, limit=10_000)
+    notes = [e for t in terms if (e := t.explain())]
+    if not hits:
+        notes.append(f"none yet ({index.count()} photos indexed)")
+    return hits, "; ".join(notes)
 
 
 def _thumb_task(path: Path) -> Callable[[], tuple[Path, Image.Image | None]]:

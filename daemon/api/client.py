@@ -23,6 +23,7 @@ from dropsight.daemon.contracts import (
     SidecarRecord,
     Status,
 )
+from dropsight.daemon.core.invocation import command_name
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,13 @@ REQUEST_TIMEOUT_S = 5.0
 # Classifying may first have to load (or convert) a model in the service.
 CLASSIFY_TIMEOUT_S = 300.0
 EVENTS_TIMEOUT_S = 60.0  # an event stream with no heartbeat for this long is dead
-NOT_RUNNING_MESSAGE = (
-    "Dropsight is not running (start it with `dropsight service` or `dropsight tray`)"
-)
 T = TypeVar("T")
+
+
+def not_running_message() -> str:
+    """What to tell a person when no service answers, with the commands that start one."""
+    me = command_name()
+    return f"Dropsight is not running (start it with `{me} service` or `{me} tray`)"
 
 
 class ServiceError(Exception):
@@ -67,9 +71,9 @@ class ServiceClient:
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE}: no {path}") from None
+            raise ServiceNotRunning(f"{not_running_message()}: no {path}") from None
         except (OSError, ValueError) as exc:
-            raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE}: unreadable {path}: {exc}") from None
+            raise ServiceNotRunning(f"{not_running_message()}: unreadable {path}: {exc}") from None
         port, token, pid = _parse_control_info(info, path)
         client = cls(port, token, pid)
         # A crash leaves control.json behind: only an authenticated answer proves it is live
@@ -83,7 +87,7 @@ class ServiceClient:
             if exc.code == "timeout":  # alive but busy: not stale
                 raise
             raise ServiceNotRunning(
-                f"{NOT_RUNNING_MESSAGE}: stale {path} (port {port}: {exc})"
+                f"{not_running_message()}: stale {path} (port {port}: {exc})"
             ) from None
         return client
 
@@ -159,7 +163,7 @@ class ServiceClient:
             try:
                 conn.connect()
             except OSError as exc:
-                raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE} ({exc})") from None
+                raise ServiceNotRunning(f"{not_running_message()} ({exc})") from None
             if conn.sock is not None:
                 conn.sock.settimeout(EVENTS_TIMEOUT_S)  # heartbeats come every 15 s
             headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
@@ -203,7 +207,7 @@ class ServiceClient:
                 conn.connect()
             except OSError as exc:
                 raise ServiceNotRunning(
-                    f"{NOT_RUNNING_MESSAGE}: nothing answers on port {self.port} ({exc})"
+                    f"{not_running_message()}: nothing answers on port {self.port} ({exc})"
                 ) from None
             if conn.sock is not None:
                 conn.sock.settimeout(timeout_s)
@@ -216,7 +220,9 @@ class ServiceClient:
                     f"{route}: no answer within {timeout_s:g}s", code="timeout"
                 ) from None
             except (OSError, http.client.HTTPException) as exc:
-                raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE}: connection lost ({exc})") from None
+                raise ServiceNotRunning(
+                    f"{not_running_message()}: connection lost ({exc})"
+                ) from None
         finally:
             conn.close()
         try:
@@ -250,8 +256,8 @@ def _narrow(value: object, kind: type[T], what: str) -> T:
 
 def _parse_control_info(info: object, path: Path) -> tuple[int, str, int | None]:
     if not isinstance(info, dict):
-        raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE}: malformed {path}")
+        raise ServiceNotRunning(f"{not_running_message()}: malformed {path}")
     port, token, pid = info.get("port"), info.get("token"), info.get("pid")
     if not isinstance(port, int) or not 0 < port < 65536 or not isinstance(token, str):
-        raise ServiceNotRunning(f"{NOT_RUNNING_MESSAGE}: malformed {path}")
+        raise ServiceNotRunning(f"{not_running_message()}: malformed {path}")
     return port, token, pid if isinstance(pid, int) else None

@@ -13,6 +13,7 @@ from typing import Any
 from dropsight.config.settings import MODEL_NAMES, Settings
 from dropsight.daemon.backfill.local import Summary, run_local
 from dropsight.daemon.cli.common import ExitCode, settings_for
+from dropsight.daemon.core.invocation import command_name
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ def add_arguments(sub: Any, with_config: Any) -> None:
         description="Label every photo under the folders that has no current sidecar, with "
         "the service's rules (same skip rule, error sidecars, atomic writes; the library "
         "index and XMP files when enabled). Interrupted or killed, run it again: it does only "
-        "what is left. It refuses while a running service labels the same folders (pause it "
-        "with `dropsight pause`, or stop it).",
+        "what is left. It refuses (exit 4) while a running service labels the same folders "
+        "(pause it with `dropsight pause`, or stop it); --dry-run always works.",
     )
     b.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
     b.add_argument("--model", choices=MODEL_NAMES, help="model to use (default: from config)")
@@ -65,7 +66,7 @@ def command(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     settings = settings_for(args).with_overrides(model=args.model)
     settings = replace(settings, service=replace(settings.service, cores=args.workers))
-    busy = service_labelling(roots)
+    busy = None if args.dry_run else service_labelling(roots)  # a dry run only counts
     if busy:
         print(f"dropsight backfill: {busy}", file=sys.stderr)
         return ExitCode.BUSY
@@ -106,11 +107,9 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:
-    from dropsight.daemon.runtime.classifier import fallback_notice, load_classifier
+    from dropsight.daemon.runtime.classifier import load_classifier
 
-    classifier = load_classifier(settings)
-    if classifier.info.is_fallback:
-        log.warning("%s", fallback_notice(classifier.info))
+    classifier = load_classifier(settings)  # says once when a stand-in labels
     return run_local(settings, roots, classifier, dry_run=dry_run)
 
 
@@ -128,7 +127,9 @@ def service_labelling(roots: list[Path]) -> str | None:
     overlap = [w for w in watched for r in roots if w == r or w in r.parents or r in w.parents]
     if not overlap:
         return None
+    me = command_name()
     return (
         f"the running service (pid {status.get('pid')}) is labelling {overlap[0]}; "
-        "pause it first (`dropsight pause`, then `dropsight resume` after), or stop it"
+        f"pause it first (`{me} pause`, then `{me} resume` after), or stop it "
+        "(--dry-run counts what there is to do meanwhile)"
     )

@@ -10,7 +10,7 @@ from dropsight.config.settings import load as load_settings
 from dropsight.daemon.contracts import ExitCode
 from dropsight.daemon.core import paths
 
-__all__ = ["ExitCode", "settings_for", "with_config"]
+__all__ = ["ExitCode", "settings_for", "watched_folders", "with_config"]
 
 
 def with_config(parser: argparse.ArgumentParser) -> None:
@@ -26,3 +26,20 @@ def settings_for(args: argparse.Namespace) -> Settings:
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"{args.config}: config file not found")
     return load_settings(path)
+
+
+def watched_folders(settings: Settings) -> list[Path]:
+    """The folders a command defaults to: those configured, else what the running service
+    watches (its --watch folders), else the default folder it watches when none is set."""
+    from dropsight.daemon.api.client import ServiceClient, ServiceError
+
+    if settings.watch.folders:
+        return list(settings.watch.folders)
+    try:
+        running = ServiceClient.connect().status().get("folders") or []
+    except ServiceError:
+        running = []
+    if running:
+        return [Path(str(f["path"])) for f in running]
+    default = paths.default_watch_folder()
+    return [default] if default.is_dir() else []

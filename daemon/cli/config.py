@@ -11,9 +11,10 @@ from typing import Any
 import tomlkit
 
 from dropsight.config import edit
-from dropsight.config.settings import Settings, expand, load
+from dropsight.config.settings import ConfigError, Settings, expand, load
 from dropsight.daemon.cli.common import ExitCode
 from dropsight.daemon.core import paths
+from dropsight.daemon.core.invocation import command_name
 
 APPLIED = "a running service applies this on its own"
 
@@ -57,7 +58,7 @@ def config_command(args: argparse.Namespace) -> int:
         if not edit.init(path):
             print(f"{path} exists already; left as it is", file=sys.stderr)
             return ExitCode.FAILED
-        print(f"wrote {path} (every key documented; edit it, or use `dropsight watch add DIR`)")
+        print(f"wrote {path} (every key documented; edit it, or `{command_name()} watch add DIR`)")
     elif args.defaults:
         sys.stdout.write(edit.default_text())
     else:
@@ -102,24 +103,37 @@ def watch_command(args: argparse.Namespace) -> int:
         for folder in configured:
             print(f"{folder}{'' if folder.is_dir() else '  (missing)'}")
         if not configured:
-            print(f"# none configured: the service watches {paths.default_watch_folder()}")
+            print(f"{edit.default_folder()}  (the default: watched while none is configured)")
         return ExitCode.OK
     if not folders:
         print(f"dropsight watch {args.action}: name at least one folder", file=sys.stderr)
         return ExitCode.USAGE
     if args.action == "add":
-        missing = [f for f in folders if not f.is_dir()]
-        if missing:
-            print(f"not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
-            return ExitCode.FAILED
-        added = edit.add_folders(path, folders)
-        for folder in folders:
-            print(f"{'watching' if folder in added else 'already watched'}: {folder}")
-        print(f"({path}; {APPLIED})")
-        return ExitCode.OK
-    removed = edit.remove_folders(path, folders)
+        return _add(path, folders)
+    try:
+        removed = edit.remove_folders(path, folders)
+    except ConfigError as exc:
+        print(f"dropsight watch remove: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
     for folder in folders:
         print(f"{'no longer watched' if folder in removed else 'was not watched'}: {folder}")
     if removed:
+        if not load(path).watch.folders:
+            print(f"(none left in the config: the service watches {edit.default_folder()})")
         print(f"({path}; {APPLIED})")
     return ExitCode.OK if removed else ExitCode.FAILED
+
+
+def _add(path: Path, folders: list[Path]) -> int:
+    missing = [f for f in folders if not f.is_dir()]
+    if missing:
+        print(f"not a folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return ExitCode.FAILED
+    added = edit.add_folders(path, folders)
+    for folder in added:
+        if folder not in folders:  # the default folder, now a real entry
+            print(f"still watching: {folder} (the default folder, now listed)")
+    for folder in folders:
+        print(f"{'watching' if folder in added else 'already watched'}: {folder}")
+    print(f"({path}; {APPLIED})")
+    return ExitCode.OK

@@ -6,19 +6,22 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from dropsight.daemon.api.client import (
-    NOT_RUNNING_MESSAGE,
     ServiceClient,
     ServiceError,
     ServiceNotRunning,
+    not_running_message,
 )
 from dropsight.daemon.cli.common import ExitCode
 from dropsight.daemon.contracts import NOT_RUNNING_STATE, RecentResult, ResultEvent, Status
 from dropsight.daemon.core import surrogates
+from dropsight.daemon.core.invocation import command_name
+from dropsight.daemon.service import startfail
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ _HELP = {
     "stop": "stop the running service",
 }
 _DONE_MESSAGES = {
-    "pause": "Paused: new photos are queued but not classified until `dropsight resume`.",
+    "pause": "Paused: new photos are queued but not classified until `{me} resume`.",
     "resume": "Resumed.",
     "rescan": "Rescan started.",
     "stop": "Stopping the service.",
@@ -79,9 +82,15 @@ def run_command(name: str, as_json: bool) -> int:
         _actions(client)[name]()
     except ServiceNotRunning as exc:
         log.debug("%s", exc)
+        failure = startfail.read() if name == "status" else None
         if name == "status" and as_json:  # scripts get JSON on stdout either way
-            _write(out, json.dumps({"state": NOT_RUNNING_STATE}))
-        _write(err, NOT_RUNNING_MESSAGE)
+            answer: dict[str, object] = {"state": NOT_RUNNING_STATE}
+            if failure is not None:
+                answer["start_failure"] = {"time": _iso(failure.time), "message": failure.message}
+            _write(out, json.dumps(answer))
+        _write(err, not_running_message())
+        if failure is not None:  # the tray or login started it: its stderr went nowhere
+            _write(err, f"The last start failed ({_iso(failure.time)}): {failure.message}")
         return ExitCode.NOT_RUNNING
     except ServiceError as exc:
         _write(err, f"dropsight: {exc}")
@@ -89,7 +98,7 @@ def run_command(name: str, as_json: bool) -> int:
     if as_json:
         _write(out, json.dumps({"ok": True, "command": name}))
     else:
-        _write(out, _DONE_MESSAGES[name])
+        _write(out, _DONE_MESSAGES[name].format(me=command_name()))
     return ExitCode.OK
 
 
@@ -112,8 +121,14 @@ def format_status(status: Status) -> str:
         lines.append(f"  Current:   {status['current']}")
     model = status["model"]
     text = f"  Model:     {model['name']} ({model['runtime']})"
-    if model["fallback"]:
-        text += f"  WARNING: fallback, {model['requested']} could not be loaded"
+    if model["fallback"]:  # a calm state (README): the stand-in labels until the weights come
+        text += f", standing in for {model['requested']}"
+        if model.get("missing"):
+            text += (
+                f" until its weights are here (`{command_name()} models get {model['requested']}`)"
+            )
+        else:
+            text += f" ({model['requested']} could not be loaded: see the log)"
     lines.append(text)
     output = status.get("output")
     if output and output["xmp"] == "beside":
@@ -138,6 +153,10 @@ def format_status(status: Status) -> str:
     return "\n".join(lines)
 
 
+def _iso(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch_s))
+
+
 def _result_text(item: RecentResult) -> str:
     if item["status"] != "ok":
         return "error"
@@ -153,7 +172,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         for event in client.events():
             print(event_line(event, args.json), flush=True)
     except ServiceNotRunning:
-        print(NOT_RUNNING_MESSAGE, file=sys.stderr)
+        print(not_running_message(), file=sys.stderr)
         return ExitCode.NOT_RUNNING
     return ExitCode.OK
 

@@ -9,14 +9,18 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dropsight.config.settings import Settings
-from dropsight.daemon.cli.common import ExitCode, settings_for
+from dropsight.daemon.cli.common import ExitCode, settings_for, watched_folders
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.labels.names import display_name
 
+if TYPE_CHECKING:
+    from dropsight.daemon.outputs.index.library import Hit, Index
+
 EXPORT_TOP_K = 5
+HUMAN_LIMIT = 50  # results shown on screen unless --limit says otherwise
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
@@ -36,14 +40,26 @@ def add_arguments(sub: Any, with_config: Any) -> None:
     s = sub.add_parser(
         "search",
         help="find labelled photos by what is in them",
-        description='Words match friendly names, synonyms, categories and WordNet ancestors: "dog" '
-        'finds every breed, "retriever" the retrievers. Several words must all match. Best '
-        "scores first. Works whether or not the service runs.",
+        description='Words match friendly names ("golden retriever", quoted or not), synonyms, '
+        'categories and WordNet ancestors: "dog" finds every breed, "retriever" the '
+        "retrievers. A word that names no class is looked up in a map made from WordNet: "
+        '"beach" shows seashore, lakeside and sandbar (said on stderr). Several words must '
+        "all match. Best scores first. Works whether or not the service runs.",
     )
     s.add_argument("words", nargs="+", metavar="WORD")
-    s.add_argument("--min-score", type=float, default=0.0, metavar="S", help="0-1 (default 0)")
+    s.add_argument(
+        "--min-score",
+        type=float,
+        metavar="S",
+        help="0-1 (default: output.xmp_min_score, 0.3, the categories' threshold)",
+    )
     s.add_argument("--in", dest="under", type=Path, metavar="FOLDER", help="only under FOLDER")
-    s.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    s.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help=f"at most N (default: {HUMAN_LIMIT} on screen, all with --json or --paths)",
+    )
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per line")
     out.add_argument("--paths", action="store_true", help="only the photo paths")
@@ -66,9 +82,9 @@ def add_arguments(sub: Any, with_config: Any) -> None:
 
 
 def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
-    roots = [Path(f).expanduser().absolute() for f in folders] or list(settings.watch.folders)
+    roots = [Path(f).expanduser().absolute() for f in folders] or watched_folders(settings)
     if not roots:
-        print("dropsight: no folders given, none in watch.folders", file=sys.stderr)
+        print("dropsight: no folders given and none watched (watch.folders)", file=sys.stderr)
         return None
     missing = [r for r in roots if not r.is_dir()]
     if missing:
@@ -105,23 +121,35 @@ def index_command(args: argparse.Namespace) -> int:
 
 def search_command(args: argparse.Namespace) -> int:
     """`dropsight search WORDS...`."""
-    from dropsight.daemon.labels.classes import classes_matching
+    from dropsight.daemon.labels import query
     from dropsight.daemon.outputs.index.library import Index
 
-    unknown = [w for w in args.words if not classes_matching(w)]
-    if unknown:
-        print(
-            f"dropsight search: no ImageNet class or category is called {', '.join(unknown)!r}",
-            file=sys.stderr,
-        )
-        return ExitCode.FAILED
-    if args.limit < 1 or not 0 <= args.min_score <= 1:
+    terms = query.parse(args.words)
+    for term in terms:
+        if not term.ranked:
+            print(f"dropsight search: {term.why_none()}", file=sys.stderr)
+            return ExitCode.FAILED
+    if (args.limit is not None and args.limit < 1) or not 0 <= (args.min_score or 0) <= 1:
         print("dropsight search: --limit must be 1 or more, --min-score 0 to 1", file=sys.stderr)
         return ExitCode.USAGE
+    for term in terms:
+        if term.explain():
+            print(term.explain(), file=sys.stderr)
+    human = not (args.json or args.paths)
+    min_score = args.min_score
+    if min_score is None:
+        min_score = settings_for(args).output.xmp_min_score
+    limit = args.limit if args.limit is not None or not human else HUMAN_LIMIT
+    words = [t.text for t in terms]
     with Index() as index:
-        hits = index.search(
-            args.words, min_score=args.min_score, under=args.under, limit=args.limit
-        )
+        hits = index.search(words, min_score=min_score, under=args.under, limit=limit)
+        _print_hits(hits, args)
+        if human or not hits:
+            _say_what_else(index, args, words, hits, min_score=min_score, limit=limit)
+    return ExitCode.OK if hits else ExitCode.FAILED
+
+
+def _print_hits(hits: list[Hit], args: argparse.Namespace) -> None:
     out = sys.stdout
     for hit in hits:
         if args.json:
@@ -130,7 +158,34 @@ def search_command(args: argparse.Namespace) -> int:
             out.write(os.fsdecode(hit.path) + ("\0" if args.null else "\n"))
         else:
             out.write(f"{hit.path}\t{hit.name}\t{hit.score * 100:.1f}%\n")
-    return ExitCode.OK if hits else ExitCode.FAILED
+    out.flush()
+
+
+def _say_what_else(
+    index: Index,
+    args: argparse.Namespace,
+    words: list[str],
+    hits: list[Hit],
+    *,
+    min_score: float,
+    limit: int | None,
+) -> None:
+    """On stderr: why none, results not shown, photos a lower --min-score would find."""
+    if not hits and not (args.json or args.paths):
+        where = f" under {args.under}" if args.under else ""
+        print(
+            f"no photos of {' '.join(words)}{where} yet ({index.count()} photos indexed)",
+            file=sys.stderr,
+        )
+    total = len(hits)
+    if limit is not None and total == limit:
+        total = index.count_matching(words, min_score=min_score, under=args.under)
+        if total > len(hits):
+            print(f"{len(hits)} of {total} shown (--limit N for more)", file=sys.stderr)
+    if args.min_score is None and min_score > 0:
+        more = index.count_matching(words, min_score=0.0, under=args.under) - total
+        if more > 0:
+            print(f"{more} more below {min_score:.0%} (--min-score 0 shows them)", file=sys.stderr)
 
 
 # --- export ------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ config, models, library, backfill); bench/ brings its own arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -127,6 +129,18 @@ def _version() -> str:
     return f"dropsight {__version__}" + (f" (models: {', '.join(carried)})" if carried else "")
 
 
+def _reader_gone() -> int:
+    """Stdout's reader went away (`| head`): stop quietly, as Unix tools do.
+
+    Python's recipe (docs: signal, "Note on SIGPIPE"): point stdout at devnull, so the flush
+    at exit cannot fail again and print a traceback.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return ExitCode.READER_GONE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dropsight` console script."""
     argv = sys.argv[1:] if argv is None else argv
@@ -146,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")
     try:
         result: int = args.func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a reader gone shows here, not in Python's flush at exit
+    except BrokenPipeError:
+        return _reader_gone()
     except ConfigError as exc:
         print(f"dropsight: config error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

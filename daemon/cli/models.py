@@ -12,6 +12,7 @@ from dropsight.config.settings import MODEL_NAMES, ConfigError, Settings
 from dropsight.daemon.cli.common import ExitCode, settings_for
 from dropsight.daemon.contracts import ModelStatus
 from dropsight.daemon.core import paths
+from dropsight.daemon.core.invocation import command_name
 from dropsight.daemon.models import registry, store, weights
 from dropsight.daemon.models.sources import source_for
 
@@ -149,7 +150,7 @@ def _list(settings: Settings, as_json: bool) -> int:
             size = f" ({m['download_bytes'] / 1e6:.0f} MB)" if m["download_bytes"] else ""
             print(f"  weights: missing: {m.get('missing')}")
             if m["download_bytes"]:
-                print(f"  get them: dropsight models get {m['name']}{size}")
+                print(f"  get them: {command_name()} models get {m['name']}{size}")
         for entry in m["cache"]:
             print(f"  converted: {entry['path']} ({entry['bytes'] / 1e6:.0f} MB)")
         if m.get("why"):

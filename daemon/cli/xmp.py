@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dropsight.config.settings import Settings
-from dropsight.daemon.cli.common import ExitCode, settings_for
+from dropsight.daemon.cli.common import ExitCode, settings_for, watched_folders
 
 
 def add_arguments(sub: Any, with_config: Callable[[Any], None]) -> None:
@@ -22,7 +22,7 @@ def add_arguments(sub: Any, with_config: Callable[[Any], None]) -> None:
         "keeping everything else in it. remove: take Dropsight's keywords out again "
         "(a file it created that holds nothing else is deleted). Files it cannot merge safely "
         "(a symlink, a pipe, above 4 MB, read-only, or XMP exiv2 reads only in part) are left "
-        "as they were and reported. Folders default to watch.folders.",
+        "as they were and reported. Folders default to the watched ones.",
     )
     x.add_argument("action", choices=("write", "remove"))
     x.add_argument("folders", nargs="*", type=Path, metavar="FOLDER", help="folders to walk")
@@ -40,11 +40,9 @@ def xmp_command(settings: Settings, action: str, folders: Sequence[Path]) -> int
     from dropsight.daemon.core.progress import track
     from dropsight.daemon.outputs.xmp.sync import photos, remove_all, write_from_sidecars
 
-    roots = [Path(f).expanduser().resolve() for f in folders] or list(settings.watch.folders)
+    roots = [Path(f).expanduser().resolve() for f in folders] or watched_folders(settings)
     if not roots:
-        print(
-            "dropsight xmp: no folders given and none configured (watch.folders)", file=sys.stderr
-        )
+        print("dropsight xmp: no folders given and none watched (watch.folders)", file=sys.stderr)
         return ExitCode.USAGE
     missing = [r for r in roots if not r.is_dir()]
     if missing:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from dropsight.daemon.core.invocation import command_name
+
 
 class AlreadyRunning(RuntimeError):
     """Another Dropsight service holds the lock."""
@@ -31,8 +33,8 @@ class InstanceLock:
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
             raise AlreadyRunning(
-                f"Dropsight is already running{who}. Use `dropsight status` to see it or "
-                "`dropsight stop` to stop it."
+                f"Dropsight is already running{who}. Use `{command_name()} status` to see "
+                f"it or `{command_name()} stop` to stop it."
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

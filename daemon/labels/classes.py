@@ -48,6 +48,9 @@ class _Knowledge:
     classes: tuple[ClassInfo, ...]
     categories: dict[str, Category]
     terms: dict[str, frozenset[int]]  # normalised word or phrase -> class indices
+    names: frozenset[str]  # the terms that name a class or category (not only an ancestor)
+    ancestors: dict[str, tuple[str, ...]]  # wnid -> its lemmas, for every ancestor synset
+    below: dict[str, frozenset[int]]  # wnid -> the classes it is an ancestor of
 
 
 @cache
@@ -72,13 +75,25 @@ def _knowledge() -> _Knowledge:
         for c in raw["classes"]
     )
     terms: dict[str, set[int]] = defaultdict(set)
+    names: set[str] = set()
+    below: dict[str, set[int]] = defaultdict(set)
     for c, entry in zip(classes, raw["classes"], strict=True):
-        words = [c.name, *c.synonyms, *(w for a in entry["ancestors"] for w in lemmas[a])]
+        own = [c.name, *c.synonyms]
         for cid in c.categories:
-            words += [categories[cid].name, categories[cid].plural]
-        for w in words:
+            own += [categories[cid].name, categories[cid].plural]
+        names.update(normalise(w) for w in own)
+        for w in [*own, *(w for a in entry["ancestors"] for w in lemmas[a])]:
             terms[normalise(w)].add(c.index)
-    return _Knowledge(classes, categories, {t: frozenset(s) for t, s in terms.items()})
+        for a in entry["ancestors"]:
+            below[a].add(c.index)
+    return _Knowledge(
+        classes,
+        categories,
+        {t: frozenset(s) for t, s in terms.items()},
+        frozenset(names),
+        {a: tuple(w) for a, w in lemmas.items()},
+        {a: frozenset(s) for a, s in below.items()},
+    )
 
 
 def classes() -> tuple[ClassInfo, ...]:
@@ -133,6 +148,27 @@ def _singulars(word: str) -> list[str]:
     if word.endswith("s") and not word.endswith("ss") and len(word) > 2:
         forms.append(word[:-1])  # dogs
     return forms
+
+
+def singular_forms(word: str) -> list[str]:
+    """The word (normalised) and the singulars it may be a plural of ("dogs": dogs, dog)."""
+    return _singulars(normalise(word))
+
+
+def names_a_class(word: str) -> bool:
+    """Whether the word (or its singular) is a class name, synonym or category."""
+    return any(form in _knowledge().names for form in _singulars(normalise(word)))
+
+
+def vocabulary() -> Iterable[str]:
+    """Every word and phrase that matches classes directly."""
+    return _knowledge().terms.keys()
+
+
+def ancestor(wnid: str) -> tuple[str, frozenset[int]]:
+    """A WordNet ancestor's first lemma and the classes below it ("dog", {151, ...})."""
+    k = _knowledge()
+    return k.ancestors[wnid][0], k.below.get(wnid, frozenset())
 
 
 def classes_matching(word: str) -> frozenset[int]:

@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from dropsight.config.settings import Settings
+from dropsight.daemon.core.invocation import command_name
 from dropsight.daemon.models import registry, store
 from dropsight.daemon.models.weights import WeightsNotFound
 from dropsight.daemon.runtime import budget
@@ -163,7 +164,7 @@ def fallback_notice(info: ModelInfo) -> str:
     why = why.split("\n", 1)[0].split(". ", 1)[0].rstrip(".:; ")
     return (
         f"{info.requested} is not available ({why}); labelling with {info.name}. "
-        f"To get {info.requested}: dropsight models get {info.requested}"
+        f"To get {info.requested}: {command_name()} models get {info.requested}"
     )
 
 

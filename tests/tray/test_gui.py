@@ -626,5 +626,14 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         chip = root.nametowidget(f"{window.chips}.chip_cat")
         chip.invoke()
         pump_until(lambda: "2 photos" in str(window.summary.cget("text")), "the cats chip")
+        # The same words as `dropsight search`, and the reason when nothing is found.
+        window.search("puppies")
+        pump_until(lambda: "20 photos" in str(window.summary.cget("text")), "puppies: dogs")
+        assert "puppies: showing every dog" in str(window.summary.cget("text"))
+        window.search("sunset")
+        pump_until(lambda: "0 photos" in str(window.summary.cget("text")), "no sunsets")
+        assert "no ImageNet class or category covers 'sunset'" in str(window.summary.cget("text"))
+        window.search("zebra")
+        pump_until(lambda: "none yet (23 photos" in str(window.summary.cget("text")), "no zebras")
     finally:
         viewer.close()

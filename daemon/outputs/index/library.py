@@ -17,7 +17,8 @@ from typing import Any, TypedDict
 
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.core import paths
-from dropsight.daemon.labels.classes import classes_matching, info
+from dropsight.daemon.labels import query
+from dropsight.daemon.labels.classes import info
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000  # the service and a CLI command may write at the same time
@@ -198,35 +199,28 @@ class Index:
         *,
         min_score: float = 0.0,
         under: Path | None = None,
-        limit: int = 50,
+        limit: int | None = 50,
         offset: int = 0,
     ) -> list[Hit]:
-        """Photos matching every word, best first.
+        """Photos matching every term of the words (labels/query.py), best first.
 
-        A word matches a class by its friendly name, a synonym, a category or any WordNet
-        ancestor ("dog" finds every breed); several words must all match the same photo,
-        which is ranked by its best label for the rarest of the words.
+        A term is a class name ("golden retriever", also unquoted), a synonym, a category or
+        WordNet ancestor ("dog" finds every breed), or a word the concept map relates to
+        classes ("beach"); several terms must all match the same photo, which is ranked by
+        its best label for the rarest of them. `limit` None: every photo.
         """
-        wanted = [classes_matching(w) for w in words]
+        wanted = [t.classes for t in query.parse(words)]
         if not wanted or any(not w for w in wanted):
             return []
-        counted = sorted((self._matches(w, min_score), i) for i, w in enumerate(wanted))
-        matches, driver = counted[0]
-        first = sorted(wanted[driver])
-        rest = [w for i, w in enumerate(wanted) if i != driver]
-        filters, args = self._filters(rest, min_score, under)
-        marks = ",".join("?" * len(first))
-        order = "labels_by_class" if matches < SELECTIVE_MATCHES else "labels_by_score"
-        sql = (
-            "SELECT p.path, p.sidecar, l.class_index, l.score"
-            f" FROM labels AS l INDEXED BY {order} JOIN photos AS p ON p.id = l.photo"
-            f" WHERE l.class_index IN ({marks}) AND l.score >= ?{filters}"
-            " ORDER BY l.score DESC, p.path"
+        sql, args = self._query(
+            wanted, min_score, under, "p.path, p.sidecar, l.class_index, l.score"
         )
         hits: list[Hit] = []
         seen: set[bytes] = set()
         skip = offset
-        for path, sidecar, class_index, score in self._db.execute(sql, (*first, min_score, *args)):
+        for path, sidecar, class_index, score in self._db.execute(
+            sql + " ORDER BY l.score DESC, p.path", args
+        ):
             if path in seen:
                 continue  # a photo's second-best matching label
             seen.add(path)
@@ -236,9 +230,37 @@ class Index:
             hits.append(
                 Hit(Path(os.fsdecode(path)), Path(os.fsdecode(sidecar)), class_index, score)
             )
-            if len(hits) >= limit:
+            if limit is not None and len(hits) >= limit:
                 break
         return hits
+
+    def count_matching(
+        self, words: Sequence[str], *, min_score: float = 0.0, under: Path | None = None
+    ) -> int:
+        """How many photos `search` would find without a limit."""
+        wanted = [t.classes for t in query.parse(words)]
+        if not wanted or any(not w for w in wanted):
+            return 0
+        sql, args = self._query(wanted, min_score, under, "DISTINCT l.photo")
+        return int(self._db.execute(f"SELECT COUNT(*) FROM ({sql})", args).fetchone()[0])
+
+    def _query(
+        self, wanted: list[frozenset[int]], min_score: float, under: Path | None, columns: str
+    ) -> tuple[str, list[Any]]:
+        """The SELECT of labels matching the rarest term, filtered by the others."""
+        counted = sorted((self._matches(w, min_score), i) for i, w in enumerate(wanted))
+        matches, driver = counted[0]
+        first = sorted(wanted[driver])
+        rest = [w for i, w in enumerate(wanted) if i != driver]
+        filters, args = self._filters(rest, min_score, under)
+        marks = ",".join("?" * len(first))
+        order = "labels_by_class" if matches < SELECTIVE_MATCHES else "labels_by_score"
+        sql = (
+            f"SELECT {columns}"
+            f" FROM labels AS l INDEXED BY {order} JOIN photos AS p ON p.id = l.photo"
+            f" WHERE l.class_index IN ({marks}) AND l.score >= ?{filters}"
+        )
+        return sql, [*first, min_score, *args]
 
     def _matches(self, classes: frozenset[int], min_score: float) -> int:
         """How many labels match, counted no further than SELECTIVE_MATCHES (kept cheap)."""

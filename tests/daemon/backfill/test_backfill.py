@@ -82,7 +82,9 @@ def test_local_backfill_hands_results_to_the_registrys_outputs(
         assert index.count() == 12
 
 
-def test_backfill_waits_for_a_service_on_the_same_folders(tmp_path: Path) -> None:
+def test_backfill_refuses_a_service_on_the_same_folders_but_a_dry_run_counts(
+    tmp_path: Path,
+) -> None:
     root = library(tmp_path / "lib", 2)
     service = Service(
         Settings(watch=WatchSettings(folders=(root,))),
@@ -92,9 +94,13 @@ def test_backfill_waits_for_a_service_on_the_same_folders(tmp_path: Path) -> Non
     service.start()
     server.start()
     try:
-        refused = dropsight("backfill", root, *MODEL, "--dry-run")
+        counted = dropsight("backfill", root, *MODEL, "--dry-run")  # only counts: always
+        assert counted.returncode == 0, counted.stderr
+        assert "photos to label" in counted.stdout
+        refused = dropsight("backfill", root, *MODEL)
         assert refused.returncode == 4
         assert "pause it first" in refused.stderr and str(root) in refused.stderr
+        assert "--dry-run" in refused.stderr  # says what does work meanwhile
         service.pause()
         assert dropsight("backfill", root, *MODEL, "--dry-run").returncode == 0
     finally:
@@ -262,3 +268,11 @@ def batch(photos: list[Path], root: Path) -> dict[str, Any]:
         "path": np.array([os.fsencode(p) for p in photos], dtype=object),
         "root": np.array([os.fsencode(root)] * len(photos), dtype=object),
     }
+
+
+def test_the_stand_in_model_is_said_once_per_backfill(tmp_path: Path) -> None:
+    root = library(tmp_path / "lib", 1)
+    done = dropsight("backfill", root, "--dry-run")  # VGG16 configured, its weights absent
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("vgg16 is not available") == 1, done.stderr
+    assert "WARNING" not in done.stderr

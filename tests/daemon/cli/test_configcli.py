@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from dropsight.config.settings import load
 from dropsight.daemon.core import paths
 from dropsight.daemon.service.service import Service
 from tests.daemon.helpers import FakeClassifier, dropsight, make_photo, wait_for
+from tests.daemon.outputs.test_library import labelled_photo
 
 
 def test_config_init_writes_the_documented_defaults_once(app_home: Path) -> None:
@@ -80,3 +82,41 @@ def test_watch_add_remove_list_keep_comments_and_reach_a_running_service(
         assert load(config).watch.folders == (second,)
     finally:
         service.join()
+
+
+def test_the_default_folder_stays_watched_when_the_list_changes(
+    app_home: Path, tmp_path: Path
+) -> None:
+    default = paths.default_watch_folder()
+    labelled_photo(default, "golden.jpg", {207: 0.9})  # the service made it and labelled here
+    other = tmp_path / "Phone"
+    other.mkdir()
+    assert dropsight("watch", "list").stdout.startswith(f"{default}  (the default")
+    kept = dropsight("watch", "remove", default)  # nothing listed: nothing to take it out of
+    assert kept.returncode == 1 and "add the folder to watch instead first" in kept.stderr
+    assert dropsight("watch", "list").stdout.startswith(f"{default}  (the default")
+
+    added = dropsight("watch", "add", other)
+    assert added.returncode == 0, added.stderr
+    assert f"still watching: {default}" in added.stdout
+    assert load(paths.config_file()).watch.folders == (default, other)
+    assert dropsight("watch", "list").stdout.splitlines() == [str(default), str(other)]
+
+    removed = dropsight("watch", "remove", default)  # a real entry now: it can go
+    assert removed.returncode == 0 and f"no longer watched: {default}" in removed.stdout
+    assert dropsight("watch", "list").stdout.splitlines() == [str(other)]
+    last = dropsight("watch", "remove", other)
+    assert f"none left in the config: the service watches {default}" in last.stdout
+
+
+def test_export_and_xmp_default_to_the_folder_the_service_watches(app_home: Path) -> None:
+    default = paths.default_watch_folder()
+    labelled_photo(default, "golden.jpg", {207: 0.9})
+    exported = dropsight("export", "--format", "jsonl")
+    assert exported.returncode == 0, exported.stderr
+    assert [json.loads(line)["path"] for line in exported.stdout.splitlines()] == [
+        str(default / "golden.jpg")
+    ]
+    xmp = dropsight("xmp", "write")
+    assert xmp.returncode == 0, xmp.stderr
+    assert (default / "golden.jpg.xmp").is_file()

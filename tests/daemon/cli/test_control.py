@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dropsight.daemon.api.client import NOT_RUNNING_MESSAGE, ServiceClient, ServiceError
+from dropsight.daemon.api.client import ServiceClient, ServiceError, not_running_message
 from dropsight.daemon.api.server import ControlServer
 from dropsight.daemon.cli.control import format_status, run_command
 from dropsight.daemon.contracts import FolderStatus, RecentResult, Status
 from tests.daemon.api.test_control import TOTAL, FakeController
+from tests.daemon.helpers import dropsight
 from tests.tray.fakes import fake_status
 
 
@@ -43,11 +46,11 @@ def test_run_command_not_running(home: Path, capsys: pytest.CaptureFixture[str])
     assert run_command("status", as_json=False) == 3
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.strip() == NOT_RUNNING_MESSAGE
+    assert err.strip() == not_running_message()
     assert run_command("status", as_json=True) == 3
     out, err = capsys.readouterr()
     assert json.loads(out) == {"state": "not-running"}
-    assert err.strip() == NOT_RUNNING_MESSAGE
+    assert err.strip() == not_running_message()
 
 
 def test_run_command_status_human(
@@ -164,3 +167,57 @@ def test_an_answer_off_the_contract_is_the_services_error(
         assert run_command("status", as_json=False) == 1
         assert "does not follow the contract" in capsys.readouterr().err
         client.pause()  # other answers are still read
+
+
+def test_a_stand_in_model_is_said_calmly() -> None:
+    status = fake_status()
+    status["model"] |= {
+        "name": "efficientnet-lite0",
+        "fallback": True,
+        "fallback_reason": "VGG16 weights not found",
+        "missing": {"name": "vgg16", "download_bytes": 553_467_096},
+    }
+    line = next(x for x in format_status(status).splitlines() if "Model:" in x)
+    assert "WARNING" not in line
+    assert line == (
+        "  Model:     efficientnet-lite0 (litert), standing in for vgg16 until its weights are "
+        "here (`dropsight models get vgg16`)"
+    )
+
+
+def test_status_after_a_failed_start_says_why(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\ntop_k = 0\n", "utf-8")
+    failed = dropsight("service", "--config", bad)
+    assert failed.returncode == 2
+    status = dropsight("status")
+    assert status.returncode == 3
+    lines = status.stderr.splitlines()
+    assert lines[0].startswith("Dropsight is not running")
+    assert lines[1].startswith("The last start failed (") and "top_k" in lines[1]
+    answer = json.loads(dropsight("status", "--json").stdout)
+    assert answer["state"] == "not-running" and "top_k" in answer["start_failure"]["message"]
+
+
+def test_hints_name_the_command_as_it_was_run(home: Path) -> None:
+    venv_bin = Path(sys.executable).parent
+    if not (venv_bin / "dropsight").is_file():
+        pytest.skip("no dropsight console script beside this Python")
+    ran = subprocess.run(
+        ["bin/dropsight", "status"],  # as `make run` leaves it: .venv/bin/dropsight
+        cwd=venv_bin.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
+    assert ran.returncode == 3
+    assert "start it with `bin/dropsight service` or `bin/dropsight tray`" in ran.stderr
+    on_path = subprocess.run(
+        ["dropsight", "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{venv_bin}:/usr/bin:/bin"},
+    )
+    assert "start it with `dropsight service`" in on_path.stderr

@@ -65,7 +65,9 @@ def test_words_match_names_synonyms_categories_and_ancestors(library: Path, tmp_
         assert names(index.search(["dog"])) == ["golden.jpg", "lab.jpg", "husky.jpg"]
         assert names(index.search(["Dogs"])) == names(index.search(["dog"]))
         assert names(index.search(["retriever"])) == ["golden.jpg", "lab.jpg"]
-        assert names(index.search(["hot", "dog"])) == []  # two words: both must match
+        # Unquoted words that form a class name match it: "hot dog" is the food.
+        assert names(index.search(["hot", "dog"])) == ["hotdog.jpg"]
+        assert names(index.search(["golden", "retriever"])) == ["golden.jpg"]
         assert names(index.search(["hotdog"])) == ["hotdog.jpg"]
         assert names(index.search(["food"])) == ["hotdog.jpg"]
         assert names(index.search(["cat"])) == ["tabby.jpg", "lab.jpg"]
