@@ -31,7 +31,7 @@ SKIPPED = {
     "make test": "runs the whole suite, this test included",
     "dropsight service --watch ~/Pictures/Inbox": "runs until stopped (tests/daemon/service)",
     "dropsight tray": "needs a desktop session (tests/tray)",
-    "dropsight service --xmp": "runs until stopped (tests/daemon/outputs/test_xmp.py)",
+    "dropsight service --xmp": "runs until stopped (tests/daemon/outputs/xmp/)",
     "dropsight bench --model efficientnet-lite0 --json": "minutes of CPU; a benchmark prints "
     "numbers, never assertions (and bench without --images is issue 22 item 6, elsewhere)",
     "dropsight events --json": "follows a running service until Ctrl+C (tests/daemon/outputs)",
