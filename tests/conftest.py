@@ -91,6 +91,34 @@ def imagenet_sample() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def hundred_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """100 real photos: the shared ImageNet sample, or (where a clone has none, as in CI)
+    crops of scikit-image's real photos at varied sizes, so such tests run everywhere."""
+    if SHARED_DATA.is_dir():
+        found = sorted(SHARED_DATA.glob("*.JPEG"))
+        if len(found) >= 100:
+            return found[:100]
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("hundred")
+    sources = [
+        Image.fromarray(getattr(data, n)()).convert("RGB")
+        for n in ("chelsea", "coffee", "rocket", "astronaut", "cat")
+    ]
+    out = []
+    for i in range(100):
+        src = sources[i % len(sources)]
+        w, h = src.size
+        f = 0.6 + 0.4 * ((i * 7) % 10) / 10  # a different crop of each for every i
+        box = ((i * 13) % max(1, int(w * (1 - f)) + 1), (i * 17) % max(1, int(h * (1 - f)) + 1))
+        crop = src.crop((box[0], box[1], box[0] + int(w * f), box[1] + int(h * f)))
+        path = folder / f"photo_{i:03d}.JPEG"
+        crop.save(path, quality=90)
+        out.append(path)
+    return out
+
+
 # The contributor's real home, and what in it a test could plausibly touch: wine links its
 # profile folders (My Pictures, Desktop) to $HOME and adds menu entries; Keras writes
 # ~/.keras; an app without DROPSIGHT_HOME would use the platform folders.

@@ -79,13 +79,13 @@ def status_errors() -> list[dict[str, str]]:
 
 
 def test_hostile_xmp_files_beside_100_photos_are_left_and_reported(
-    tmp_path: Path, services: list[ServiceProcess], imagenet_sample: Path
+    tmp_path: Path, services: list[ServiceProcess], hundred_photos: list[Path]
 ) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
-    photos = sorted(imagenet_sample.glob("*.JPEG"))
+    photos = hundred_photos
     assert len(photos) == 100
     for p in photos:
         shutil.copy(p, folder / p.name)
