@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -102,6 +103,13 @@ class ServiceSettings:
     cores: int = 0  # CPU cores labelling may use; 0: all of them
     max_file_mb: int = 256  # bigger files are refused unread (hashed as a stream)
     max_decode_megapixels: float = 100.0  # pixels decoded at once (JPEGs decode reduced)
+
+
+# What `[hooks] on_result` arguments may name: {photo}, {name}... (daemon/outputs/hooks.py).
+HOOK_PLACEHOLDERS = ("photo", "sidecar", "status", "name", "score", "model")
+# Extensions that are Dropsight's own files, never photos: labelling one would write
+# `x.jpg.json.json`, then `x.jpg.json.json.json`... (daemon/core/atomic.py: TEMP_SUFFIX).
+NOT_PHOTO_EXTENSIONS = frozenset({"json", "xmp", "dropsight-tmp"})
 
 
 @dataclass(frozen=True)
@@ -272,6 +280,14 @@ def _watch(r: _Reader) -> WatchSettings:
     d = WatchSettings()
     folders = tuple(expand(s) for s in r.strings("folders", ()))
     exts = r.strings("extensions", sorted(d.extensions))
+    ours = sorted({e.lower().lstrip(".") for e in exts} & NOT_PHOTO_EXTENSIONS)
+    if ours:
+        raise r._fail(
+            "extensions",
+            list(exts),
+            f"{ours[0]!r} names Dropsight's own files, not photos; remove it"
+            f" (never allowed: {', '.join(sorted(NOT_PHOTO_EXTENSIONS))})",
+        )
     watch = WatchSettings(
         folders=folders,
         recursive=r.boolean("recursive", d.recursive),
@@ -347,12 +363,39 @@ def _service(r: _Reader) -> ServiceSettings:
 
 def _hooks(r: _Reader) -> HookSettings:
     d = HookSettings()
+    on_result = r.strings("on_result", d.on_result)
+    for arg in on_result:
+        problem = _placeholder_problem(arg)
+        if problem:
+            raise r._fail(
+                "on_result",
+                arg,
+                f"{problem}; known placeholders: "
+                + ", ".join(f"{{{p}}}" for p in HOOK_PLACEHOLDERS)
+                + "; write a literal brace as {{ or }} (awk '{{print $1}}')",
+            )
     hooks = HookSettings(
-        on_result=r.strings("on_result", d.on_result),
+        on_result=on_result,
         timeout_s=float(r.number("timeout_s", d.timeout_s, 1, 3600, integer=False)),
     )
     r.done()
     return hooks
+
+
+def _placeholder_problem(arg: str) -> str | None:
+    """Why a hook argument cannot be filled in (`str.format_map`), or None."""
+    try:
+        parts = [(f, spec, conv) for _t, f, spec, conv in string.Formatter().parse(arg)]
+    except ValueError as exc:  # a lone { or }
+        return str(exc)
+    for name, spec, conv in parts:
+        if name is None:
+            continue
+        if name not in HOOK_PLACEHOLDERS:
+            return f"unknown placeholder {{{name}}}"
+        if spec or conv:
+            return f"{{{name}}} takes no format spec or conversion"
+    return None
 
 
 def _upper_choice(v: Any, allowed: Sequence[C]) -> C:

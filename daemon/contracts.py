@@ -215,6 +215,9 @@ class Status(TypedDict):
     pipeline: NotRequired[PipelineStatus]
     relabel: NotRequired[RelabelStatus | None]
     output: NotRequired[OutputStatus]
+    # Photos skipped because their sidecar's place holds a file Dropsight did not write (or
+    # not a valid sidecar): left as it is, never overwritten (added in 0.3).
+    odd_files: NotRequired[int]
 
 
 # What clients show when no service answers (`dropsight status --json`, exit 3).

@@ -217,6 +217,9 @@ def _collect(
                 if outcome == "not_written":
                     summary.failed += 1
                     continue
+                if outcome == "odd":
+                    summary.odd += 1
+                    continue
                 if outcome == "unreadable":
                     if os.path.lexists(photo):  # here, but its node could not read it
                         summary.unreachable += 1
@@ -240,6 +243,10 @@ def _collect(
 def _write(photo: Path, json_path: Path, record: SidecarRecord) -> bool:
     """Write a sidecar on the driver (`--ray-files driver`); False when it could not be."""
     if not os.path.lexists(photo):
+        return False
+    odd = sidecar.load(json_path)
+    if odd.kind == "odd":  # another program's file: never written over
+        log.warning("%s is not a Dropsight sidecar (%s): left as it is", json_path, odd.reason)
         return False
     try:
         sidecar.write(json_path, record)  # atomic: a kill leaves no half file

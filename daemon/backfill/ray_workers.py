@@ -37,7 +37,7 @@ from dropsight.daemon.runtime.classifier import Classifier, LiteRTClassifier, Mo
 
 WAIT_S = 0.02  # how often a call checks whether its photos are written
 
-# What an actor returns per photo; `outcome`: labelled, current, unreadable or not_written.
+# What an actor returns per photo; `outcome`: labelled, current, odd, unreadable or not_written.
 COLUMNS = ("path", "root", "sidecar", "record", "outcome", "node")
 
 
@@ -181,8 +181,11 @@ class StagesLabeller:
         """Why the stages wrote no sidecar for a photo."""
         if not os.path.lexists(photo):
             return "unreadable"  # gone, or this node does not see the library
-        if sidecar.scan_state(photo, json_path, self._fingerprint) == "current":
+        state = sidecar.scan_state(photo, json_path, self._fingerprint)
+        if state == "current":
             return "current"  # labelled meanwhile (a retried batch after a lost node, say)
+        if state == "odd":
+            return "odd"  # another program's file holds the sidecar's place: left alone
         return "not_written"  # the writer logged why (disk full, permissions)
 
     def close(self) -> None:

@@ -113,9 +113,11 @@ def _actions(client: ServiceClient) -> dict[str, Callable[[], None]]:
 
 def format_status(status: Status) -> str:
     """A human summary of a status snapshot, a few lines long."""
+    odd = status.get("odd_files", 0)
     lines = [
         f"Dropsight {status['version']} (pid {status['pid']}): {status['state']}",
-        f"  Processed: {status['done']} done, {status['queued']} queued, {status['failed']} failed",
+        f"  Processed: {status['done']} done, {status['queued']} queued, {status['failed']} failed"
+        + (f", {odd} odd files (a .json that is not our sidecar: photo skipped)" if odd else ""),
     ]
     if status["current"]:
         lines.append(f"  Current:   {status['current']}")

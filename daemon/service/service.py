@@ -101,6 +101,7 @@ class Service:
             observers=[self.outputs],
             on_error=self.activity.error,
             orphans=Orphans(lambda: self.settings, photo_filter, self.outputs.forget),
+            on_odd=self.activity.odd_found,
         )
 
     def _error(self, path: Path | None, message: str) -> None:
