@@ -299,7 +299,10 @@ ErrorCode = Literal[
     "bad_json",  # 400: body is not UTF-8 JSON
     "bad_path",  # 400: classify path not absolute or not classifiable
     "file_not_found",  # 404: classify path does not exist
-    "unavailable",  # 503: e.g. the model is still loading, or too many connections
+    "unavailable",  # 503: e.g. the model is still loading
+    # 503: too many connections or event streams just now (the body also has "state":
+    # "busy"); the service runs: never "not running" (added in 0.3)
+    "busy",
     "request_timeout",  # 408: the request did not arrive in time (added in 0.3)
     "internal_error",  # 500: a handler failed (logged); the server keeps running
     "http_error",  # protocol-level error from the HTTP parser
@@ -345,6 +348,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or config; `service`: nothing to watch
     NOT_RUNNING = 3  # a control command found no service
     BUSY = 4  # `backfill` refused: a running service labels the same folders
+    SERVICE_BUSY = 5  # a control command: the service runs but has no slot free; try again
     # sysexits' EX_SOFTWARE: `service` failed inside. Not 1 or 2, which the systemd unit never
     # restarts (RestartPreventExitStatus).
     INTERNAL = 70

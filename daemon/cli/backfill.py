@@ -115,10 +115,12 @@ def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:
 
 def service_labelling(roots: list[Path]) -> str | None:
     """Why not to run now: a running, unpaused service watching any of these folders."""
-    from dropsight.daemon.api.client import ServiceClient, ServiceError
+    from dropsight.daemon.api.client import ServiceBusy, ServiceClient, ServiceError
 
     try:
         status = ServiceClient.connect().status()
+    except ServiceBusy:
+        return "a running service is too busy to say which folders it labels; try again"
     except ServiceError:
         return None
     if status.get("state") == "paused":

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dropsight.daemon.api.client import (
+    ServiceBusy,
     ServiceClient,
     ServiceError,
     ServiceNotRunning,
@@ -80,6 +81,9 @@ def run_command(name: str, as_json: bool) -> int:
             _write(out, json.dumps(status, indent=2) if as_json else format_status(status))
             return ExitCode.OK
         _actions(client)[name]()
+    except ServiceBusy as exc:
+        _write(err, busy_message(exc))
+        return ExitCode.SERVICE_BUSY
     except ServiceNotRunning as exc:
         log.debug("%s", exc)
         failure = startfail.read() if name == "status" else None
@@ -100,6 +104,11 @@ def run_command(name: str, as_json: bool) -> int:
     else:
         _write(out, _DONE_MESSAGES[name].format(me=command_name()))
     return ExitCode.OK
+
+
+def busy_message(exc: ServiceError) -> str:
+    """What a control command says when the service has no slot free for it."""
+    return f"Dropsight is running but busy ({exc}); try again in a moment"
 
 
 def _actions(client: ServiceClient) -> dict[str, Callable[[], None]]:
@@ -173,6 +182,9 @@ def cmd_events(args: argparse.Namespace) -> int:
         client = ServiceClient.connect()
         for event in client.events():
             print(event_line(event, args.json), flush=True)
+    except ServiceBusy as exc:
+        print(busy_message(exc), file=sys.stderr)
+        return ExitCode.SERVICE_BUSY
     except ServiceNotRunning:
         print(not_running_message(), file=sys.stderr)
         return ExitCode.NOT_RUNNING
