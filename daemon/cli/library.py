@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from dropsight.config.settings import Settings
 from dropsight.daemon.cli.common import ExitCode, settings_for, watched_folders
 from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.core.invocation import command_name
 from dropsight.daemon.labels.names import display_name
 
 if TYPE_CHECKING:
@@ -98,22 +100,53 @@ def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
 
 def index_command(args: argparse.Namespace) -> int:
     """`dropsight index rebuild|status [FOLDER...]`."""
-    from dropsight.daemon.core.progress import track
     from dropsight.daemon.outputs.index.library import Index
-    from dropsight.daemon.outputs.index.sync import labelled, sync
+    from dropsight.daemon.outputs.index.repair import damaged_message
 
     settings = settings_for(args)
-    with Index() as index:
+    try:
         if args.action == "status":
-            print(f"{index.count()} photos in {index.path}")
+            with Index(read_only=True) as index:
+                print(f"{index.count()} photos in {index.path}")
             return ExitCode.OK
         roots = _roots(settings, args.folders)
         if roots is None:
             return ExitCode.USAGE
-        found = track(labelled(settings, roots), desc="index")
-        changes = sync(index, settings, roots, from_scratch=True, progress=found)
-        print(f"index rebuilt: {changes.summary()}; {index.count()} photos in {index.path}")
+        count, path, changes, aside = rebuild(settings, roots, progress=True)
+    except sqlite3.DatabaseError as exc:
+        print(f"dropsight index: the library index cannot be used: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    if aside is not None:
+        print(f"dropsight index: {damaged_message(aside)}", file=sys.stderr)
+    print(f"index rebuilt: {changes}; {count} photos in {path}")
     return ExitCode.OK
+
+
+def rebuild(
+    settings: Settings, roots: Sequence[Path], *, progress: bool = False
+) -> tuple[int, Path, str, Path | None]:
+    """Rebuild the index from the sidecars under `roots`, a damaged one set aside first (also
+    when the damage shows only while rebuilding). (photos, index path, changes, set aside)."""
+    from dropsight.daemon.core.progress import track
+    from dropsight.daemon.outputs.index.library import is_damage
+    from dropsight.daemon.outputs.index.repair import open_repairing, set_aside
+    from dropsight.daemon.outputs.index.sync import labelled, sync
+
+    index, aside = open_repairing()
+    try:
+        try:
+            found = track(labelled(settings, roots), desc="index") if progress else None
+            changes = sync(index, settings, roots, from_scratch=True, progress=found)
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            index.close()
+            aside = set_aside(index.path)
+            index, _ = open_repairing(index.path)
+            changes = sync(index, settings, roots, from_scratch=True)
+        return index.count(), index.path, changes.summary(), aside
+    finally:
+        index.close()
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -141,12 +174,53 @@ def search_command(args: argparse.Namespace) -> int:
         min_score = settings_for(args).output.xmp_min_score
     limit = args.limit if args.limit is not None or not human else HUMAN_LIMIT
     words = [t.text for t in terms]
-    with Index() as index:
-        hits = index.search(words, min_score=min_score, under=args.under, limit=limit)
-        _print_hits(hits, args)
-        if human or not hits:
-            _say_what_else(index, args, words, hits, min_score=min_score, limit=limit)
+    for attempt in (1, 2):
+        try:
+            with Index(read_only=True) as index:  # search never writes (a read-only index)
+                hits = index.search(words, min_score=min_score, under=args.under, limit=limit)
+                _print_hits(hits, args)
+                if human or not hits:
+                    _say_what_else(index, args, words, hits, min_score=min_score, limit=limit)
+            break
+        except sqlite3.DatabaseError as exc:
+            if attempt == 2 or not _repaired(args, exc):
+                return ExitCode.FAILED
     return ExitCode.OK if hits else ExitCode.FAILED
+
+
+def _repaired(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> bool:
+    """A damaged index met by `search`: set aside and rebuilt (said in one line), or why not."""
+    from dropsight.daemon.outputs.index.library import is_damage
+    from dropsight.daemon.outputs.index.repair import damaged_message, set_aside
+
+    me = command_name()
+    if not is_damage(exc):
+        print(f"dropsight search: the library index cannot be read: {exc}", file=sys.stderr)
+        return False
+    settings = settings_for(args)
+    roots = watched_folders(settings)
+    try:
+        from dropsight.daemon.outputs.index.library import default_path
+
+        aside = set_aside(default_path())
+        if roots:
+            rebuild(settings, roots)
+    except (OSError, sqlite3.Error) as again:
+        print(
+            f"dropsight search: the library index is damaged ({exc}) and cannot be rebuilt:"
+            f" {again}",
+            file=sys.stderr,
+        )
+        return False
+    if not roots:
+        print(
+            f"dropsight search: the library index was damaged: set aside as {aside.name};"
+            f" no folders watched, so rebuild it with `{me} index rebuild FOLDER`",
+            file=sys.stderr,
+        )
+        return True
+    print(f"dropsight search: {damaged_message(aside)}", file=sys.stderr)
+    return True
 
 
 def _print_hits(hits: list[Hit], args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import Any, Literal, cast
 
 import msgspec
@@ -217,6 +217,10 @@ def load(path: Path) -> Loaded:
         return Loaded("odd", reason=f"cannot be read: {exc.strerror or exc}")
     try:
         st = os.fstat(fd)
+        if S_ISDIR(st.st_mode):
+            # Nothing a write could replace (a rename onto a folder fails): the write is
+            # tried, fails loudly and is retried until the user clears the way.
+            return Loaded("absent", reason="a folder")
         if not S_ISREG(st.st_mode):
             return Loaded("odd", reason="not a regular file")
         if st.st_size > MAX_BYTES:
