@@ -194,7 +194,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 def event_line(event: ResultEvent, as_json: bool) -> str:
     """One result event as `dropsight events` prints it."""
     if as_json:
-        return json.dumps(event, ensure_ascii=False)
+        return surrogates.escape(json.dumps(event, ensure_ascii=False))
     if event["status"] == "ok":
         score = event["score"]
         percent = f" {score * 100:.0f}%" if score is not None else ""

@@ -1,32 +1,29 @@
-"""`dropsight index`, `search` and `export`: getting at the results of a whole library."""
+"""`dropsight index` and `search`: getting at the results of a whole library (the index)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.cli.common import ExitCode, settings_for, watched_folders
-from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.core import surrogates
 from dropsight.daemon.core.invocation import command_name
-from dropsight.daemon.labels.names import display_name
 
 if TYPE_CHECKING:
     from dropsight.daemon.outputs.index.library import Hit, Index
 
-EXPORT_TOP_K = 5
 HUMAN_LIMIT = 50  # results shown on screen unless --limit says otherwise
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
-    """The `index`, `search` and `export` sub-commands."""
+    """The `index` and `search` sub-commands."""
     i = sub.add_parser(
         "index",
         help="rebuild or inspect the library index that search uses",
@@ -68,19 +65,6 @@ def add_arguments(sub: Any, with_config: Any) -> None:
     s.add_argument("-0", dest="null", action="store_true", help="with --paths: NUL-separated")
     with_config(s)
     s.set_defaults(func=search_command)
-
-    e = sub.add_parser(
-        "export",
-        help="write every photo's labels as CSV or JSON Lines",
-        description="One row per photo under the folders (default: the watched ones), read "
-        "from the sidecars: path, status, top-5 names and scores, categories, model, "
-        "processed_at. Streams: constant memory for any library size.",
-    )
-    e.add_argument("folders", nargs="*", type=Path, metavar="FOLDER")
-    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    e.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
-    with_config(e)
-    e.set_defaults(func=export_command)
 
 
 def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
@@ -227,7 +211,8 @@ def _print_hits(hits: list[Hit], args: argparse.Namespace) -> None:
     out = sys.stdout
     for hit in hits:
         if args.json:
-            out.write(json.dumps(hit.as_json(), ensure_ascii=False) + "\n")
+            # Names that are not UTF-8 as \udcXX escapes: the line is valid UTF-8 JSON.
+            out.write(surrogates.escape(json.dumps(hit.as_json(), ensure_ascii=False)) + "\n")
         elif args.paths:
             out.write(os.fsdecode(hit.path) + ("\0" if args.null else "\n"))
         else:
@@ -260,91 +245,3 @@ def _say_what_else(
         more = index.count_matching(words, min_score=0.0, under=args.under) - total
         if more > 0:
             print(f"{more} more below {min_score:.0%} (--min-score 0 shows them)", file=sys.stderr)
-
-
-# --- export ------------------------------------------------------------------------------------
-
-COLUMNS = [
-    "path",
-    "status",
-    *(f"{kind}{i}" for i in range(1, EXPORT_TOP_K + 1) for kind in ("name", "score")),
-    "categories",
-    "model",
-    "processed_at",
-    "error",
-]
-
-
-# One photo's export row: COLUMNS -> text, a score, or None (a field its sidecar lacks).
-Row = dict[str, str | float | None]
-
-
-def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[Row]:
-    """One row per labelled photo under `roots`, read from the sidecars as they come."""
-    from dropsight.daemon.outputs import sidecar
-    from dropsight.daemon.outputs.index.sync import labelled
-
-    for photo, json_path, _mtime in labelled(settings, roots):
-        record = sidecar.read(json_path)
-        if record is not None:
-            yield row(photo, record)
-
-
-def row(photo: Path, record: SidecarRecord) -> Row:
-    """A photo's export row (read defensively: the sidecar is a file on disk)."""
-    out: Row = {
-        "path": os.fsdecode(os.fsencode(photo)),
-        "status": record.get("status"),
-        "categories": " ".join(record.get("categories") or []),
-        "model": (record.get("model") or {}).get("name"),
-        "processed_at": record.get("processed_at"),
-        "error": (record.get("error") or {"message": ""})["message"],
-    }
-    preds = record.get("predictions") or []
-    for i in range(EXPORT_TOP_K):
-        p = preds[i] if i < len(preds) else None
-        out[f"name{i + 1}"] = display_name(p) if p else ""
-        out[f"score{i + 1}"] = p["score"] if p else ""
-    return out
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """`dropsight export [FOLDER...] --format csv|jsonl [--output FILE]`."""
-    from dropsight.daemon.core.atomic import temp_path_for
-    from dropsight.daemon.core.progress import track
-
-    settings = settings_for(args)
-    roots = _roots(settings, args.folders)
-    if roots is None:
-        return ExitCode.USAGE
-    source = rows(settings, roots)
-    if args.output is None:
-        count = _write(sys.stdout, source, args.format)
-    else:
-        # Written beside the target and renamed at the end: a reader never sees half a file.
-        tmp = temp_path_for(args.output)
-        try:
-            with tmp.open("w", encoding="utf-8", newline="") as f:
-                count = _write(f, track(source, desc="export"), args.format)
-            tmp.replace(args.output)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        print(f"exported {count} photos to {args.output}", file=sys.stderr)
-    return ExitCode.OK
-
-
-def _write(out: TextIO, source: Iterable[Row], fmt: str) -> int:
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for r in source:
-            writer.writerow(r)
-            count += 1
-    else:
-        for r in source:
-            line = {**r, "categories": str(r["categories"]).split()}
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-            count += 1
-    return count
