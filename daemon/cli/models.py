@@ -221,7 +221,7 @@ def _import(source: Path) -> int:
     known = source_for("vgg16")
     assert known is not None
     try:
-        target = import_file(source, known.target, md5=known.md5)
+        target = import_file(source, known.target, md5=known.md5, size=known.size)
     except DownloadError as exc:
         print(f"dropsight models import: {exc}", file=sys.stderr)
         return ExitCode.FAILED
