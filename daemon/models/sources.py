@@ -29,12 +29,13 @@ def source_for(name: str) -> Source | None:
     spec = registry.spec(name)
     if not spec.download_bytes:
         return None
-    test_url = os.environ.get(URL_ENV)
+    test_url, test_md5 = os.environ.get(URL_ENV), os.environ.get(MD5_ENV)
     return Source(
         name=name,
         url=test_url or weights.VGG16_WEIGHTS_URL,
-        md5=os.environ.get(MD5_ENV) or weights.VGG16_WEIGHTS_MD5,
-        size=None if test_url else spec.download_bytes,
+        md5=test_md5 or weights.VGG16_WEIGHTS_MD5,
+        # A test's file (another URL or checksum) has a size of its own.
+        size=None if test_url or test_md5 else spec.download_bytes,
         # The Keras cache: where the weights chain looks, and where Keras itself puts them.
         target=weights.keras_home() / "models" / weights.VGG16_WEIGHTS_FILE,
     )

@@ -203,3 +203,16 @@ def test_the_service_downloads_on_request_and_switches(
 def fetch_stage(service: Service) -> str | None:
     fetch = service.status()["model"].get("fetch")
     return fetch["stage"] if fetch else None
+
+
+def test_import_refuses_a_file_of_the_wrong_size_before_copying(
+    app_home: Path, tmp_path: Path
+) -> None:
+    """Issue 20 item 13: a 3 GB file was copied whole before its known size was checked."""
+    huge = tmp_path / "huge.h5"
+    with huge.open("wb") as f:  # sparse: 3 GB that cost no disk
+        f.truncate(3 << 30)
+    refused = dropsight("models", "import", huge)
+    assert refused.returncode == 1
+    assert "3221225472 bytes, expected 553467096" in refused.stderr
+    assert not (Path(os.environ["KERAS_HOME"]) / "models").exists()
