@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from dropsight.config.settings import ModelSettings, Settings, WatchSettings
 from dropsight.daemon.cli.control import format_status
 from dropsight.daemon.service.service import Service
-from tests.daemon.helpers import dropsight, idle_after_scan, load_valid
+from tests.daemon.helpers import (
+    dropsight,
+    heard,
+    idle_after_scan,
+    load_valid,
+    make_photo,
+    wait_for,
+)
 from tests.daemon.service.test_xmp_real import fingerprint
 
 WRONG_SHAPE = b'{"schema_version": 1, "model": "made by another tool"}'
@@ -75,3 +83,26 @@ def test_odd_sidecars_beside_200_photos(tmp_path: Path, hundred_photos: list[Pat
     xmp = dropsight("xmp", "write", folder, timeout_s=120)
     assert xmp.returncode == 0, xmp.stderr
     assert {name: fingerprint(path) for name, path in odd.items()} == before
+
+
+def test_a_new_photo_beside_another_programs_json_is_left_alone(
+    watched: Path, run: Callable[..., Service]
+) -> None:
+    """The decoder's and the writer's check: a photo heard (not scanned) is never labelled
+    over another program's sidecar, and once that file goes, it is labelled."""
+    service = run(watched)
+    theirs = watched / "new.jpg.json"
+    theirs.write_bytes(b'{"tool": "another tagger", "tags": ["beach"]}')
+    before = fingerprint(theirs)
+    make_photo(watched / "new.jpg", seed=5)
+    heard(service, watched)
+    assert fingerprint(theirs) == before
+    status = service.status()
+    assert status["odd_files"] == 1
+    assert any("new.jpg.json is not a Dropsight sidecar" in e["message"] for e in status["errors"])
+    theirs.unlink()
+    service.rescan()
+    wait_for(
+        lambda: load_valid(theirs)["status"] == "ok" if theirs.exists() else False, 20, "labelled"
+    )
+    wait_for(lambda: service.status()["odd_files"] == 0, 20, "no longer odd")
