@@ -94,7 +94,14 @@ def measure(
         reference = _predict_all(make(BASELINE), check)
     out = []
     for candidate in options:
-        classifier = make(candidate)
+        try:
+            classifier = make(candidate)
+        except (RuntimeError, ValueError) as exc:
+            if candidate == BASELINE or len(options) == 1:
+                raise
+            # A runtime that cannot run this model here is left out, not fatal.
+            log.warning("%s cannot run this model here (%s); leaving it out", candidate.label, exc)
+            continue
         img_s = timing.throughputs(classifier, x, batches, seconds)
         agreement = None
         if candidate.precision != "fp32" and reference is not None and check is not None:
@@ -145,7 +152,10 @@ def choose(
     make = lambda c: build(c, artifact, info, plan)  # noqa: E731
     measured = measure(options, make, check, batches=batches, size=info.input_size)
     baseline = BASELINE if asked.runtime == "auto" else None
-    picked = choice.choose(measured, plan.batch_size, baseline=baseline)
+    try:
+        picked = choice.choose(measured, plan.batch_size, baseline=baseline)
+    except ValueError as exc:  # nothing ran: say so (the model file is not to blame)
+        raise RuntimeUnavailable(f"{info.name}: {exc}") from None
     decision = decisions.Decision(info.name, picked, _table(measured))
     decisions.save(name, decision)
     log.info("%s runs on %s: %s", info.name, picked.candidate.label, picked.reason)

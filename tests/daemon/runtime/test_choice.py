@@ -76,3 +76,23 @@ def test_agreement_compares_top5_sets() -> None:
     changed[3, np.argsort(-ref[3])[5]] = 2.0  # the sixth class climbs into the top 5
     assert agreement(ref, changed) == pytest.approx(0.9)
     assert agreement(ref, ref[:5]) == 0.0
+
+
+def test_a_runtime_that_cannot_load_the_model_is_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dropsight.daemon.runtime import selection
+    from tests.daemon.helpers import FakeClassifier
+
+    def make(c: Candidate) -> FakeClassifier:
+        if c.runtime == "openvino":
+            raise RuntimeError("unsupported operation")
+        return FakeClassifier()
+
+    measured = selection.measure(
+        [BASELINE, OV32], make, None, batches=[1], size=(8, 8), seconds=0.01
+    )
+    assert [m.candidate for m in measured] == [BASELINE]
+    assert "openvino-fp32 cannot run this model here (unsupported operation)" in caplog.text
+    with pytest.raises(RuntimeError, match="unsupported"):
+        selection.measure([OV32], make, None, batches=[1], size=(8, 8), seconds=0.01)
