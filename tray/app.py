@@ -27,7 +27,7 @@ from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop, logsetup, xorg
 from dropsight.tray.desktop import TRAY_PID_ENV
-from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
+from dropsight.tray.icons import icon_for, tooltip_for, visual_state
 from dropsight.tray.menu import MenuItem, build_menu
 
 log = logging.getLogger(__name__)
@@ -357,15 +357,13 @@ class _IconUpdater:
         # update_menu() from a non-UI thread is not safe on win32/macOS (pystray #60); there
         # the menu is rebuilt after each of its own actions instead.
         self._can_update_menu = sys.platform not in {"win32", "darwin"}
-        self._no_alpha = xorg.is_xorg(icon)
+        self._latin1_title = xorg.is_xorg(icon)
 
     def __call__(self) -> None:
         status = self.app.display_status()
         title = tooltip_for(status)
         image = icon_for(status)
-        if self._no_alpha:
-            image = flatten(image)
-        if self._no_alpha:
+        if self._latin1_title:
             # python-xlib writes the window name as Latin-1 (WM_NAME/STRING); a file name
             # in an error message may hold anything.
             title = title.encode("latin-1", "replace").decode("latin-1")
@@ -405,12 +403,9 @@ def run_tray(app: TrayApp) -> int:
             print(f"dropsight tray: cannot show a tray icon: {exc}", file=sys.stderr)
         return ExitCode.FAILED
 
-    first_image = icon_for(None)
-    if pystray.Icon.__module__ == "pystray._xorg":
-        first_image = flatten(first_image)
-    icon = pystray.Icon(
+    icon = xorg.icon_class(pystray.Icon)(
         APP_NAME,
-        icon=first_image,
+        icon=icon_for(None),
         title=tooltip_for(None),
         menu=pystray.Menu(lambda: _to_pystray(app.menu(), app)),
     )
