@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,10 @@ from dropsight.tray.search import SearchWindow
 from dropsight.tray.worker import is_open
 
 log = logging.getLogger(__name__)
+
+# How long a clicked XMP box waits for the service to report the change before it shows
+# what the service does again (the service checks its config file every 2 s).
+XMP_APPLY_S = 8.0
 
 
 class Actions:
@@ -195,19 +200,28 @@ class ControlBar:
 
     def _build_switches(self) -> None:
         """Second row: the two switches, and the first-run download offer."""
+        # Each box has a variable of its own: a ttk checkbutton without one shows the
+        # half-checked "alternate" look and, once clicked, follows a variable named after
+        # its path instead of what we set (issue 21: the XMP box showed the opposite).
+        self.login_value = Flag(self.frame)
         self.login_check = ttk.Checkbutton(
             self.frame,
             text="Start at login",
             command=self._toggle_login,
+            variable=self.login_value,
             name="login",
         )
-        _check(self.login_check, self.actions.start_at_login())
+        self.login_value.set(self.actions.start_at_login())
+        self.xmp_value = Flag(self.frame)
         self.xmp_check = ttk.Checkbutton(
             self.frame,
             text="Write XMP keywords",
             command=self._toggle_xmp,
+            variable=self.xmp_value,
             name="xmp",
         )
+        self.xmp_check.state(["disabled"])  # until the service says what it does
+        self._xmp_wanted: tuple[bool, float] | None = None  # a click the service has not seen
         # Shown only while the configured model's weights are missing (first run).
         self.download_button = ttk.Button(self.frame, command=self._download, name="download")
         self._missing: str | None = None
@@ -220,7 +234,8 @@ class ControlBar:
         """Follow the service: Start when none runs, Stop when one does."""
         self._running = status is not None and status.get("state") != "stopping"
         self.service_button.configure(text="Stop service" if self._running else "Start service")
-        _check(self.xmp_check, self.actions.xmp_enabled())
+        self._show_xmp(status)
+        self.login_value.set(self.actions.start_at_login())
         model = model_of(status)
         missing = model.get("missing") if model else None
         self._missing = missing["name"] if missing and not fetching(status) else None
@@ -232,9 +247,17 @@ class ControlBar:
             self.download_button.grid()
         else:
             self.download_button.grid_remove()
-        self.xmp_check.configure(state="normal" if status is not None else "disabled")
         if self.dialog is not None and self.dialog.alive:
             self.dialog.refresh()
+
+    def _show_xmp(self, status: Status | None) -> None:
+        """The XMP box says what the service does (a click shows at once, until it applies)."""
+        self.xmp_check.state(["!disabled" if status is not None else "disabled"])
+        actual = self.actions.xmp_enabled()
+        wanted = self._xmp_wanted
+        if wanted is not None and (actual == wanted[0] or time.monotonic() > wanted[1]):
+            self._xmp_wanted = wanted = None
+        self.xmp_value.set(actual if wanted is None else wanted[0])
 
     def _toggle_service(self) -> None:
         if self._running:
@@ -251,17 +274,22 @@ class ControlBar:
 
     def _toggle_login(self) -> None:
         try:
-            self.actions.set_start_at_login(self.login_check.instate(["selected"]))
+            self.actions.set_start_at_login(self.login_value.get())
         except OSError as exc:
             self._on_message(f"Could not change start at login: {exc}")
-        _check(self.login_check, self.actions.start_at_login())
+        self.login_value.set(self.actions.start_at_login())
 
     def _toggle_xmp(self) -> None:
-        wanted = self.xmp_check.instate(["selected"])
+        wanted = self.xmp_value.get()
         problem = self.actions.set_xmp(wanted)
         if problem:
             self._on_message(problem)
-            _check(self.xmp_check, not wanted)
+            self._xmp_wanted = None
+            self.xmp_value.set(self.actions.xmp_enabled())
+            return
+        # The service applies the config at its next check (about 2 s); until it reports
+        # the change, or if it never does, the box goes back to what the service says.
+        self._xmp_wanted = (wanted, time.monotonic() + XMP_APPLY_S)
 
     def _quit(self) -> None:
         self.actions.quit_all()
@@ -378,7 +406,13 @@ class FoldersDialog:
             self.window.destroy()
 
 
-def _check(box: ttk.Checkbutton, on: bool) -> None:
-    """Tick or untick a check box. (No Tk variables: one collected by a worker thread's
-    garbage collection calls into Tk off the main thread and fails.)"""
-    box.state(["selected" if on else "!selected", "!alternate"])
+class Flag(tk.BooleanVar):
+    """A check box's Tk variable that never calls Tk when Python collects it.
+
+    tk.Variable.__del__ unsets its Tcl variable; run by a worker thread's garbage
+    collection it calls Tk off the main thread and Tcl aborts the process. The variable
+    lives in its window's interpreter and goes with it.
+    """
+
+    def __del__(self) -> None:
+        pass

@@ -637,3 +637,69 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         pump_until(lambda: "none yet (23 photos" in str(window.summary.cget("text")), "no zebras")
     finally:
         viewer.close()
+
+
+def test_the_xmp_box_shows_what_the_service_does(
+    display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each click and after a hand edit of config.toml the box equals the service's
+    XMP setting, never the half-checked look (issue 21 item 2)."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.config.settings import load
+    from dropsight.daemon.core import paths
+    from dropsight.daemon.service.service import Service
+    from dropsight.tray.viewer import Viewer
+    from tests.daemon.helpers import FakeClassifier
+
+    monkeypatch.setattr(desktop, "spawn", lambda _command: None)
+    folder = tmp_path / "Phone"
+    folder.mkdir()
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[watch]\nfolders = ["{folder}"]\n\n[output]\nxmp = "off"\n', "utf-8")
+    service = Service(
+        load(config),
+        classifier_factory=lambda _s: FakeClassifier(),
+        reload_settings=lambda: load(config),
+    )
+    server = ControlServer(service)
+    service.start()
+    server.start()
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    box = viewer.controls.xmp_check
+
+    def pump_until(condition: Callable[[], object], what: str, timeout_s: float = 15) -> None:
+        def check() -> object:
+            root.update()
+            return condition()
+
+        wait_for(check, timeout_s, what)
+
+    def service_xmp() -> bool:
+        return service.status()["output"]["xmp"] == "beside"
+
+    def box_agrees() -> bool:
+        assert not box.instate(["alternate"]), "the half-checked look"
+        return box.instate(["selected"]) == service_xmp() and not box.instate(["disabled"])
+
+    try:
+        pump_until(box_agrees, "the box to show XMP off")
+        assert not box.instate(["selected"])
+        for wanted in (True, False, True, False):
+            box.invoke()
+            pump_until(lambda: service_xmp() == wanted, f"the service to apply XMP {wanted}")  # noqa: B023
+            pump_until(box_agrees, f"the box to show XMP {wanted}")
+            assert box.instate(["selected"]) == wanted
+        # By hand, while the viewer is open: the box follows the file the service reads.
+        text = config.read_text("utf-8").replace('xmp = "off"', 'xmp = "beside"')
+        config.write_text(text, "utf-8")
+        pump_until(service_xmp, "the service to read the edited file")
+        pump_until(box_agrees, "the box to follow the edited file")
+        assert box.instate(["selected"])
+    finally:
+        viewer.close()
+        server.stop()
+        service.stop()
+        service.join()
