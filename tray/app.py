@@ -26,6 +26,7 @@ from dropsight.daemon.contracts import ErrorEntry, ExitCode, ServiceState, Statu
 from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop, logsetup, xorg
+from dropsight.tray.attention import ConfigCheck, config_not_applied, config_path, with_problem
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import icon_for, tooltip_for, visual_state
 from dropsight.tray.menu import MenuItem, build_menu
@@ -38,6 +39,8 @@ SERVICE_STOP_TIMEOUT_S = 30.0
 SERVICE_KILL_TIMEOUT_S = 5.0
 # A double click on the xorg icon must not open two viewers.
 VIEWER_DEBOUNCE_S = 1.5
+# How long the tooltip tells of a menu action that failed (no opener for Open log, say).
+NOTICE_S = 20.0
 
 
 class TrayApp:
@@ -67,6 +70,10 @@ class TrayApp:
         self._last_problem = ""
         self._created_at = time.time()
         self._started_at = 0.0
+        self._failures_since = self._created_at  # start failures before this are settled
+        self._config = ConfigCheck()
+        self._config_problem: str | None = None
+        self._notice: tuple[str, float] = ("", 0.0)  # a failed menu action, for a while
         self.on_quit: Callable[[], None] | None = None
 
     # --- polling (runs in pystray's setup thread) ---------------------------------------------
@@ -107,7 +114,14 @@ class TrayApp:
             started = self._started
         if status is not None:
             self._exit_message = None
+            self._config_problem = self._config.problem(config_path(status))
             return
+        self._config_problem = None
+        if self._exit_message and self._config.fixed(self._exit_message, config_path(None)):
+            # The start failed on the config file, which has been fixed since: say so no more.
+            log.info("the config problem that stopped the service is fixed")
+            self._exit_message = None
+            self._failures_since = time.time()
         if started is not None and started.poll() is not None:
             code = started.returncode
             log.warning("the service started by the tray exited with code %s", code)
@@ -123,7 +137,8 @@ class TrayApp:
         elif (
             started is None
             and self._exit_message is None
-            and (failure := startfail.read(since=self._created_at))
+            and (failure := startfail.read(since=self._failures_since))
+            and not self._config.fixed(failure.message, config_path(None))
         ):
             # Started elsewhere (at login, from a terminal) and failed since this tray began.
             self._exit_message = f"the service could not start: {failure.message}"
@@ -142,9 +157,17 @@ class TrayApp:
         """The snapshot to show: the service's, or a stand-in while it starts or after it died."""
         with self._lock:
             status, started = self._status, self._started
+        notice, until = self._notice
         if status is not None:
+            if notice and time.monotonic() < until:
+                return with_problem(status, notice)
+            if self._config_problem:
+                return with_problem(status, config_not_applied(self._config_problem))
             return status
         if started is not None and started.poll() is None:
+            failure = startfail.read(since=self._started_at)
+            if failure is not None:  # it said why before its process ended
+                return stand_in("error", 0, f"the service could not start: {failure.message}")
             return stand_in("starting", started.pid)
         if self._exit_message:
             return stand_in("error", 0, self._exit_message)
@@ -172,8 +195,12 @@ class TrayApp:
     # --- menu host --------------------------------------------------------------------------
 
     def open_path(self, path: Path) -> None:
-        """Open a file or folder with the desktop."""
-        self._open_path(path)
+        """Open a file or folder with the desktop (the tooltip says so when nothing can)."""
+        try:
+            self._open_path(path)
+        except desktop.OpenFailed as exc:
+            log.warning("%s", exc)
+            self._notice = (str(exc), time.monotonic() + NOTICE_S)
 
     def open_viewer(self, *args: str) -> None:
         """Open the viewer window (its own process: Tk wants a main thread of its own)."""

@@ -10,11 +10,13 @@ import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 from tkinter import filedialog, ttk
+from typing import Protocol
 
 from dropsight.config.edit import add_folders, remove_folders, set_value
 from dropsight.config.settings import ConfigError, load
 from dropsight.daemon.contracts import Status
 from dropsight.daemon.core import paths
+from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import fetching, model_of, model_title
@@ -27,6 +29,15 @@ log = logging.getLogger(__name__)
 # How long a clicked XMP box waits for the service to report the change before it shows
 # what the service does again (the service checks its config file every 2 s).
 XMP_APPLY_S = 8.0
+
+
+Done = Callable[[Status | None], bool]
+
+
+class Say(Protocol):
+    """Shows a line in the window; with `done`, only until a status satisfies it."""
+
+    def __call__(self, text: str, done: Done | None = None, /) -> None: ...
 
 
 class Actions:
@@ -46,8 +57,14 @@ class Actions:
     def _spawn(self, command: list[str]) -> None:
         desktop.spawn(command)
 
-    def _open_path(self, path: Path) -> None:
-        desktop.open_path(path)
+    def _open_path(self, path: Path) -> str | None:
+        """Open with the desktop; a line to show when nothing could."""
+        try:
+            desktop.open_path(path)
+        except desktop.OpenFailed as exc:
+            log.warning("%s", exc)
+            return str(exc)
+        return None
 
     def config_path(self) -> Path:
         """The config file the running service uses (or would use)."""
@@ -90,17 +107,17 @@ class Actions:
             return f"Could not remove {folder}: {exc}"
         return f"No longer watching {folder}" if removed else f"{folder} was not in the config"
 
-    def open_folder(self, folder: Path) -> None:
-        """Show a folder in the file manager."""
-        self._open_path(folder)
+    def open_folder(self, folder: Path) -> str | None:
+        """Show a folder in the file manager; a line to show if nothing could."""
+        return self._open_path(folder)
 
-    def open_settings(self) -> None:
+    def open_settings(self) -> str | None:
         """Open the config file (created from the documented defaults if missing)."""
-        self._open_path(settings_file(self._status()))
+        return self._open_path(settings_file(self._status()))
 
-    def open_log(self) -> None:
+    def open_log(self) -> str | None:
         """Open the service's log."""
-        self._open_path(log_target(self._status()))
+        return self._open_path(log_target(self._status()))
 
     def start_at_login(self) -> bool:
         """Whether Dropsight starts at login."""
@@ -152,7 +169,7 @@ class ControlBar:
         parent: tk.Misc,
         actions: Actions,
         *,
-        on_message: Callable[[str], None],
+        on_message: Say,
         on_quit: Callable[[], None],
     ) -> None:
         self.actions = actions
@@ -178,10 +195,16 @@ class ControlBar:
             self.frame, text="Find photos\u2026", command=self.open_search, name="find"
         )
         self.settings_button = ttk.Button(
-            self.frame, text="Settings", command=actions.open_settings, name="settings"
+            self.frame,
+            text="Settings",
+            command=lambda: self._report(actions.open_settings()),
+            name="settings",
         )
         self.log_button = ttk.Button(
-            self.frame, text="Open log", command=actions.open_log, name="log"
+            self.frame,
+            text="Open log",
+            command=lambda: self._report(actions.open_log()),
+            name="log",
         )
         self.quit_button = ttk.Button(
             self.frame, text="Quit Dropsight", command=self._quit, name="quit"
@@ -259,18 +282,27 @@ class ControlBar:
             self._xmp_wanted = wanted = None
         self.xmp_value.set(actual if wanted is None else wanted[0])
 
+    def _report(self, problem: str | None) -> None:
+        if problem:
+            self._on_message(problem)
+
     def _toggle_service(self) -> None:
+        # Each message stays only until the status shows the outcome, never after it.
         if self._running:
             self.actions.stop_service()
-            self._on_message("Stopping the service\u2026")
+            self._on_message("Stopping the service\u2026", lambda status: status is None)
         else:
+            clicked = time.time()
             self.actions.start_service()
-            self._on_message("Starting the service\u2026")
+            self._on_message(
+                "Starting the service\u2026",
+                lambda status: status is not None or startfail.read(since=clicked) is not None,
+            )
 
     def _download(self) -> None:
         if self._missing:
             self.actions.get_model(self._missing)
-            self._on_message(f"Downloading {model_title(self._missing)}\u2026")
+            self._on_message(f"Downloading {model_title(self._missing)}\u2026", _download_answered)
 
     def _toggle_login(self) -> None:
         try:
@@ -318,7 +350,7 @@ class FoldersDialog:
         self,
         parent: tk.Misc,
         actions: Actions,
-        on_message: Callable[[str], None],
+        on_message: Say,
         choose_folder: Callable[[], str | None] | None = None,
     ) -> None:
         self.actions = actions
@@ -394,7 +426,9 @@ class FoldersDialog:
         """Open the selected folder in the file manager."""
         folder = self._selected()
         if folder is not None:
-            self.actions.open_folder(folder)
+            problem = self.actions.open_folder(folder)
+            if problem:
+                self._say(problem)
 
     def _say(self, text: str) -> None:
         self.note.configure(text=text)
@@ -404,6 +438,12 @@ class FoldersDialog:
         """Close the dialog."""
         if self.alive:
             self.window.destroy()
+
+
+def _download_answered(status: Status | None) -> bool:
+    """Whether the service shows the download (or its failure), or is gone."""
+    model = model_of(status)
+    return model is None or bool(model.get("fetch"))
 
 
 class Flag(tk.BooleanVar):

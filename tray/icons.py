@@ -7,6 +7,7 @@ import math
 from PIL import Image, ImageDraw
 
 from dropsight.daemon.contracts import ModelFetchStatus, ModelStatus, Status
+from dropsight.tray.attention import reason_first, window_wording
 
 ICON_SIZE_PX = 64
 # Drawn large and scaled down: Pillow's shapes have no anti-aliasing of their own.
@@ -98,7 +99,7 @@ def summary(status: Status | None) -> str:
     if state == "error":
         errors = status.get("errors") or []
         last = errors[0].get("message") if errors else None
-        return f"error: {last}" if last else "error"
+        return f"error: {window_wording(reason_first(last))}" if last else "error"
     return f"{state}..."  # starting..., stopping...
 
 

@@ -178,11 +178,17 @@ class SearchWindow:
 
     def _open_photo(self) -> None:
         if self.selected is not None:
-            desktop.open_path(self.selected.path)
+            self._open(self.selected.path)
 
     def _open_folder(self) -> None:
         if self.selected is not None:
-            desktop.open_path(self.selected.path.parent)
+            self._open(self.selected.path.parent)
+
+    def _open(self, path: Path) -> None:
+        try:
+            desktop.open_path(path)
+        except desktop.OpenFailed as exc:
+            self.summary.configure(text=str(exc))
 
     # --- chips ---------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from dropsight.daemon.api.client import ServiceClient, ServiceError
 from dropsight.daemon.api.wire import read_sidecar
 from dropsight.daemon.contracts import ExitCode, Status
 from dropsight.tray import logsetup
-from dropsight.tray.controls import Actions, ControlBar
+from dropsight.tray.attention import ConfigCheck, config_not_applied, config_path, with_problem
+from dropsight.tray.controls import Actions, ControlBar, Done
 from dropsight.tray.header import StatusHeader, banner_for
 from dropsight.tray.icons import visual_state
 from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 STATUS_POLL_MS = 1000
 RESULT_POLL_MS = 50
 MESSAGE_HOLD_S = 6.0
+# An action's message ("Starting the service...") goes when its outcome shows; at the latest:
+ACTION_HOLD_S = 30.0
 IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
 
 _WARN_BG = "#fff3cd"
@@ -49,7 +52,8 @@ class Viewer:
     ) -> None:
         self.root = root
         self.actions = actions or Actions(lambda: self._status, self._stop_service, self._get_model)
-        self._message: tuple[str, float] = ("", 0.0)
+        self._message: tuple[str, float, Done | None] = ("", 0.0, None)
+        self._config = ConfigCheck()
         self._raise_requested = False
         self._connect = connect
         self._choose_file = choose_file or self._ask_file
@@ -169,17 +173,23 @@ class Viewer:
     def _show_status(self, status: Status | None) -> None:
         self._status_pending = False
         self._status = status
-        self.header.show(status)
+        problem = self._config.problem(config_path(status)) if status is not None else None
+        shown = with_problem(status, config_not_applied(problem)) if status and problem else status
+        self.header.show(shown)
         self.choose_button.configure(state="normal" if status is not None else "disabled")
         self.controls.show(status)
-        text, until = self._message
-        held = text and time.monotonic() < until
-        self.header.show_banner(text if held else banner_for(status))
+        text, until, done = self._message
+        held = text and time.monotonic() < until and not (done and done(status))
+        if not held:
+            self._message = ("", 0.0, None)
+        self.header.show_banner(text if held else banner_for(status, problem, self._config))
         self.recent.update(status["recent"] if status else [])
 
-    def say(self, text: str) -> None:
-        """Show a short message (what a button just did) for a few seconds."""
-        self._message = (text, time.monotonic() + MESSAGE_HOLD_S)
+    def say(self, text: str, done: Done | None = None) -> None:
+        """Show a short message (what a button just did) for a few seconds, or until a
+        status satisfies `done` (the outcome is on screen: no stale "Starting...")."""
+        hold = MESSAGE_HOLD_S if done is None else ACTION_HOLD_S
+        self._message = (text, time.monotonic() + hold, done)
         self.header.show_banner(text)
 
     def _get_model(self, name: str) -> None:

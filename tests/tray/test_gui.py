@@ -448,15 +448,21 @@ def test_viewer_controls_drive_a_real_service(
         controls.service_button.invoke()
         assert spawned == [desktop.service_command()]
 
-        # A service that could not start: the reason, in a banner that does not widen the window.
+        # The Start message goes as soon as the outcome shows (here: a failed start).
+        assert "Starting the service" in str(viewer.banner.cget("text"))
+        good = config.read_text("utf-8")
+        config.write_text(good + "\n[model]\ntop_k = 0\n", "utf-8")
         width = root.winfo_width()
         reason = f"config error: {config}: model.top_k = 0 is invalid; expected 1 to 1000"
         startfail.record(reason)
-        viewer._message = ("", 0.0)
+        # The reason, in a banner that does not widen the window.
         pump_until(lambda: reason in str(viewer.banner.cget("text")), "the start failure")
         root.update_idletasks()
         assert root.winfo_width() == width
         shot("viewer-start-failed.png")
+        # Fixed in the file: the banner says so without a click on Start.
+        config.write_text(good, "utf-8")
+        pump_until(lambda: "fixed" in str(viewer.banner.cget("text")), "the fixed config")
 
         controls.quit_button.invoke()
         assert viewer._closed
@@ -541,7 +547,7 @@ def test_viewer_first_run_offers_vgg16_and_shows_the_download(display: str, tmp_
                     "error": None,
                 },
             )
-            viewer._message = ("", 0.0)
+            viewer._message = ("", 0.0, None)
             pump_until(
                 lambda: str(viewer.banner.cget("text")).startswith("Downloading VGG16: 50%"),
                 "the progress",
