@@ -17,9 +17,10 @@ from dropsight.config.settings import ConfigError, load
 from dropsight.daemon.contracts import Status
 from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
-from dropsight.tray import autostart, desktop
+from dropsight.tray import autostart, desktop, theme
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import fetching, model_of, model_title
+from dropsight.tray.layout import fit_window
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
 from dropsight.tray.worker import is_open
@@ -358,7 +359,9 @@ class FoldersDialog:
         self.choose_folder = choose_folder or self._ask_folder
         self.window = tk.Toplevel(parent, name="folders")
         self.window.title("Dropsight: watched folders")
-        self.window.minsize(520, 260)
+        fit_window(self.window, (680, 380), (480, 300))
+        self.window.bind("<Escape>", lambda _e: self.close())
+        colours = theme.palette(self.window)
         self.window.columnconfigure(0, weight=1)
         self.window.rowconfigure(1, weight=1)
         ttk.Label(
@@ -366,7 +369,18 @@ class FoldersDialog:
             text="New photos in these folders (and their sub-folders) are labelled.",
             padding=(10, 10, 10, 4),
         ).grid(row=0, column=0, columnspan=2, sticky="w")
-        self.listbox = tk.Listbox(self.window, height=8, name="list", activestyle="none")
+        self.listbox = tk.Listbox(
+            self.window,
+            height=8,
+            name="list",
+            activestyle="none",
+            background=colours.list_bg,
+            foreground=colours.text,
+            selectbackground=colours.select_bg,
+            selectforeground=colours.text,
+            highlightthickness=0,
+            borderwidth=0,
+        )
         self.listbox.grid(row=1, column=0, sticky="nsew", padx=(10, 6), pady=4)
         buttons = ttk.Frame(self.window, padding=(0, 4, 10, 4))
         buttons.grid(row=1, column=1, sticky="n")
@@ -375,8 +389,14 @@ class FoldersDialog:
         self.open_button = ttk.Button(buttons, text="Open", command=self.open, name="open")
         for row, button in enumerate((self.add_button, self.remove_button, self.open_button)):
             button.grid(row=row, column=0, sticky="ew", pady=2)
-        self.note = ttk.Label(self.window, text="", padding=(10, 4, 10, 10), name="note")
-        self.note.grid(row=2, column=0, columnspan=2, sticky="w")
+        bottom = ttk.Frame(self.window, padding=(10, 4, 10, 10))
+        bottom.grid(row=2, column=0, columnspan=2, sticky="ew")
+        bottom.columnconfigure(0, weight=1)
+        self.note = ttk.Label(bottom, text="", name="note")
+        self.note.grid(row=0, column=0, sticky="w")
+        bottom.bind("<Configure>", lambda e: self.note.configure(wraplength=max(e.width - 120, 99)))
+        self.close_button = ttk.Button(bottom, text="Close", command=self.close, name="close")
+        self.close_button.grid(row=0, column=1, sticky="e")
         self._shown: list[Path] = []
         self.refresh()
 

@@ -221,7 +221,11 @@ def _docked_class(base: type[Any]) -> type[Any]:
         def _assert_icon_data(self, width: int, height: int) -> None:
             if self._icon_data is not None and self._icon_data.size == (width, height):
                 return
-            image = self._icon.convert("RGBA").resize((width, height), Image.Resampling.LANCZOS)
+            # Square and centred: a tray slot of 24x26 must not stretch the round icon.
+            side = min(width, height)
+            square = self._icon.convert("RGBA").resize((side, side), Image.Resampling.LANCZOS)
+            image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+            image.paste(square, ((width - side) // 2, (height - side) // 2))
             self._icon_data = image
 
         def _draw(self) -> None:
