@@ -19,6 +19,8 @@ XmpMode = Literal["off", "beside"]
 XmpName = Literal["IMG.jpg.xmp", "IMG.xmp"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 RelabelPolicy = Literal["on-change", "on-demand"]
+RuntimeMode = Literal["auto", "litert", "openvino"]  # which runtime runs the model
+DeviceMode = Literal["auto", "cpu", "gpu", "npu"]  # where OpenVINO runs it
 
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 OBSERVERS: tuple[Observer, ...] = get_args(Observer)
@@ -28,6 +30,8 @@ XMP_MODES: tuple[XmpMode, ...] = get_args(XmpMode)
 XMP_NAMES: tuple[XmpName, ...] = get_args(XmpName)
 LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 RELABEL_POLICIES: tuple[RelabelPolicy, ...] = get_args(RelabelPolicy)
+RUNTIME_MODES: tuple[RuntimeMode, ...] = get_args(RuntimeMode)
+DEVICE_MODES: tuple[DeviceMode, ...] = get_args(DeviceMode)
 FALLBACKS: tuple[ModelName | Literal[""], ...] = (*MODEL_NAMES, "")
 
 C = TypeVar("C", bound=str)
@@ -81,6 +85,8 @@ class ModelSettings:
     relabel: RelabelPolicy = (
         "on-change"  # photos labelled by another model: again at once, or on request
     )
+    runtime: RuntimeMode = "auto"  # auto: the faster of LiteRT and OpenVINO here, timed once
+    device: DeviceMode = "auto"  # auto: an Intel GPU or NPU only when present and faster
 
 
 @dataclass(frozen=True)
@@ -317,6 +323,8 @@ def _model(r: _Reader) -> ModelSettings:
         resize=r.choice("resize", d.resize, RESIZE_POLICIES),
         batch_size=int(r.number("batch_size", d.batch_size, 1, 256, integer=True)),
         relabel=r.choice("relabel", d.relabel, RELABEL_POLICIES),
+        runtime=r.choice("runtime", d.runtime, RUNTIME_MODES),
+        device=r.choice("device", d.device, DEVICE_MODES),
     )
     r.done()
     return model

@@ -44,7 +44,7 @@ class ModelBlock(TypedDict):
     name: str
     fingerprint: str
     input_size: list[int]
-    runtime: str
+    runtime: str  # "litert-fp32", "openvino-bf16" (before 0.4: "litert"); not in the fingerprint
     fallback_for: NotRequired[str | None]
 
 
@@ -164,7 +164,9 @@ class ModelStatus(TypedDict):
     requested: str
     fallback: bool
     fallback_reason: str | None
-    runtime: str | None
+    runtime: str | None  # as in sidecars: "openvino-fp32"
+    # For people: "vgg16 on OpenVINO (fp32), 9 img/s" (the speed measured when chosen).
+    runtime_summary: NotRequired[str | None]
     fingerprint: str | None
     error: str | None
     missing: NotRequired[MissingModel | None]

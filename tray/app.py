@@ -31,8 +31,9 @@ from dropsight.daemon.contracts import ErrorEntry, ExitCode, ServiceState, Statu
 from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
 from dropsight.tray import autostart, desktop, logsetup, xorg
+from dropsight.tray.attention import ConfigCheck, config_not_applied, config_path, with_problem
 from dropsight.tray.desktop import TRAY_PID_ENV
-from dropsight.tray.icons import flatten, icon_for, tooltip_for, visual_state
+from dropsight.tray.icons import icon_for, tooltip_for, visual_state
 from dropsight.tray.menu import MenuItem, build_menu
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ SERVICE_STOP_TIMEOUT_S = 30.0
 SERVICE_KILL_TIMEOUT_S = 5.0
 # A double click on the xorg icon must not open two viewers.
 VIEWER_DEBOUNCE_S = 1.5
+# How long the tooltip tells of a menu action that failed (no opener for Open log, say).
+NOTICE_S = 20.0
 
 
 class TrayApp:
@@ -72,6 +75,10 @@ class TrayApp:
         self._last_problem = ""
         self._created_at = time.time()
         self._started_at = 0.0
+        self._failures_since = self._created_at  # start failures before this are settled
+        self._config = ConfigCheck()
+        self._config_problem: str | None = None
+        self._notice: tuple[str, float] = ("", 0.0)  # a failed menu action, for a while
         self.on_quit: Callable[[], None] | None = None
 
     # --- polling (runs in pystray's setup thread) ---------------------------------------------
@@ -115,7 +122,14 @@ class TrayApp:
             started = self._started
         if status is not None:
             self._exit_message = None
+            self._config_problem = self._config.problem(config_path(status))
             return
+        self._config_problem = None
+        if self._exit_message and self._config.fixed(self._exit_message, config_path(None)):
+            # The start failed on the config file, which has been fixed since: say so no more.
+            log.info("the config problem that stopped the service is fixed")
+            self._exit_message = None
+            self._failures_since = time.time()
         if started is not None and started.poll() is not None:
             code = started.returncode
             log.warning("the service started by the tray exited with code %s", code)
@@ -131,7 +145,8 @@ class TrayApp:
         elif (
             started is None
             and self._exit_message is None
-            and (failure := startfail.read(since=self._created_at))
+            and (failure := startfail.read(since=self._failures_since))
+            and not self._config.fixed(failure.message, config_path(None))
         ):
             # Started elsewhere (at login, from a terminal) and failed since this tray began.
             self._exit_message = f"the service could not start: {failure.message}"
@@ -150,9 +165,17 @@ class TrayApp:
         """The snapshot to show: the service's, or a stand-in while it starts or after it died."""
         with self._lock:
             status, started = self._status, self._started
+        notice, until = self._notice
         if status is not None:
+            if notice and time.monotonic() < until:
+                return with_problem(status, notice)
+            if self._config_problem:
+                return with_problem(status, config_not_applied(self._config_problem))
             return status
         if started is not None and started.poll() is None:
+            failure = startfail.read(since=self._started_at)
+            if failure is not None:  # it said why before its process ended
+                return stand_in("error", 0, f"the service could not start: {failure.message}")
             return stand_in("starting", started.pid)
         if self._exit_message:
             return stand_in("error", 0, self._exit_message)
@@ -180,8 +203,12 @@ class TrayApp:
     # --- menu host --------------------------------------------------------------------------
 
     def open_path(self, path: Path) -> None:
-        """Open a file or folder with the desktop."""
-        self._open_path(path)
+        """Open a file or folder with the desktop (the tooltip says so when nothing can)."""
+        try:
+            self._open_path(path)
+        except desktop.OpenFailed as exc:
+            log.warning("%s", exc)
+            self._notice = (str(exc), time.monotonic() + NOTICE_S)
 
     def open_viewer(self, *args: str) -> None:
         """Open the viewer window (its own process: Tk wants a main thread of its own)."""
@@ -365,15 +392,13 @@ class _IconUpdater:
         # update_menu() from a non-UI thread is not safe on win32/macOS (pystray #60); there
         # the menu is rebuilt after each of its own actions instead.
         self._can_update_menu = sys.platform not in {"win32", "darwin"}
-        self._no_alpha = xorg.is_xorg(icon)
+        self._latin1_title = xorg.is_xorg(icon)
 
     def __call__(self) -> None:
         status = self.app.display_status()
         title = tooltip_for(status)
         image = icon_for(status)
-        if self._no_alpha:
-            image = flatten(image)
-        if self._no_alpha:
+        if self._latin1_title:
             # python-xlib writes the window name as Latin-1 (WM_NAME/STRING); a file name
             # in an error message may hold anything.
             title = title.encode("latin-1", "replace").decode("latin-1")
@@ -413,12 +438,9 @@ def run_tray(app: TrayApp) -> int:
             print(f"dropsight tray: cannot show a tray icon: {exc}", file=sys.stderr)
         return ExitCode.FAILED
 
-    first_image = icon_for(None)
-    if pystray.Icon.__module__ == "pystray._xorg":
-        first_image = flatten(first_image)
-    icon = pystray.Icon(
+    icon = xorg.icon_class(pystray.Icon)(
         APP_NAME,
-        icon=first_image,
+        icon=icon_for(None),
         title=tooltip_for(None),
         menu=pystray.Menu(lambda: _to_pystray(app.menu(), app)),
     )

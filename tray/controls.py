@@ -5,23 +5,40 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 from tkinter import filedialog, ttk
+from typing import Protocol
 
 from dropsight.config.edit import add_folders, remove_folders, set_value
 from dropsight.config.settings import ConfigError, load
 from dropsight.daemon.contracts import Status
 from dropsight.daemon.core import paths
-from dropsight.tray import autostart, desktop
+from dropsight.daemon.service import startfail
+from dropsight.tray import autostart, desktop, theme
 from dropsight.tray.desktop import TRAY_PID_ENV
 from dropsight.tray.icons import fetching, model_of, model_title
+from dropsight.tray.layout import fit_window
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
 from dropsight.tray.worker import is_open
 
 log = logging.getLogger(__name__)
+
+# How long a clicked XMP box waits for the service to report the change before it shows
+# what the service does again (the service checks its config file every 2 s).
+XMP_APPLY_S = 8.0
+
+
+Done = Callable[[Status | None], bool]
+
+
+class Say(Protocol):
+    """Shows a line in the window; with `done`, only until a status satisfies it."""
+
+    def __call__(self, text: str, done: Done | None = None, /) -> None: ...
 
 
 class Actions:
@@ -41,8 +58,14 @@ class Actions:
     def _spawn(self, command: list[str]) -> None:
         desktop.spawn(command)
 
-    def _open_path(self, path: Path) -> None:
-        desktop.open_path(path)
+    def _open_path(self, path: Path) -> str | None:
+        """Open with the desktop; a line to show when nothing could."""
+        try:
+            desktop.open_path(path)
+        except desktop.OpenFailed as exc:
+            log.warning("%s", exc)
+            return str(exc)
+        return None
 
     def config_path(self) -> Path:
         """The config file the running service uses (or would use)."""
@@ -85,17 +108,17 @@ class Actions:
             return f"Could not remove {folder}: {exc}"
         return f"No longer watching {folder}" if removed else f"{folder} was not in the config"
 
-    def open_folder(self, folder: Path) -> None:
-        """Show a folder in the file manager."""
-        self._open_path(folder)
+    def open_folder(self, folder: Path) -> str | None:
+        """Show a folder in the file manager; a line to show if nothing could."""
+        return self._open_path(folder)
 
-    def open_settings(self) -> None:
+    def open_settings(self) -> str | None:
         """Open the config file (created from the documented defaults if missing)."""
-        self._open_path(settings_file(self._status()))
+        return self._open_path(settings_file(self._status()))
 
-    def open_log(self) -> None:
+    def open_log(self) -> str | None:
         """Open the service's log."""
-        self._open_path(log_target(self._status()))
+        return self._open_path(log_target(self._status()))
 
     def start_at_login(self) -> bool:
         """Whether Dropsight starts at login."""
@@ -147,7 +170,7 @@ class ControlBar:
         parent: tk.Misc,
         actions: Actions,
         *,
-        on_message: Callable[[str], None],
+        on_message: Say,
         on_quit: Callable[[], None],
     ) -> None:
         self.actions = actions
@@ -173,10 +196,16 @@ class ControlBar:
             self.frame, text="Find photos\u2026", command=self.open_search, name="find"
         )
         self.settings_button = ttk.Button(
-            self.frame, text="Settings", command=actions.open_settings, name="settings"
+            self.frame,
+            text="Settings",
+            command=lambda: self._report(actions.open_settings()),
+            name="settings",
         )
         self.log_button = ttk.Button(
-            self.frame, text="Open log", command=actions.open_log, name="log"
+            self.frame,
+            text="Open log",
+            command=lambda: self._report(actions.open_log()),
+            name="log",
         )
         self.quit_button = ttk.Button(
             self.frame, text="Quit Dropsight", command=self._quit, name="quit"
@@ -195,19 +224,28 @@ class ControlBar:
 
     def _build_switches(self) -> None:
         """Second row: the two switches, and the first-run download offer."""
+        # Each box has a variable of its own: a ttk checkbutton without one shows the
+        # half-checked "alternate" look and, once clicked, follows a variable named after
+        # its path instead of what we set (issue 21: the XMP box showed the opposite).
+        self.login_value = Flag(self.frame)
         self.login_check = ttk.Checkbutton(
             self.frame,
             text="Start at login",
             command=self._toggle_login,
+            variable=self.login_value,
             name="login",
         )
-        _check(self.login_check, self.actions.start_at_login())
+        self.login_value.set(self.actions.start_at_login())
+        self.xmp_value = Flag(self.frame)
         self.xmp_check = ttk.Checkbutton(
             self.frame,
             text="Write XMP keywords",
             command=self._toggle_xmp,
+            variable=self.xmp_value,
             name="xmp",
         )
+        self.xmp_check.state(["disabled"])  # until the service says what it does
+        self._xmp_wanted: tuple[bool, float] | None = None  # a click the service has not seen
         # Shown only while the configured model's weights are missing (first run).
         self.download_button = ttk.Button(self.frame, command=self._download, name="download")
         self._missing: str | None = None
@@ -220,7 +258,8 @@ class ControlBar:
         """Follow the service: Start when none runs, Stop when one does."""
         self._running = status is not None and status.get("state") != "stopping"
         self.service_button.configure(text="Stop service" if self._running else "Start service")
-        _check(self.xmp_check, self.actions.xmp_enabled())
+        self._show_xmp(status)
+        self.login_value.set(self.actions.start_at_login())
         model = model_of(status)
         missing = model.get("missing") if model else None
         self._missing = missing["name"] if missing and not fetching(status) else None
@@ -232,36 +271,58 @@ class ControlBar:
             self.download_button.grid()
         else:
             self.download_button.grid_remove()
-        self.xmp_check.configure(state="normal" if status is not None else "disabled")
         if self.dialog is not None and self.dialog.alive:
             self.dialog.refresh()
 
+    def _show_xmp(self, status: Status | None) -> None:
+        """The XMP box says what the service does (a click shows at once, until it applies)."""
+        self.xmp_check.state(["!disabled" if status is not None else "disabled"])
+        actual = self.actions.xmp_enabled()
+        wanted = self._xmp_wanted
+        if wanted is not None and (actual == wanted[0] or time.monotonic() > wanted[1]):
+            self._xmp_wanted = wanted = None
+        self.xmp_value.set(actual if wanted is None else wanted[0])
+
+    def _report(self, problem: str | None) -> None:
+        if problem:
+            self._on_message(problem)
+
     def _toggle_service(self) -> None:
+        # Each message stays only until the status shows the outcome, never after it.
         if self._running:
             self.actions.stop_service()
-            self._on_message("Stopping the service\u2026")
+            self._on_message("Stopping the service\u2026", lambda status: status is None)
         else:
+            clicked = time.time()
             self.actions.start_service()
-            self._on_message("Starting the service\u2026")
+            self._on_message(
+                "Starting the service\u2026",
+                lambda status: status is not None or startfail.read(since=clicked) is not None,
+            )
 
     def _download(self) -> None:
         if self._missing:
             self.actions.get_model(self._missing)
-            self._on_message(f"Downloading {model_title(self._missing)}\u2026")
+            self._on_message(f"Downloading {model_title(self._missing)}\u2026", _download_answered)
 
     def _toggle_login(self) -> None:
         try:
-            self.actions.set_start_at_login(self.login_check.instate(["selected"]))
+            self.actions.set_start_at_login(self.login_value.get())
         except OSError as exc:
             self._on_message(f"Could not change start at login: {exc}")
-        _check(self.login_check, self.actions.start_at_login())
+        self.login_value.set(self.actions.start_at_login())
 
     def _toggle_xmp(self) -> None:
-        wanted = self.xmp_check.instate(["selected"])
+        wanted = self.xmp_value.get()
         problem = self.actions.set_xmp(wanted)
         if problem:
             self._on_message(problem)
-            _check(self.xmp_check, not wanted)
+            self._xmp_wanted = None
+            self.xmp_value.set(self.actions.xmp_enabled())
+            return
+        # The service applies the config at its next check (about 2 s); until it reports
+        # the change, or if it never does, the box goes back to what the service says.
+        self._xmp_wanted = (wanted, time.monotonic() + XMP_APPLY_S)
 
     def _quit(self) -> None:
         self.actions.quit_all()
@@ -290,7 +351,7 @@ class FoldersDialog:
         self,
         parent: tk.Misc,
         actions: Actions,
-        on_message: Callable[[str], None],
+        on_message: Say,
         choose_folder: Callable[[], str | None] | None = None,
     ) -> None:
         self.actions = actions
@@ -298,7 +359,9 @@ class FoldersDialog:
         self.choose_folder = choose_folder or self._ask_folder
         self.window = tk.Toplevel(parent, name="folders")
         self.window.title("Dropsight: watched folders")
-        self.window.minsize(520, 260)
+        fit_window(self.window, (680, 380), (480, 300))
+        self.window.bind("<Escape>", lambda _e: self.close())
+        colours = theme.palette(self.window)
         self.window.columnconfigure(0, weight=1)
         self.window.rowconfigure(1, weight=1)
         ttk.Label(
@@ -306,7 +369,18 @@ class FoldersDialog:
             text="New photos in these folders (and their sub-folders) are labelled.",
             padding=(10, 10, 10, 4),
         ).grid(row=0, column=0, columnspan=2, sticky="w")
-        self.listbox = tk.Listbox(self.window, height=8, name="list", activestyle="none")
+        self.listbox = tk.Listbox(
+            self.window,
+            height=8,
+            name="list",
+            activestyle="none",
+            background=colours.list_bg,
+            foreground=colours.text,
+            selectbackground=colours.select_bg,
+            selectforeground=colours.text,
+            highlightthickness=0,
+            borderwidth=0,
+        )
         self.listbox.grid(row=1, column=0, sticky="nsew", padx=(10, 6), pady=4)
         buttons = ttk.Frame(self.window, padding=(0, 4, 10, 4))
         buttons.grid(row=1, column=1, sticky="n")
@@ -315,8 +389,14 @@ class FoldersDialog:
         self.open_button = ttk.Button(buttons, text="Open", command=self.open, name="open")
         for row, button in enumerate((self.add_button, self.remove_button, self.open_button)):
             button.grid(row=row, column=0, sticky="ew", pady=2)
-        self.note = ttk.Label(self.window, text="", padding=(10, 4, 10, 10), name="note")
-        self.note.grid(row=2, column=0, columnspan=2, sticky="w")
+        bottom = ttk.Frame(self.window, padding=(10, 4, 10, 10))
+        bottom.grid(row=2, column=0, columnspan=2, sticky="ew")
+        bottom.columnconfigure(0, weight=1)
+        self.note = ttk.Label(bottom, text="", name="note")
+        self.note.grid(row=0, column=0, sticky="w")
+        bottom.bind("<Configure>", lambda e: self.note.configure(wraplength=max(e.width - 120, 99)))
+        self.close_button = ttk.Button(bottom, text="Close", command=self.close, name="close")
+        self.close_button.grid(row=0, column=1, sticky="e")
         self._shown: list[Path] = []
         self.refresh()
 
@@ -366,7 +446,9 @@ class FoldersDialog:
         """Open the selected folder in the file manager."""
         folder = self._selected()
         if folder is not None:
-            self.actions.open_folder(folder)
+            problem = self.actions.open_folder(folder)
+            if problem:
+                self._say(problem)
 
     def _say(self, text: str) -> None:
         self.note.configure(text=text)
@@ -378,7 +460,19 @@ class FoldersDialog:
             self.window.destroy()
 
 
-def _check(box: ttk.Checkbutton, on: bool) -> None:
-    """Tick or untick a check box. (No Tk variables: one collected by a worker thread's
-    garbage collection calls into Tk off the main thread and fails.)"""
-    box.state(["selected" if on else "!selected", "!alternate"])
+def _download_answered(status: Status | None) -> bool:
+    """Whether the service shows the download (or its failure), or is gone."""
+    model = model_of(status)
+    return model is None or bool(model.get("fetch"))
+
+
+class Flag(tk.BooleanVar):
+    """A check box's Tk variable that never calls Tk when Python collects it.
+
+    tk.Variable.__del__ unsets its Tcl variable; run by a worker thread's garbage
+    collection it calls Tk off the main thread and Tcl aborts the process. The variable
+    lives in its window's interpreter and goes with it.
+    """
+
+    def __del__(self) -> None:
+        pass

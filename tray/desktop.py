@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from dropsight.daemon.core import paths
@@ -84,20 +86,84 @@ def spawn(command: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
+# How long an opener may take to fail before we take it as having handed the path on.
+OPENER_VERDICT_S = 2.0
+
+
+class OpenFailed(Exception):
+    """No program opened a file or folder; the message says what was tried, for a window."""
+
+
+def openers(path: Path) -> list[list[str]]:
+    """Commands that open `path` with the desktop, best first (the ones installed)."""
+    if sys.platform == "darwin":
+        candidates = [["open", str(path)]]
+    else:
+        # xdg-open (xdg-utils) is missing on minimal systems; gio (GLib) is there with any
+        # GTK desktop, kde-open and exo-open with KDE and Xfce.
+        candidates = [
+            ["xdg-open", str(path)],
+            ["gio", "open", str(path)],
+            ["kde-open", str(path)],
+            ["exo-open", str(path)],
+        ]
+    return [command for command in candidates if shutil.which(command[0])]
+
+
 def open_path(path: Path) -> None:
-    """Open a file or folder with the desktop's default application."""
+    """Open a file or folder with the desktop's default application; OpenFailed if none can.
+
+    Tries xdg-open, gio open (and KDE's, Xfce's), then Python's webbrowser (a file:// URL);
+    an opener that exits with an error within OPENER_VERDICT_S counts as not working.
+    """
     log.info("opening %s", path)
     if sys.platform == "win32":
-        os.startfile(path)  # type: ignore[attr-defined,unused-ignore]  # Windows only
+        try:
+            os.startfile(path)  # type: ignore[attr-defined,unused-ignore]  # Windows only
+        except OSError as exc:
+            raise OpenFailed(f"Could not open {path}: {exc}") from exc
         return
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    subprocess.Popen(
-        [opener, str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    tried = []
+    for command in openers(path):
+        tried.append(" ".join(command[:-1]))
+        if _opened_with(command):
+            return
+    tried.append("a web browser")
+    try:
+        import webbrowser
+
+        if webbrowser.open(path.absolute().as_uri()):
+            return
+    except Exception as exc:  # webbrowser raises what its backends raise
+        log.warning("webbrowser could not open %s: %s", path, exc)
+    raise OpenFailed(
+        f"Nothing could open {path} (tried {', '.join(tried)}). "
+        "Open it from your file manager, or install xdg-utils."
     )
+
+
+def _opened_with(command: list[str]) -> bool:
+    """Run one opener; False if it is missing or fails at once."""
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log.info("%s: %s", command[0], exc)
+        return False
+    try:
+        code = process.wait(OPENER_VERDICT_S)
+    except subprocess.TimeoutExpired:
+        # Still running: it opened the path in an application it waits for. Reap it later.
+        threading.Thread(target=process.wait, name="opener-reaper", daemon=True).start()
+        return True
+    if code:
+        log.info("%s could not open the path (exit code %d)", command[0], code)
+    return code == 0
 
 
 def ensure_config_file(path: Path) -> Path:

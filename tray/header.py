@@ -10,6 +10,7 @@ from PIL import Image, ImageTk
 
 from dropsight.daemon.contracts import Status
 from dropsight.daemon.service import startfail
+from dropsight.tray.attention import ConfigCheck, config_path, reason_first, window_wording
 from dropsight.tray.icons import (
     fetch_text,
     fetching,
@@ -80,14 +81,24 @@ class StatusHeader:
         self.banner.grid()
 
 
-def banner_for(status: Status | None) -> str | None:
-    """What needs attention: no service, a model download, a stand-in model; else None."""
+def banner_for(
+    status: Status | None, config_problem: str | None = None, config: ConfigCheck | None = None
+) -> str | None:
+    """What needs attention: no service, a config not applied, a model download, a stand-in
+    model; else None."""
     if status is None:
         failure = startfail.read()
+        if failure and config is not None and config.fixed(failure.message, config_path(None)):
+            return "Dropsight is not running. The config file is fixed: click Start service."
         return (
-            f"The service could not start: {failure.message}"
+            f"The service could not start: {window_wording(failure.message)}"
             if failure
-            else "Dropsight is not running: start it with `dropsight service` or `dropsight tray`."
+            else "Dropsight is not running: click Start service to start it."
+        )
+    if config_problem:
+        return (
+            f"The config file was changed but cannot be applied: {reason_first(config_problem)}. "
+            f"The service keeps its previous settings. Fix {config_path(status)} and save it."
         )
     model = model_of(status)
     fetch = fetching(status)
@@ -96,7 +107,9 @@ def banner_for(status: Status | None) -> str | None:
     if model and is_fallback(status) and model.get("missing"):
         last = model.get("fetch")
         failed = (
-            f" The last try failed: {last['error']}" if last and last["stage"] == "failed" else ""
+            f" The last try failed: {window_wording(last['error'] or '')}"
+            if last and last["stage"] == "failed"
+            else ""
         )
         return (
             f"Labelling with {model_title(model.get('name'))} until "

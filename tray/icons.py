@@ -7,13 +7,13 @@ import math
 from PIL import Image, ImageDraw
 
 from dropsight.daemon.contracts import ModelFetchStatus, ModelStatus, Status
+from dropsight.tray.attention import reason_first, window_wording
 
 ICON_SIZE_PX = 64
 # Drawn large and scaled down: Pillow's shapes have no anti-aliasing of their own.
 _SCALE = 4
 _CANVAS_PX = ICON_SIZE_PX * _SCALE
-# pystray's xorg backend drops the alpha channel; transparent pixels then show their RGB,
-# so give them a neutral dark panel colour instead of black.
+# The warning badge's outline: it sets the badge off from the disc beneath.
 _PANEL_RGB = (48, 48, 48)
 # Windows truncates tooltips at 127 characters (NOTIFYICONDATA.szTip).
 TOOLTIP_MAX_CHARS = 127
@@ -30,7 +30,7 @@ _COLOURS = {
 }
 _WHITE = (255, 255, 255, 255)
 _AMBER = (255, 179, 0, 255)
-_TRACK = (255, 255, 255, 90)
+_TRACK_MIX = 0.35  # the progress ring's track: the state colour, this much towards white
 
 
 def visual_state(status: Status | None) -> str:
@@ -98,7 +98,7 @@ def summary(status: Status | None) -> str:
     if state == "error":
         errors = status.get("errors") or []
         last = errors[0].get("message") if errors else None
-        return f"error: {last}" if last else "error"
+        return f"error: {window_wording(reason_first(last))}" if last else "error"
     return f"{state}..."  # starting..., stopping...
 
 
@@ -151,9 +151,12 @@ def icon_for(status: Status | None) -> Image.Image:
 
 def draw_icon(state: str, fraction: float = 0.0, fallback: bool = False) -> Image.Image:
     """Draw one icon; `fraction` (0..1) is the progress ring of the working state."""
-    canvas = Image.new("RGBA", (_CANVAS_PX, _CANVAS_PX), (*_PANEL_RGB, 0))
+    rgb = _COLOURS.get(state, _COLOURS["error"])
+    # Transparent around the disc, in the disc's colour: a resize blends edges into it, never
+    # into black or a guessed panel colour, so the icon reads on light and dark panels.
+    canvas = Image.new("RGBA", (_CANVAS_PX, _CANVAS_PX), (*rgb, 0))
     draw = ImageDraw.Draw(canvas)
-    colour = (*_COLOURS.get(state, _COLOURS["error"]), 255)
+    colour = (*rgb, 255)
     c = _CANVAS_PX / 2
     radius = _CANVAS_PX * 0.47
     draw.ellipse(_box(c, c, radius), fill=colour)
@@ -161,7 +164,9 @@ def draw_icon(state: str, fraction: float = 0.0, fallback: bool = False) -> Imag
     if state == "working":
         ring = radius * 0.84
         width = int(_CANVAS_PX * 0.075)
-        draw.ellipse(_box(c, c, ring), outline=_TRACK, width=width)
+        # Opaque: a translucent track would let the panel show through the ring.
+        track = (*(round(v + (255 - v) * _TRACK_MIX) for v in rgb), 255)
+        draw.ellipse(_box(c, c, ring), outline=track, width=width)
         end = -90 + 360 * min(max(fraction, 0.0), 1.0)
         if end > -90:
             draw.arc(_box(c, c, ring), start=-90, end=end, fill=_WHITE, width=width)
@@ -190,8 +195,7 @@ def draw_icon(state: str, fraction: float = 0.0, fallback: bool = False) -> Imag
     if fallback:
         _warning_badge(draw, _CANVAS_PX * 0.72, _CANVAS_PX * 0.71, _CANVAS_PX * 0.40)
 
-    small = canvas.resize((ICON_SIZE_PX, ICON_SIZE_PX), Image.Resampling.LANCZOS)
-    return _on_panel(small)
+    return canvas.resize((ICON_SIZE_PX, ICON_SIZE_PX), Image.Resampling.LANCZOS)
 
 
 def _eye(
@@ -234,23 +238,6 @@ def _warning_badge(draw: ImageDraw.ImageDraw, cx: float, cy: float, size: float)
     w = size * 0.11
     draw.rectangle((cx - w / 2, cy - h * 0.2, cx + w / 2, cy + h * 0.18), fill=(40, 40, 40, 255))
     draw.ellipse(_box(cx, cy + h * 0.33, w * 0.6), fill=(40, 40, 40, 255))
-
-
-def flatten(image: Image.Image) -> Image.Image:
-    """The icon as RGB on the panel colour, for backends that drop alpha (pystray xorg).
-
-    Such a backend resizes the RGBA image itself; Pillow's premultiplied resize turns the
-    transparent corners black and fringes the edges, so hand it finished RGB instead.
-    """
-    return _on_panel(image).convert("RGB")
-
-
-def _on_panel(image: Image.Image) -> Image.Image:
-    """Pre-blend edge pixels onto the panel colour so the RGB alone also looks right."""
-    alpha = image.getchannel("A")
-    rgb = Image.composite(image.convert("RGB"), Image.new("RGB", image.size, _PANEL_RGB), alpha)
-    rgb.putalpha(alpha)
-    return rgb
 
 
 def _box(cx: float, cy: float, r: float) -> tuple[float, float, float, float]:

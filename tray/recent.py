@@ -13,11 +13,11 @@ from PIL import Image, ImageTk
 
 from dropsight.daemon.contracts import RecentResult
 from dropsight.daemon.labels.names import friendly
+from dropsight.tray import theme
 from dropsight.tray.thumbs import thumbnail
 
 THUMB_PX = 44
 ROWS = 7
-_TRACK = "#e4e8ee"
 
 Submit = Callable[[str, Callable[[], Any]], bool]  # background work; result comes back by kind
 OnSelect = Callable[[Path, Path | None], None]  # a photo and its sidecar
@@ -31,6 +31,7 @@ class RecentList:
         self._on_select = on_select
         self.frame = ttk.LabelFrame(parent, text="Recent results", padding=(8, 4), name="recent")
         self.frame.columnconfigure(0, weight=1)
+        self.frame.rowconfigure(0, weight=1)
         self.tree = ttk.Treeview(
             self.frame,
             columns=("result", "score", "time"),
@@ -52,7 +53,7 @@ class RecentList:
         tree.configure(yscrollcommand=scroll.set)
         tree.bind("<<TreeviewSelect>>", self._selected)
         self.placeholder = ImageTk.PhotoImage(
-            Image.new("RGB", (THUMB_PX, THUMB_PX), _TRACK), master=parent
+            Image.new("RGB", (THUMB_PX, THUMB_PX), theme.palette(parent).track), master=parent
         )
         self._thumbs: dict[str, ImageTk.PhotoImage] = {}
         self._requested: set[str] = set()
@@ -100,6 +101,10 @@ class RecentList:
         for iid, entry in self._rows.items():
             if entry["image"] == image:
                 self.tree.item(iid, image=self._thumbs[image])
+
+    def has_thumb(self, image: Path) -> bool:
+        """Whether the thumbnail of this photo is shown."""
+        return str(image) in self._thumbs
 
     def _selected(self, _event: object = None) -> None:
         selected = self.tree.selection()

@@ -13,14 +13,13 @@ from PIL import Image, ImageOps, ImageTk
 from dropsight.daemon.api.client import ServiceNotRunning
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.labels.names import display_name
+from dropsight.tray import theme
+from dropsight.tray.layout import ellipsize
 
 TOP_K = 5
 PHOTO_BOX_PX = (460, 360)
 BAR_WIDTH_PX = 240
 BAR_HEIGHT_PX = 14
-_ACCENT = "#2176d2"
-_ACCENT_TOP = "#135aa8"
-_TRACK = "#e4e8ee"
 
 
 @dataclass
@@ -40,6 +39,8 @@ class ResultPanel:
         self.choose_image = choose
         self._shown_image: Path | None = None
         self._photo: ImageTk.PhotoImage | None = None
+        self._full: Image.Image | None = None  # the shown photo at PHOTO_BOX_PX
+        self._fitted = (0, 0)
         self._build_photo(body)
         self._build_predictions(body)
 
@@ -54,8 +55,10 @@ class ResultPanel:
         self.file_label = ttk.Label(picker, text="No image chosen", name="file")
         self.file_label.grid(row=0, column=1, sticky="w", padx=10)
 
-        photo_frame = ttk.Frame(body, relief="solid", borderwidth=1)
+        photo_frame = self.photo_frame = ttk.Frame(body, relief="solid", borderwidth=1)
         photo_frame.grid(row=1, column=0, sticky="nsew")
+        # Shrinks with the window (a 720 px screen); the photo is fitted to it when shown.
+        photo_frame.bind("<Configure>", lambda _e: self._refit())
         self.photo_label = ttk.Label(
             photo_frame, anchor="center", text="Choose a photo to classify", name="photo"
         )
@@ -78,32 +81,48 @@ class ResultPanel:
                 width=BAR_WIDTH_PX,
                 height=BAR_HEIGHT_PX,
                 highlightthickness=0,
-                background=_TRACK,
                 name=f"pred{i}_bar",
             )
             bar.grid(row=2 + 2 * i, column=0, sticky="w")
             score = ttk.Label(preds, text="", width=7, anchor="e", name=f"pred{i}_score")
             score.grid(row=2 + 2 * i, column=1, sticky="e", padx=(8, 0))
             self.pred_rows.append(PredictionRow(label, bar, score))
-        self._frame_bg = str(ttk.Style(self.root).lookup("TFrame", "background")) or _TRACK
+        self._colours = theme.palette(self.root)
+        self._frame_bg = str(ttk.Style(self.root).lookup("TFrame", "background")) or "#ffffff"
         for row in self.pred_rows:
             row.bar.configure(background=self._frame_bg)
-        self.model_label = ttk.Label(preds, text="", name="model", foreground="#5f6b7a")
+        self.model_label = ttk.Label(preds, text="", name="model", style="Muted.TLabel")
         self.model_label.grid(row=1 + 2 * TOP_K, column=0, columnspan=2, sticky="w", pady=(14, 0))
 
     def show_photo(self, path: Path) -> None:
         """Show a photo (or why it cannot be shown)."""
         self._shown_image = path
-        self.file_label.configure(text=str(path))
+        self.file_label.configure(text=ellipsize(str(path), "TkDefaultFont", 560, middle=True))
         try:
             with Image.open(path) as img:
                 img.draft("RGB", PHOTO_BOX_PX)  # JPEG: decode at reduced size, much faster
-                shown = ImageOps.exif_transpose(img).convert("RGB")
-            shown.thumbnail(PHOTO_BOX_PX, Image.Resampling.LANCZOS)
+                self._full = ImageOps.exif_transpose(img).convert("RGB")
+            self._full.thumbnail(PHOTO_BOX_PX, Image.Resampling.LANCZOS)
         except Exception as exc:
-            self._photo = None
+            self._photo = self._full = None
             self.photo_label.configure(image="", text=f"Cannot show this file:\n{exc}")
             return
+        self._fitted = (0, 0)
+        self._refit()
+
+    def _refit(self) -> None:
+        """Show the photo as large as its frame is now (at most PHOTO_BOX_PX)."""
+        if self._full is None:
+            return
+        frame = self.photo_frame
+        box = (max(frame.winfo_width() - 4, 40), max(frame.winfo_height() - 4, 40))
+        if frame.winfo_width() <= 1:  # not laid out yet
+            box = PHOTO_BOX_PX
+        if box == self._fitted:
+            return
+        self._fitted = box
+        shown = self._full.copy()
+        shown.thumbnail(box, Image.Resampling.LANCZOS)
         self._photo = ImageTk.PhotoImage(shown, master=self.root)
         self.photo_label.configure(image=self._photo, text="")
 
@@ -132,8 +151,9 @@ class ResultPanel:
             row.label.configure(text=display_name(pred))
             row.score.configure(text=f"{score * 100:.1f}%")
             width = max(2, round(BAR_WIDTH_PX * min(max(score, 0.0), 1.0)))
-            colour = _ACCENT_TOP if pred["rank"] == 1 else _ACCENT
-            row.bar.configure(background=_TRACK)
+            colours = self._colours
+            colour = colours.accent_top if pred["rank"] == 1 else colours.accent
+            row.bar.configure(background=colours.track)
             row.bar.create_rectangle(0, 0, width, BAR_HEIGHT_PX, fill=colour, width=0)
         if sidecar["model"]["name"]:
             self.model_label.configure(text=f"Model: {sidecar['model']['name']}")

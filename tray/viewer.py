@@ -6,6 +6,7 @@ import argparse
 import logging
 import queue
 import signal
+import sys
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -14,13 +15,16 @@ from tkinter import filedialog, ttk
 from types import TracebackType
 from typing import Any
 
+from dropsight.config.settings import WatchSettings
 from dropsight.daemon.api.client import ServiceClient, ServiceError
 from dropsight.daemon.api.wire import read_sidecar
 from dropsight.daemon.contracts import ExitCode, Status
-from dropsight.tray import logsetup
-from dropsight.tray.controls import Actions, ControlBar
+from dropsight.tray import logsetup, theme
+from dropsight.tray.attention import ConfigCheck, config_not_applied, config_path, with_problem
+from dropsight.tray.controls import Actions, ControlBar, Done
 from dropsight.tray.header import StatusHeader, banner_for
 from dropsight.tray.icons import visual_state
+from dropsight.tray.layout import fit_window
 from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
 from dropsight.tray.recent import RecentList
 from dropsight.tray.result_panel import ResultPanel
@@ -28,13 +32,13 @@ from dropsight.tray.worker import Worker
 
 log = logging.getLogger(__name__)
 
+WINDOW_PX = (920, 860)  # wanted; fit_window keeps it on smaller screens
+MIN_WINDOW_PX = (680, 500)
 STATUS_POLL_MS = 1000
 RESULT_POLL_MS = 50
 MESSAGE_HOLD_S = 6.0
-IMAGE_TYPES = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.heif"
-
-_WARN_BG = "#fff3cd"
-_ERROR_FG = "#b3261e"
+# An action's message ("Starting the service...") goes when its outcome shows; at the latest:
+ACTION_HOLD_S = 30.0
 
 
 class Viewer:
@@ -49,7 +53,8 @@ class Viewer:
     ) -> None:
         self.root = root
         self.actions = actions or Actions(lambda: self._status, self._stop_service, self._get_model)
-        self._message: tuple[str, float] = ("", 0.0)
+        self._message: tuple[str, float, Done | None] = ("", 0.0, None)
+        self._config = ConfigCheck()
         self._raise_requested = False
         self._connect = connect
         self._choose_file = choose_file or self._ask_file
@@ -70,10 +75,12 @@ class Viewer:
     def _build(self) -> None:
         root = self.root
         root.title("Dropsight")
-        root.minsize(820, 600)
+        fit_window(root, WINDOW_PX, MIN_WINDOW_PX)
         self._build_style()
         root.columnconfigure(0, weight=1)
-        root.rowconfigure(3, weight=1)
+        # The photo and the recent list share what the screen leaves (720 px screens too).
+        root.rowconfigure(3, weight=3)
+        root.rowconfigure(4, weight=2)
         self.header = StatusHeader(root, self.toggle_pause, self.rescan)
         self.header.frame.grid(row=0, column=0, sticky="ew")
         # Read by tests and accessibility tools.
@@ -94,15 +101,20 @@ class Viewer:
         self._build_recent()
 
     def _build_style(self) -> None:
+        colours = theme.ensure(self.root)
         style = ttk.Style(self.root)
-        if "clam" in style.theme_names():
-            style.theme_use("clam")
         style.configure("Status.TLabel", font=("TkDefaultFont", 11, "bold"))
         style.configure("Title.TLabel", font=("TkDefaultFont", 12, "bold"))
         style.configure("Pred.TLabel", font=("TkDefaultFont", 11))
-        style.configure("Warn.TLabel", background=_WARN_BG, padding=(10, 6))
-        style.configure("Error.TLabel", foreground=_ERROR_FG)
-        style.configure("Recent.Treeview", rowheight=RECENT_THUMB_PX + 6)
+        style.configure(
+            "Warn.TLabel",
+            background=colours.warn_bg,
+            foreground=colours.warn_fg,
+            padding=(10, 6),
+        )
+        style.configure("Error.TLabel", foreground=colours.error)
+        style.configure("Muted.TLabel", foreground=colours.muted)
+        style.configure("Recent.Treeview", rowheight=RECENT_THUMB_PX + 8)
 
     def _build_recent(self) -> None:
         self.recent = RecentList(self.root, self._worker.submit, self.show_result)
@@ -169,17 +181,23 @@ class Viewer:
     def _show_status(self, status: Status | None) -> None:
         self._status_pending = False
         self._status = status
-        self.header.show(status)
+        problem = self._config.problem(config_path(status)) if status is not None else None
+        shown = with_problem(status, config_not_applied(problem)) if status and problem else status
+        self.header.show(shown)
         self.choose_button.configure(state="normal" if status is not None else "disabled")
         self.controls.show(status)
-        text, until = self._message
-        held = text and time.monotonic() < until
-        self.header.show_banner(text if held else banner_for(status))
+        text, until, done = self._message
+        held = text and time.monotonic() < until and not (done and done(status))
+        if not held:
+            self._message = ("", 0.0, None)
+        self.header.show_banner(text if held else banner_for(status, problem, self._config))
         self.recent.update(status["recent"] if status else [])
 
-    def say(self, text: str) -> None:
-        """Show a short message (what a button just did) for a few seconds."""
-        self._message = (text, time.monotonic() + MESSAGE_HOLD_S)
+    def say(self, text: str, done: Done | None = None) -> None:
+        """Show a short message (what a button just did) for a few seconds, or until a
+        status satisfies `done` (the outcome is on screen: no stale "Starting...")."""
+        hold = MESSAGE_HOLD_S if done is None else ACTION_HOLD_S
+        self._message = (text, time.monotonic() + hold, done)
         self.header.show_banner(text)
 
     def _get_model(self, name: str) -> None:
@@ -224,7 +242,7 @@ class Viewer:
             parent=self.root,
             title="Choose an image",
             initialdir=str(folders[0]) if folders else None,
-            filetypes=[("Images", IMAGE_TYPES), ("All files", "*")],
+            filetypes=[("Photos", image_patterns()), ("All files", "*")],
         )
         return chosen or None
 
@@ -273,6 +291,22 @@ class Viewer:
             self.root.after_cancel(after_id)
         self._worker.stop()
         self.root.destroy()
+
+
+def image_patterns(platform: str = sys.platform) -> str:
+    """The file dialog's filter for the photos Dropsight reads, in either case.
+
+    Tk's own dialog (Linux) matches case-sensitively, so "*.jpg" hid camera files named
+    DSC_0001.JPG; there each pattern is written case-free ("*.[jJ][pP][gG]"). The native
+    dialogs of Windows and macOS ignore case already and take plain patterns.
+    """
+    extensions = sorted(WatchSettings().extensions)
+    if platform in ("win32", "darwin"):
+        return " ".join(f"*.{ext}" for ext in extensions)
+    return " ".join(
+        "*." + "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ext)
+        for ext in extensions
+    )
 
 
 def _report_callback_exception(

@@ -21,7 +21,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ def _dataset(
 ) -> Any:
     """The Ray Data pipeline: (read on the driver's node ->) an actor per node labelling."""
     actors, cpus = _pool(ray)
-    model = ray.put(artifact.tflite.read_bytes())
+    model = ray.put(artifact.path.read_bytes())
     rows = [{"path": os.fsencode(photo), "root": os.fsencode(root)} for photo, root in work]
     # Small enough batches that every actor gets many (an even finish), two in flight
     # per actor so its stages never drain between them.
@@ -131,9 +130,8 @@ def _dataset(
             # The file where it is (a node that sees the same path at the same size uses
             # it as is), else its bytes from the object store (in a list: fetched only
             # when needed, not by Ray before the constructor runs).
-            "model": {"path": str(artifact.tflite), "bytes": artifact.tflite.stat().st_size},
+            "model": ray_workers.ShippedModel.of(artifact, info),
             "model_ref": [model],
-            "info": asdict(info),
             "settings": settings,
             "cpus": cpus,
             "files": files,

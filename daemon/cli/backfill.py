@@ -123,9 +123,9 @@ def _run(args: argparse.Namespace, settings: Settings, roots: list[Path]) -> Sum
 
 
 def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:
-    from dropsight.daemon.runtime.classifier import load_classifier
+    from dropsight.daemon.runtime.classifier import open_classifier
 
-    classifier = load_classifier(settings)  # says once when a stand-in labels
+    classifier = open_classifier(settings)  # says once when a stand-in labels
     return run_local(settings, roots, classifier, dry_run=dry_run)
 
 

@@ -131,7 +131,9 @@ def format_status(status: Status) -> str:
     if status["current"]:
         lines.append(f"  Current:   {status['current']}")
     model = status["model"]
-    text = f"  Model:     {model['name']} ({model['runtime']})"
+    # "vgg16 on OpenVINO (fp32), 9 img/s"; older services only say the runtime.
+    running = model.get("runtime_summary") or f"{model['name']} ({model['runtime']})"
+    text = f"  Model:     {running}"
     if model["fallback"]:  # a calm state (README): the stand-in labels until the weights come
         text += f", standing in for {model['requested']}"
         if model.get("missing"):

@@ -7,10 +7,20 @@ import select
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.tray.x11 import SCREEN, TRAYER, need, stop_process, xdotool_search
+from tests.tray.x11 import (
+    SCREEN,
+    TINT2RC,
+    TRAYER,
+    need,
+    set_root_cardinal,
+    stop_process,
+    tray_owner,
+    xdotool_search,
+)
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +87,39 @@ def panel(display: str) -> Iterator[subprocess.Popen[bytes]]:
         yield trayer
     finally:
         stop_process(trayer)
+
+
+# The X system trays Debian packages that run on a bare X server (stalonetray is not in
+# Debian 12): GTK's GtkSocket (trayer), tint2's own XEMBED code, a WindowMaker dock app.
+TRAYS = ("trayer", "tint2", "wmsystemtray")
+
+
+@pytest.fixture(params=TRAYS)
+def any_tray(
+    request: pytest.FixtureRequest, display: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Each system tray in turn, started and owning the tray selection."""
+    name: str = request.param
+    need(name, "xprop", "xwininfo", "xdotool")
+    if name == "trayer":
+        yield request.getfixturevalue("panel")
+        return
+    if name == "tint2":
+        # tint2 draws its panel only once a window manager has published the desktops.
+        set_root_cardinal("_NET_NUMBER_OF_DESKTOPS", 1)
+        set_root_cardinal("_NET_CURRENT_DESKTOP", 0)
+        config = tmp_path / "tint2rc"
+        config.write_text(TINT2RC, encoding="utf-8")
+        command = ["tint2", "-c", str(config)]
+    else:
+        command = ["wmsystemtray"]
+    tray = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not tray_owner():
+            if tray.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{name} did not take the system tray selection")
+            time.sleep(0.1)
+        yield tray
+    finally:
+        stop_process(tray)

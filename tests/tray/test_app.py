@@ -15,7 +15,8 @@ from dropsight.daemon.core import paths
 from dropsight.tray import app as tray_app
 from dropsight.tray import desktop
 from dropsight.tray.app import TrayApp
-from tests.tray.fakes import FakeController
+from dropsight.tray.icons import TOOLTIP_MAX_CHARS, tooltip_for
+from tests.tray.fakes import FakeController, fake_status
 
 FAKE_SERVICE = [sys.executable, "-m", "tests.tray.fakes"]
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -147,7 +148,85 @@ def test_a_bad_config_reaches_the_tooltip_menu_and_log() -> None:
     assert labels[0].startswith("Dropsight: error: the service could not start: config error:")
     assert any(label.endswith("from 1 to 1000") for label in labels[:2]), labels[:2]
     assert f"not started: config error: {reason}" in logs.log_file().read_text("utf-8")
+    tooltip = tooltip_for(status)
+    assert len(tooltip) <= TOOLTIP_MAX_CHARS
+    assert tooltip.startswith("Dropsight: error: the service could not start: config error: ")
+    assert "model.top_k = 0 is invalid" in tooltip and str(config) not in tooltip
+    # Fixed in the file: the error goes at the next poll, without a click on Start.
+    config.write_text("[model]\ntop_k = 5\n", "utf-8")
+    app.poll_once()
+    assert app.display_status() is None
+    app.poll_once()
+    assert app.display_status() is None
     app.shutdown()
+
+
+def test_an_invalid_config_saved_while_running_shows_until_fixed() -> None:
+    """The service keeps its settings when the edited file is invalid: the tray says so
+    (not "idle") until the file is fixed (issue 21 item 3)."""
+    from dropsight.config.settings import load
+    from dropsight.daemon.service.service import Service
+    from tests.daemon.helpers import FakeClassifier
+
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    folder = config.parent / "Photos"
+    folder.mkdir()
+    good = f'[watch]\nfolders = ["{folder}"]\n'
+    config.write_text(good, "utf-8")
+    service = Service(
+        load(config),
+        classifier_factory=lambda _s: FakeClassifier(),
+        reload_settings=lambda: load(config),
+    )
+    server = ControlServer(service)
+    service.start()
+    server.start()
+    app = TrayApp(start_service=False)
+
+    def shown_state() -> str:
+        app.poll_once()
+        status = app.display_status()
+        return status["state"] if status else "none"
+
+    try:
+        wait_for(lambda: shown_state() == "idle")
+        config.write_text(good + "\n[model]\ntop_k = 0\n", "utf-8")
+        wait_for(lambda: shown_state() == "error")
+        status = app.display_status()
+        assert status is not None
+        tooltip = tooltip_for(status)
+        assert tooltip.startswith("Dropsight: error: config not applied: model.top_k = 0 is")
+        assert len(tooltip) <= TOOLTIP_MAX_CHARS
+        config.write_text(good, "utf-8")
+        wait_for(lambda: shown_state() == "idle")
+    finally:
+        app.shutdown()
+        server.stop()
+        service.stop()
+        service.join()
+
+
+def test_open_from_the_menu_says_so_when_nothing_can_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No xdg-open, gio or browser: the tooltip tells why Open log did nothing."""
+    import webbrowser
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("BROWSER", raising=False)
+    monkeypatch.setattr(webbrowser, "_tryorder", None)
+    monkeypatch.setattr(webbrowser, "_browsers", {})
+    app = TrayApp(start_service=False)
+    app.open_path(tmp_path)
+    status = app.display_status()
+    assert status is None  # no service: the tray shows "not running", the log has it
+    app._status = fake_status()
+    status = app.display_status()
+    assert status is not None and status["state"] == "error"
+    assert "Nothing could open" in tooltip_for(status)
 
 
 def test_reconnects_after_the_service_restarts(spawner: Spawner) -> None:

@@ -105,7 +105,9 @@ def test_viewer_classifies_a_photo(
             assert shown == [(friendly(label), f"{score * 100:.1f}%") for *_, label, score in TOP5]
             assert shown[0] == ("Egyptian cat", "61.2%")
             assert viewer.photo_label.cget("image")  # the photo is on screen
-            assert str(gui_photos["chelsea"]) in str(viewer.file_label.cget("text"))
+            # A long path is cut in the middle (an ellipsis); its file name stays whole.
+            shown_path = str(viewer.file_label.cget("text"))
+            assert shown_path.endswith("chelsea.jpg") and shown_path.startswith("/tmp")
 
             rows = [viewer.recent_tree.item(iid) for iid in viewer.recent_tree.get_children()]
             assert [r["text"].strip() for r in rows] == ["coffee.jpg", "astronaut.jpg"]
@@ -448,15 +450,21 @@ def test_viewer_controls_drive_a_real_service(
         controls.service_button.invoke()
         assert spawned == [desktop.service_command()]
 
-        # A service that could not start: the reason, in a banner that does not widen the window.
+        # The Start message goes as soon as the outcome shows (here: a failed start).
+        assert "Starting the service" in str(viewer.banner.cget("text"))
+        good = config.read_text("utf-8")
+        config.write_text(good + "\n[model]\ntop_k = 0\n", "utf-8")
         width = root.winfo_width()
         reason = f"config error: {config}: model.top_k = 0 is invalid; expected 1 to 1000"
         startfail.record(reason)
-        viewer._message = ("", 0.0)
+        # The reason, in a banner that does not widen the window.
         pump_until(lambda: reason in str(viewer.banner.cget("text")), "the start failure")
         root.update_idletasks()
         assert root.winfo_width() == width
         shot("viewer-start-failed.png")
+        # Fixed in the file: the banner says so without a click on Start.
+        config.write_text(good, "utf-8")
+        pump_until(lambda: "fixed" in str(viewer.banner.cget("text")), "the fixed config")
 
         controls.quit_button.invoke()
         assert viewer._closed
@@ -541,7 +549,7 @@ def test_viewer_first_run_offers_vgg16_and_shows_the_download(display: str, tmp_
                     "error": None,
                 },
             )
-            viewer._message = ("", 0.0)
+            viewer._message = ("", 0.0, None)
             pump_until(
                 lambda: str(viewer.banner.cget("text")).startswith("Downloading VGG16: 50%"),
                 "the progress",
@@ -561,7 +569,6 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
     from dropsight.daemon.outputs import sidecar
     from dropsight.daemon.outputs.index.library import Index
     from dropsight.daemon.outputs.index.sync import sync
-    from dropsight.tray.search import PAGE
     from dropsight.tray.viewer import Viewer
     from tests.daemon.helpers import make_photo
     from tests.daemon.outputs.test_sidecar import FACTS, MODEL, probs_with
@@ -571,7 +578,9 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
     library = tmp_path / "library"
     for i in range(20):  # twenty dogs of different breeds, best first by score
         photo = make_photo(library / "dogs" / f"dog{i:02d}.jpg", seed=i, size=(160, 120))
-        preds = sidecar.top_predictions(probs_with({151 + i: 0.95 - i * 0.02}), 5)
+        # The last dog also has a cat among its labels, at 10%: found by "cat" (and counted).
+        top = {151 + i: 0.95 - i * 0.02, **({283: 0.1} if i == 19 else {})}
+        preds = sidecar.top_predictions(probs_with(top), 5)
         record = sidecar.build(
             photo.name, FACTS, MODEL, preds, categories=categories_of(preds, 0.3)
         )
@@ -601,13 +610,25 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
 
         pump_until(lambda: window.chips.winfo_children(), "category chips")
         chips = {str(c.cget("text")) for c in window.chips.winfo_children()}
+        # Counted as a click searches (labels at least 30% sure, as `dropsight search`):
+        # dog19's cat at 10% and every photo's fish at 0.x% count for neither.
         assert {"Dogs 20", "Cats 2", "Animals 22", "Cars 1"} <= chips, chips
+        for name, count in window.chip_counts.items():  # a click opens what the chip says
+            window.search(name)
+            pump_until(
+                lambda: str(window.summary.cget("text")).startswith(f"{count:,} photos"),  # noqa: B023
+                f"{count} photos for the {name} chip",
+            )
+        window.entry.delete(0, "end")
         window.entry.insert(0, "dog")
         window.search_button.invoke()
         pump_until(lambda: "20 photos" in str(window.summary.cget("text")), "20 dogs")
-        assert "page 1 of 2" in str(window.summary.cget("text"))
+        page = window.page_size  # as many as the window holds
+        assert page >= 6
+        pages = -(-20 // page)
+        assert f"page 1 of {pages}" in str(window.summary.cget("text"))
         shown = [c for c in window.cells if c.winfo_ismapped()]
-        assert len(shown) == PAGE
+        assert len(shown) == page
         assert str(shown[0].cget("text")).startswith(window._hits[0].name)
         pump_until(lambda: all(c.cget("image") for c in shown), "thumbnails")
         window.cells[0].invoke()
@@ -621,10 +642,13 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         pump_until(lambda: w.winfo_viewable(), "the search window on top")
         window_shot(tmp_path / "find-photos.png", display, w)
         window.next_button.invoke()
-        assert "page 2 of 2" in str(window.summary.cget("text"))
-        assert len([c for c in window.cells if c.winfo_ismapped()]) == 20 - PAGE
+        assert f"page 2 of {pages}" in str(window.summary.cget("text"))
+        assert len([c for c in window.cells if c.winfo_ismapped()]) == min(page, 20 - page)
         chip = root.nametowidget(f"{window.chips}.chip_cat")
         chip.invoke()
+        # A new search empties the details panel (it showed dog00 until now).
+        assert str(window.detail_title.cget("text")) == ""
+        assert not window.detail_image.cget("image")
         pump_until(lambda: "2 photos" in str(window.summary.cget("text")), "the cats chip")
         # The same words as `dropsight search`, and the reason when nothing is found.
         window.search("puppies")
@@ -637,3 +661,69 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         pump_until(lambda: "none yet (23 photos" in str(window.summary.cget("text")), "no zebras")
     finally:
         viewer.close()
+
+
+def test_the_xmp_box_shows_what_the_service_does(
+    display: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each click and after a hand edit of config.toml the box equals the service's
+    XMP setting, never the half-checked look (issue 21 item 2)."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.config.settings import load
+    from dropsight.daemon.core import paths
+    from dropsight.daemon.service.service import Service
+    from dropsight.tray.viewer import Viewer
+    from tests.daemon.helpers import FakeClassifier
+
+    monkeypatch.setattr(desktop, "spawn", lambda _command: None)
+    folder = tmp_path / "Phone"
+    folder.mkdir()
+    config = paths.config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[watch]\nfolders = ["{folder}"]\n\n[output]\nxmp = "off"\n', "utf-8")
+    service = Service(
+        load(config),
+        classifier_factory=lambda _s: FakeClassifier(),
+        reload_settings=lambda: load(config),
+    )
+    server = ControlServer(service)
+    service.start()
+    server.start()
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    box = viewer.controls.xmp_check
+
+    def pump_until(condition: Callable[[], object], what: str, timeout_s: float = 15) -> None:
+        def check() -> object:
+            root.update()
+            return condition()
+
+        wait_for(check, timeout_s, what)
+
+    def service_xmp() -> bool:
+        return service.status()["output"]["xmp"] == "beside"
+
+    def box_agrees() -> bool:
+        assert not box.instate(["alternate"]), "the half-checked look"
+        return box.instate(["selected"]) == service_xmp() and not box.instate(["disabled"])
+
+    try:
+        pump_until(box_agrees, "the box to show XMP off")
+        assert not box.instate(["selected"])
+        for wanted in (True, False, True, False):
+            box.invoke()
+            pump_until(lambda: service_xmp() == wanted, f"the service to apply XMP {wanted}")  # noqa: B023
+            pump_until(box_agrees, f"the box to show XMP {wanted}")
+            assert box.instate(["selected"]) == wanted
+        # By hand, while the viewer is open: the box follows the file the service reads.
+        text = config.read_text("utf-8").replace('xmp = "off"', 'xmp = "beside"')
+        config.write_text(text, "utf-8")
+        pump_until(service_xmp, "the service to read the edited file")
+        pump_until(box_agrees, "the box to follow the edited file")
+        assert box.instate(["selected"])
+    finally:
+        viewer.close()
+        server.stop()
+        service.stop()
+        service.join()

@@ -75,11 +75,20 @@ def test_progress_ring_grows() -> None:
     assert sum(lit[:3]) > sum(unlit[:3]) + 100
 
 
-def test_transparent_pixels_are_not_black_for_backends_without_alpha() -> None:
-    corner = icon_for(CASES["idle"]).getpixel((0, 0))
-    assert isinstance(corner, tuple)
-    assert corner[3] == 0
-    assert corner[:3] != (0, 0, 0)
+def test_the_icon_is_transparent_around_an_opaque_disc() -> None:
+    """Transparent corners (no dark square on a light panel), an opaque disc and ring (an
+    X11 tray's shape mask shows only opaque pixels), edges in the disc's colour, not black."""
+    for name, state in CASES.items():
+        image = icon_for(state)
+        corner = image.getpixel((0, 0))
+        assert isinstance(corner, tuple)
+        assert corner[3] == 0, name
+        alpha = image.getchannel("A")
+        inner = alpha.crop((12, 12, ICON_SIZE_PX - 12, ICON_SIZE_PX - 12))
+        assert inner.getextrema()[0] == 255, f"{name}: translucent inside the disc"
+        edge = image.getpixel((ICON_SIZE_PX // 2, 1))
+        assert isinstance(edge, tuple)
+        assert sum(edge[:3]) > 120, f"{name}: a dark fringe {edge}"
 
 
 def test_icon_scales_down_for_small_trays() -> None:

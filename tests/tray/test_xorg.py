@@ -3,27 +3,108 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from dropsight.tray import xorg
-from tests.tray.x11 import wait_for, window_named
+from dropsight.tray.icons import icon_for
+from tests.tray.x11 import wait_for, window_named, window_tree
 
 pytestmark = pytest.mark.gui
 
 
-def xorg_icon(monkeypatch: pytest.MonkeyPatch, title: str) -> Any:
-    """A real pystray icon on the xorg backend (pystray picks its backend at import)."""
+def xorg_pystray(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """pystray on its xorg backend (pystray picks its backend at import)."""
     monkeypatch.setenv("PYSTRAY_BACKEND", "xorg")
     for name in [m for m in sys.modules if m == "pystray" or m.startswith("pystray.")]:
         monkeypatch.delitem(sys.modules, name)
-    pystray = importlib.import_module("pystray")
-    return pystray.Icon("dropsight-test", icon=Image.new("RGB", (32, 32), "red"), title=title)
+    return importlib.import_module("pystray")
+
+
+def xorg_icon(monkeypatch: pytest.MonkeyPatch, title: str) -> Any:
+    """A real pystray icon on the xorg backend, as the tray makes it."""
+    pystray = xorg_pystray(monkeypatch)
+    icon_class = xorg.icon_class(pystray.Icon)
+    return icon_class("dropsight-test", icon=Image.new("RGB", (32, 32), "red"), title=title)
+
+
+def icon_size(title: str) -> tuple[int, int] | None:
+    """The icon window's size as `xwininfo -root -tree` lists it (the issue's repro)."""
+    for line in window_tree().splitlines():
+        if f'"{title}"' in line and "dropsight-testSystemTrayIcon" in line:
+            found = re.search(r"\)\s+(\d+)x(\d+)[+-]", line)
+            if found:
+                return int(found.group(1)), int(found.group(2))
+    return None
+
+
+def docked(icon: Any) -> bool:
+    """Whether the icon window is mapped in a tray (a window other than the root)."""
+    import Xlib.display
+    import Xlib.X
+
+    display = Xlib.display.Display()
+    try:
+        window = display.create_resource_object("window", icon._window.id)
+        parent = window.query_tree().parent
+        mapped = window.get_attributes().map_state != Xlib.X.IsUnmapped
+        return bool(mapped and parent.id != display.screen().root.id)
+    finally:
+        display.close()
+
+
+@pytest.mark.timeout(120)
+def test_the_icon_keeps_its_size_through_twenty_state_changes(
+    any_tray: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paused, idle, paused... 20 times: the docked window stays tray-sized (issue 21 item 1).
+
+    pystray re-docked on every image change; trayer then shrank the window to 1x24.
+    """
+    icon = xorg_icon(monkeypatch, "Dropsight: starting")
+    dispatcher = xorg.install(icon)
+    assert dispatcher is not None
+    states: list[Any] = [{"state": "paused", "queued": 3}, {"state": "idle", "done": 5}]
+    sizes: list[tuple[int, int] | None] = []
+    failures: list[BaseException] = []
+
+    def setup(icon: Any) -> None:
+        try:
+            icon.visible = True
+            wait_for(lambda: docked(icon), 15, "the icon to dock", window_tree)
+            title = "Dropsight: starting"
+            wait_for(lambda: (icon_size(title) or (0, 0))[0] >= 16, 10, "a tray-sized slot")
+            sizes.append(icon_size(title))
+            for change in range(20):
+                icon.icon = icon_for(states[change % 2])
+                title = f"Dropsight: change {change + 1}"
+                icon.title = title
+                wait_for(lambda: window_named(title), 10, "the new title")  # noqa: B023
+                # No tray says "done re-embedding": give a broken one time to shrink it.
+                time.sleep(0.4)
+                sizes.append(icon_size(title))
+            assert docked(icon), window_tree()
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+        finally:
+            icon.stop()
+
+    try:
+        icon.run(setup=setup)
+    finally:
+        dispatcher.close()
+    assert not failures, failures
+    first = sizes[0]
+    assert first is not None and min(first) >= 16, first
+    changed = [(n, size) for n, size in enumerate(sizes) if size != first]
+    assert not changed, f"the icon window was {first}, then (change, size): {changed}"
 
 
 @pytest.mark.timeout(60)  # a lost wake-up hangs for good

@@ -21,7 +21,7 @@ def need(*tools: str) -> None:
     if missing:
         pytest.skip(
             f"needs {', '.join(missing)} on PATH "
-            "(apt-get install xvfb xdotool trayer imagemagick x11-utils)"
+            "(apt-get install xvfb xdotool trayer tint2 wmsystemtray imagemagick x11-utils)"
         )
 
 
@@ -122,3 +122,34 @@ TRAYER = [
     "--alpha",
     "0",
 ]
+
+
+TINT2RC = """\
+panel_items = S
+panel_size = 100% 30
+panel_position = top center horizontal
+systray_padding = 2 2 2
+systray_icon_size = 24
+"""
+
+
+def set_root_cardinal(name: str, value: int) -> None:
+    """Set a CARDINAL property on the root window (what a window manager would publish)."""
+    subprocess.run(
+        ["xprop", "-root", "-f", name, "32c", "-set", name, str(value)],
+        check=True,
+        timeout=10,
+        capture_output=True,
+    )
+
+
+def tray_owner() -> int:
+    """The window owning the system tray selection of screen 0 (0: none)."""
+    import Xlib.display
+
+    display = Xlib.display.Display()
+    try:
+        owner = display.get_selection_owner(display.intern_atom("_NET_SYSTEM_TRAY_S0"))
+        return 0 if owner == 0 else int(owner.id)
+    finally:
+        display.close()
