@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,10 @@ def cpu_name() -> str:
 
 
 def _settings_for(args: argparse.Namespace, model: str) -> Settings:
-    return bench_settings(argparse.Namespace(**{**vars(args), "model": model}))
+    """The bench's settings for `model`; the photos benched are also the choice's check photos."""
+    s = bench_settings(argparse.Namespace(**{**vars(args), "model": model}))
+    folder = photos(args.images, 1)[0].parent
+    return replace(s, watch=replace(s.watch, folders=(folder,)))
 
 
 def _models(args: argparse.Namespace) -> list[str]:

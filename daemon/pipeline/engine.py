@@ -132,7 +132,8 @@ class Engine:
             self.error = None
         pipeline.start()
         info = classifier.info
-        log.info("model ready: %s", classifier.describe().summary(info.name))
+        # "model vgg16 ready (vgg16 on OpenVINO (fp32), 6.3 img/s)": tests wait for its start.
+        log.info("model %s ready (%s)", info.name, classifier.describe().summary(info.name))
         if old is not None:
             # "Current" now means this model's labels: look again. (The first model's look is
             # the scanner's catch-up scan; asking again here walked every folder twice.)

@@ -3,7 +3,7 @@
 Never slower: a runtime other than LiteRT fp32 is chosen only when it is clearly faster at
 the service's batch size (WIN) and not slower beyond timing noise at any other (TOLERANCE):
 timings on a shared machine vary by several percent, and LiteRT is the safe default.
-Honest precision: bf16 only when its top-5 labels agree with LiteRT fp32's
+Honest precision: bf16 (or a GPU's fp16) only when its top-5 labels agree with LiteRT fp32's
 on at least MIN_AGREEMENT of the model's check photos; otherwise fp32.
 """
 
@@ -32,7 +32,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """ "openvino-bf16" (and "@gpu" off the CPU)."""
+        """Its name, as logs and decisions show it: openvino-bf16 (openvino-fp16@gpu)."""
         where = "" if self.device == "cpu" else f"@{self.device}"
         return f"{self.runtime}-{self.precision}{where}"
 

@@ -15,7 +15,7 @@ from dropsight.config.settings import Settings
 from dropsight.daemon.core.invocation import command_name
 from dropsight.daemon.models import registry, store
 from dropsight.daemon.models.weights import WeightsNotFound
-from dropsight.daemon.runtime import budget, checkphotos, selection
+from dropsight.daemon.runtime import budget, checkphotos, memory, selection
 from dropsight.daemon.runtime.choice import Candidate
 from dropsight.daemon.runtime.protocol import Classifier, Description, ModelInfo
 
@@ -49,6 +49,7 @@ def asked(settings: Settings, size: tuple[int, int]) -> selection.Asked:
 
 def open_artifact(artifact: store.ModelArtifact, info: ModelInfo, settings: Settings) -> Classifier:
     """A model file on the runtime chosen for this machine (timed once, then remembered)."""
+    memory.pin_mmap_threshold()
     plan = budget.Request.of(settings).plan(info.gflops)
     decision = selection.choose(artifact, info, plan, asked(settings, info.input_size))
     classifier = selection.build(decision.choice.candidate, artifact, info, plan)

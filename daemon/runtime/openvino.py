@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # OpenVINO's names for our devices and precisions.
 DEVICES: dict[Device, str] = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
-PRECISIONS: dict[Precision, str] = {"fp32": "f32", "bf16": "bf16"}
+PRECISIONS: dict[Precision, str] = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 _core: Any = None
 _core_lock = threading.Lock()
@@ -84,10 +84,21 @@ def devices() -> list[Device]:
     return [ours for ours, theirs in DEVICES.items() if theirs in seen]
 
 
+def reduced_precisions(device: Device = "cpu") -> list[Precision]:
+    """The faster precisions the device computes natively: bf16 (AVX512-BF16, AMX), fp16
+    (Intel GPUs, NPUs; a CPU's fp16 is emulated and left out)."""
+    caps = {
+        str(c).upper() for c in core().get_property(DEVICES[device], "OPTIMIZATION_CAPABILITIES")
+    }
+    out: list[Precision] = ["bf16"] if "BF16" in caps else []
+    if device != "cpu" and "FP16" in caps:
+        out.append("fp16")
+    return out
+
+
 def supports_bf16(device: Device = "cpu") -> bool:
-    """True when the device computes bf16 natively (AVX512-BF16, AMX, a GPU)."""
-    caps = core().get_property(DEVICES[device], "OPTIMIZATION_CAPABILITIES")
-    return "BF16" in {str(c).upper() for c in caps}
+    """True when the device computes bf16 natively."""
+    return "bf16" in reduced_precisions(device)
 
 
 class OpenVINOClassifier:

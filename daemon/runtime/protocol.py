@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 RuntimeName = Literal["litert", "openvino"]
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["fp32", "bf16", "fp16"]  # fp16: Intel GPUs and NPUs
 Device = Literal["cpu", "gpu", "npu"]
 
 RUNTIME_TITLES: dict[str, str] = {"litert": "LiteRT", "openvino": "OpenVINO"}

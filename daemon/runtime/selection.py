@@ -73,8 +73,7 @@ def candidates(asked: Asked) -> list[Candidate]:
         )
     for device in seen if asked.device == "auto" else [asked.device]:
         out.append(Candidate("openvino", "fp32", device))
-        if openvino.supports_bf16(device):
-            out.append(Candidate("openvino", "bf16", device))
+        out += [Candidate("openvino", p, device) for p in openvino.reduced_precisions(device)]
     return out
 
 

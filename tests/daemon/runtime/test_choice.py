@@ -48,6 +48,10 @@ def test_bf16_needs_top5_agreement_with_fp32() -> None:
     passing = m(OV16, 37.9, 36.3, agree=MIN_AGREEMENT)
     assert choose([lite, ov32, passing], 16).candidate == OV16
     assert choose([lite, m(OV16, 37.9, 36.3, agree=None)], 16).candidate == BASELINE
+    # A GPU's fp16 is held to the same rule.
+    gpu16 = Candidate("openvino", "fp16", "gpu")
+    assert choose([lite, ov32, m(gpu16, 90.0, 90.0, agree=0.95)], 16).candidate == OV32
+    assert choose([lite, ov32, m(gpu16, 90.0, 90.0, agree=0.995)], 16).candidate == gpu16
 
 
 def test_the_speed_is_the_service_batchs() -> None:
