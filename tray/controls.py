@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dropsight.tray.icons import fetching, model_of, model_title
 from dropsight.tray.layout import fit_window
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
+from dropsight.tray.units import human_size
 from dropsight.tray.worker import is_open
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,11 @@ class Actions:
 
     # Looked up at each use, so tests can watch what would be started or opened.
     def _spawn(self, command: list[str]) -> None:
-        desktop.spawn(command)
+        process = desktop.spawn(command)
+        # Reaped when it ends (a service that stops while the viewer is open), so the
+        # viewer leaves no defunct child behind.
+        if process is not None:
+            threading.Thread(target=process.wait, name="reaper", daemon=True).start()
 
     def _open_path(self, path: Path) -> str | None:
         """Open with the desktop; a line to show when nothing could."""
@@ -264,9 +270,9 @@ class ControlBar:
         missing = model.get("missing") if model else None
         self._missing = missing["name"] if missing and not fetching(status) else None
         if missing and self._missing:
-            size = int(missing.get("download_bytes") or 0) / 2**20
+            size = human_size(int(missing.get("download_bytes") or 0))
             self.download_button.configure(
-                text=f"Download {model_title(self._missing)} ({size:.0f} MB)\u2026"
+                text=f"Download {model_title(self._missing)} ({size})\u2026"
             )
             self.download_button.grid()
         else:

@@ -18,6 +18,7 @@ from dropsight.tray.thumbs import thumbnail
 
 THUMB_PX = 44
 ROWS = 7
+MAX_ENTRIES = 40  # the service's recent results, then the library's latest
 
 Submit = Callable[[str, Callable[[], Any]], bool]  # background work; result comes back by kind
 OnSelect = Callable[[Path, Path | None], None]  # a photo and its sidecar
@@ -59,10 +60,21 @@ class RecentList:
         self._requested: set[str] = set()
         self._key: tuple[Any, ...] = ()
         self._rows: dict[str, RecentResult] = {}
+        self._service: list[RecentResult] = []
+        self._library: list[RecentResult] = []
+
+    def set_library(self, latest: list[RecentResult]) -> None:
+        """The library index's latest results: shown after the service's own, so the list
+        is full at start (the service's list begins empty at each restart)."""
+        self._library = latest
+        self.update(self._service)
 
     def update(self, recent: list[RecentResult]) -> None:
-        """Show these results (the service's `recent`, newest first)."""
-        entries = [e for e in recent if e["image"]]
+        """Show these results (the service's `recent`, newest first), then the library's."""
+        self._service = recent
+        seen = {e["image"] for e in recent}
+        more = [e for e in self._library if e["image"] not in seen]
+        entries = [e for e in [*recent, *more] if e["image"]][:MAX_ENTRIES]
         key = tuple((e["image"], e["time"], e["status"]) for e in entries)
         if key == self._key:
             return

@@ -18,15 +18,16 @@ from typing import Any
 from dropsight.config.settings import WatchSettings
 from dropsight.daemon.api.client import ServiceClient, ServiceError
 from dropsight.daemon.api.wire import read_sidecar
-from dropsight.daemon.contracts import ExitCode, Status
+from dropsight.daemon.contracts import ExitCode, RecentResult, Status
+from dropsight.daemon.outputs.index import library
 from dropsight.tray import logsetup, theme
 from dropsight.tray.attention import ConfigCheck, config_not_applied, config_path, with_problem
 from dropsight.tray.controls import Actions, ControlBar, Done
 from dropsight.tray.header import StatusHeader, banner_for
 from dropsight.tray.icons import visual_state
 from dropsight.tray.layout import fit_window
+from dropsight.tray.recent import MAX_ENTRIES, RecentList
 from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
-from dropsight.tray.recent import RecentList
 from dropsight.tray.result_panel import ResultPanel
 from dropsight.tray.worker import Worker
 
@@ -68,6 +69,7 @@ class Viewer:
         self._build()
         root.protocol("WM_DELETE_WINDOW", self.close)
         self._schedule(0, self._poll_status)
+        self._worker.submit("library", latest_in_library)
         self._schedule(RESULT_POLL_MS, self._drain_results)
 
     # --- layout -------------------------------------------------------------------------------
@@ -155,6 +157,7 @@ class Viewer:
             "sidecar": self.panel.show_sidecar,
             "sidecar!": self.panel.show_error,
             "thumb": self.recent.set_thumb,
+            "library": self.recent.set_library,
             "command": lambda _none: self._poll_status(),
             "command!": self._show_command_error,
         }
@@ -291,6 +294,14 @@ class Viewer:
             self.root.after_cancel(after_id)
         self._worker.stop()
         self.root.destroy()
+
+
+def latest_in_library() -> list[RecentResult]:
+    """The library index's latest results (none when there is no index yet)."""
+    if not library.default_path().exists():
+        return []
+    with library.Index() as index:
+        return index.latest(MAX_ENTRIES)
 
 
 def image_patterns(platform: str = sys.platform) -> str:

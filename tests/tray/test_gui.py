@@ -425,7 +425,13 @@ def test_viewer_controls_drive_a_real_service(
         dialog.remove_button.invoke()
         pump_until(lambda: len(service.status()["folders"]) == 1, "the folder dropped")
         assert load(config).watch.folders == (second,)
-        dialog.close()
+        dialog.close_button.invoke()
+        assert not dialog.alive
+        dialog = controls.open_folders()  # Escape closes it too
+        dialog.window.focus_force()
+        pump_until(lambda: dialog.window.winfo_viewable(), "the folders dialog again")
+        dialog.window.event_generate("<Escape>")
+        pump_until(lambda: not dialog.alive, "Escape to close the dialog")
 
         # Settings, log, start at login, XMP.
         controls.settings_button.invoke()
@@ -529,7 +535,7 @@ def test_viewer_first_run_offers_vgg16_and_shows_the_download(display: str, tmp_
                 wait_for(check, 20, what)
 
             pump_until(lambda: button.winfo_ismapped(), "the download offer")
-            assert button.cget("text") == "Download VGG16 (528 MB)\u2026"
+            assert button.cget("text") == "Download VGG16 (553 MB)\u2026"
             assert "until VGG16 is downloaded" in str(viewer.banner.cget("text"))
             root.update_idletasks()
             box = (0, 0, root.winfo_width(), root.winfo_height())
@@ -727,3 +733,42 @@ def test_the_xmp_box_shows_what_the_service_does(
         server.stop()
         service.stop()
         service.join()
+
+
+def test_viewer_fills_recent_results_from_the_library_and_shows_progress(
+    display: str, tmp_path: Path
+) -> None:
+    """At start the recent list holds the library's latest results (the service's own list
+    starts empty); a working service's progress is a real progress bar (issue 21 item 7)."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.tray.viewer import Viewer
+    from tests.tray.screens import build_library
+
+    photos = build_library(tmp_path / "Pictures")
+    controller = FakeController()  # working: 13 of 340, and no recent results of its own
+    server = ControlServer(controller)
+    server.start()
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    try:
+
+        def pump_until(condition: Callable[[], object], what: str) -> None:
+            def check() -> object:
+                root.update()
+                return condition()
+
+            wait_for(check, 20, what)
+
+        tree = viewer.recent_tree
+        pump_until(lambda: len(tree.get_children()) == len(photos), "the library's results")
+        newest_first = [str(tree.item(iid, "text")).strip() for iid in tree.get_children()]
+        assert sorted(newest_first) == sorted(p.name for p, *_ in photos)
+        bar = viewer.header.progress
+        pump_until(bar.winfo_ismapped, "the progress bar")
+        assert float(bar.cget("value")) == pytest.approx(13 / 340)
+        controller.state = "idle"
+        pump_until(lambda: not bar.winfo_ismapped(), "the bar hidden when idle")
+    finally:
+        viewer.close()
+        server.stop()
