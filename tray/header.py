@@ -67,7 +67,7 @@ class StatusHeader:
             text = f"Working: {text}"
         model = model_of(status)
         if model and model.get("name"):
-            text += f"  \u00b7  model {model['name']}"
+            text += f"  \u00b7  {model_title(model['name'])}"
         self.status_label.configure(text=text[:1].upper() + text[1:])
         icon = icon_for(status).resize((ICON_PX, ICON_PX), Image.Resampling.LANCZOS)
         self._state_icon_image = ImageTk.PhotoImage(icon, master=self.root)

@@ -27,7 +27,9 @@ OnSelect = Callable[[Path, Path | None], None]  # a photo and its sidecar
 class RecentList:
     """A list of recent results; thumbnails are made off the UI thread as they are needed."""
 
-    def __init__(self, parent: tk.Misc, submit: Submit, on_select: OnSelect) -> None:
+    def __init__(
+        self, parent: tk.Misc, submit: Submit, on_select: OnSelect, rows: int = ROWS // 2
+    ) -> None:
         self._submit = submit
         self._on_select = on_select
         self.frame = ttk.LabelFrame(parent, text="Recent results", padding=(8, 4), name="recent")
@@ -36,7 +38,7 @@ class RecentList:
         self.tree = ttk.Treeview(
             self.frame,
             columns=("result", "score", "time"),
-            height=ROWS // 2,
+            height=rows,
             style="Recent.Treeview",
             name="recent_tree",
         )

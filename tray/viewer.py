@@ -80,9 +80,9 @@ class Viewer:
         fit_window(root, WINDOW_PX, MIN_WINDOW_PX)
         self._build_style()
         root.columnconfigure(0, weight=1)
-        # The photo and the recent list share what the screen leaves (720 px screens too).
-        root.rowconfigure(3, weight=3)
-        root.rowconfigure(4, weight=2)
+        # The photo takes what the screen leaves (720 px screens too); the recent list keeps
+        # its rows (more of them on a taller screen).
+        root.rowconfigure(3, weight=1)
         self.header = StatusHeader(root, self.toggle_pause, self.rescan)
         self.header.frame.grid(row=0, column=0, sticky="ew")
         # Read by tests and accessibility tools.
@@ -119,7 +119,8 @@ class Viewer:
         style.configure("Recent.Treeview", rowheight=RECENT_THUMB_PX + 8)
 
     def _build_recent(self) -> None:
-        self.recent = RecentList(self.root, self._worker.submit, self.show_result)
+        rows = 3 if self.root.winfo_screenheight() < 900 else 5
+        self.recent = RecentList(self.root, self._worker.submit, self.show_result, rows)
         self.recent.frame.grid(row=4, column=0, sticky="nsew", padx=12, pady=(6, 12))
         self.recent_tree = self.recent.tree  # read by tests and accessibility tools
 

@@ -622,7 +622,7 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         for name, count in window.chip_counts.items():  # a click opens what the chip says
             window.search(name)
             pump_until(
-                lambda: str(window.summary.cget("text")).startswith(f"{count:,} photos"),  # noqa: B023
+                lambda: str(window.summary.cget("text")).startswith(f"{count:,} photo"),  # noqa: B023
                 f"{count} photos for the {name} chip",
             )
         window.entry.delete(0, "end")
