@@ -772,3 +772,53 @@ def test_viewer_fills_recent_results_from_the_library_and_shows_progress(
     finally:
         viewer.close()
         server.stop()
+
+
+@pytest.mark.timeout(180)
+def test_the_real_tray_keeps_its_icon_through_twenty_pauses_and_resumes(
+    display: str,
+    any_tray: subprocess.Popen[bytes],
+    fake_service: subprocess.Popen[bytes],
+) -> None:
+    """`dropsight tray` in trayer, tint2 and wmsystemtray: after each of 20 state changes of
+    the service (pause, resume, ...) its icon window keeps its size (issue 21 item 1: the
+    repro left it 1x24 after two pause/resume cycles)."""
+    import re
+
+    env = dict(os.environ, PYSTRAY_BACKEND="xorg", DISPLAY=display)
+    tray = subprocess.Popen(
+        [sys.executable, "-m", "dropsight.tray", "--no-start-service"],
+        cwd=desktop.working_dir(),
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    paused_title = "Dropsight: paused, 327 waiting, 1 failed"
+
+    def size(title: str) -> tuple[int, int] | None:
+        for line in window_tree().splitlines():
+            if f'"{title}"' in line and "SystemTrayIcon" in line:
+                found = re.search(r"\)\s+(\d+)x(\d+)[+-]", line)
+                return (int(found.group(1)), int(found.group(2))) if found else None
+        return None
+
+    try:
+        wait_for(lambda: (size(TRAY_TITLE) or (0, 0))[0] >= 16, 20, "the docked icon")
+        first = size(TRAY_TITLE)
+        client = ServiceClient.connect()
+        sizes = []
+        for change in range(20):
+            paused = change % 2 == 0
+            client.pause() if paused else client.resume()
+            title = paused_title if paused else TRAY_TITLE
+            wait_for(lambda: window_named(title), 10, title)  # noqa: B023
+            time.sleep(0.4)  # no tray says "done re-embedding": give a broken one time
+            sizes.append(size(title))
+        changed = [(n + 1, s) for n, s in enumerate(sizes) if s != first]
+        assert not changed, f"the icon was {first}, then (change, size): {changed}"
+        tray.send_signal(signal.SIGTERM)
+        assert tray.wait(20) == 0
+    finally:
+        stop_process(tray)
+        stderr = tray.stderr.read().decode() if tray.stderr else ""
+        tray.stderr and tray.stderr.close()
+    assert "Traceback" not in stderr, stderr
