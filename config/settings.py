@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,8 @@ XmpMode = Literal["off", "beside"]
 XmpName = Literal["IMG.jpg.xmp", "IMG.xmp"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 RelabelPolicy = Literal["on-change", "on-demand"]
+RuntimeMode = Literal["auto", "litert", "openvino"]  # which runtime runs the model
+DeviceMode = Literal["auto", "cpu", "gpu", "npu"]  # where OpenVINO runs it
 
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 OBSERVERS: tuple[Observer, ...] = get_args(Observer)
@@ -27,6 +30,8 @@ XMP_MODES: tuple[XmpMode, ...] = get_args(XmpMode)
 XMP_NAMES: tuple[XmpName, ...] = get_args(XmpName)
 LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 RELABEL_POLICIES: tuple[RelabelPolicy, ...] = get_args(RelabelPolicy)
+RUNTIME_MODES: tuple[RuntimeMode, ...] = get_args(RuntimeMode)
+DEVICE_MODES: tuple[DeviceMode, ...] = get_args(DeviceMode)
 FALLBACKS: tuple[ModelName | Literal[""], ...] = (*MODEL_NAMES, "")
 
 C = TypeVar("C", bound=str)
@@ -80,6 +85,8 @@ class ModelSettings:
     relabel: RelabelPolicy = (
         "on-change"  # photos labelled by another model: again at once, or on request
     )
+    runtime: RuntimeMode = "auto"  # auto: the faster of LiteRT and OpenVINO here, timed once
+    device: DeviceMode = "auto"  # auto: an Intel GPU or NPU only when present and faster
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,13 @@ class ServiceSettings:
     cores: int = 0  # CPU cores labelling may use; 0: all of them
     max_file_mb: int = 256  # bigger files are refused unread (hashed as a stream)
     max_decode_megapixels: float = 100.0  # pixels decoded at once (JPEGs decode reduced)
+
+
+# What `[hooks] on_result` arguments may name: {photo}, {name}... (daemon/outputs/hooks.py).
+HOOK_PLACEHOLDERS = ("photo", "sidecar", "status", "name", "score", "model")
+# Extensions that are Dropsight's own files, never photos: labelling one would write
+# `x.jpg.json.json`, then `x.jpg.json.json.json`... (daemon/core/atomic.py: TEMP_SUFFIX).
+NOT_PHOTO_EXTENSIONS = frozenset({"json", "xmp", "dropsight-tmp"})
 
 
 @dataclass(frozen=True)
@@ -272,6 +286,14 @@ def _watch(r: _Reader) -> WatchSettings:
     d = WatchSettings()
     folders = tuple(expand(s) for s in r.strings("folders", ()))
     exts = r.strings("extensions", sorted(d.extensions))
+    ours = sorted({e.lower().lstrip(".") for e in exts} & NOT_PHOTO_EXTENSIONS)
+    if ours:
+        raise r._fail(
+            "extensions",
+            list(exts),
+            f"{ours[0]!r} names Dropsight's own files, not photos; remove it"
+            f" (never allowed: {', '.join(sorted(NOT_PHOTO_EXTENSIONS))})",
+        )
     watch = WatchSettings(
         folders=folders,
         recursive=r.boolean("recursive", d.recursive),
@@ -301,6 +323,8 @@ def _model(r: _Reader) -> ModelSettings:
         resize=r.choice("resize", d.resize, RESIZE_POLICIES),
         batch_size=int(r.number("batch_size", d.batch_size, 1, 256, integer=True)),
         relabel=r.choice("relabel", d.relabel, RELABEL_POLICIES),
+        runtime=r.choice("runtime", d.runtime, RUNTIME_MODES),
+        device=r.choice("device", d.device, DEVICE_MODES),
     )
     r.done()
     return model
@@ -347,12 +371,39 @@ def _service(r: _Reader) -> ServiceSettings:
 
 def _hooks(r: _Reader) -> HookSettings:
     d = HookSettings()
+    on_result = r.strings("on_result", d.on_result)
+    for arg in on_result:
+        problem = _placeholder_problem(arg)
+        if problem:
+            raise r._fail(
+                "on_result",
+                arg,
+                f"{problem}; known placeholders: "
+                + ", ".join(f"{{{p}}}" for p in HOOK_PLACEHOLDERS)
+                + "; write a literal brace as {{ or }} (awk '{{print $1}}')",
+            )
     hooks = HookSettings(
-        on_result=r.strings("on_result", d.on_result),
+        on_result=on_result,
         timeout_s=float(r.number("timeout_s", d.timeout_s, 1, 3600, integer=False)),
     )
     r.done()
     return hooks
+
+
+def _placeholder_problem(arg: str) -> str | None:
+    """Why a hook argument cannot be filled in (`str.format_map`), or None."""
+    try:
+        parts = [(f, spec, conv) for _t, f, spec, conv in string.Formatter().parse(arg)]
+    except ValueError as exc:  # a lone { or }
+        return str(exc)
+    for name, spec, conv in parts:
+        if name is None:
+            continue
+        if name not in HOOK_PLACEHOLDERS:
+            return f"unknown placeholder {{{name}}}"
+        if spec or conv:
+            return f"{{{name}}} takes no format spec or conversion"
+    return None
 
 
 def _upper_choice(v: Any, allowed: Sequence[C]) -> C:

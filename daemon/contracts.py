@@ -44,7 +44,7 @@ class ModelBlock(TypedDict):
     name: str
     fingerprint: str
     input_size: list[int]
-    runtime: str
+    runtime: str  # "litert-fp32", "openvino-bf16" (before 0.4: "litert"); not in the fingerprint
     fallback_for: NotRequired[str | None]
 
 
@@ -164,7 +164,9 @@ class ModelStatus(TypedDict):
     requested: str
     fallback: bool
     fallback_reason: str | None
-    runtime: str | None
+    runtime: str | None  # as in sidecars: "openvino-fp32"
+    # For people: "vgg16 on OpenVINO (fp32), 9 img/s" (the speed measured when chosen).
+    runtime_summary: NotRequired[str | None]
     fingerprint: str | None
     error: str | None
     missing: NotRequired[MissingModel | None]
@@ -215,6 +217,9 @@ class Status(TypedDict):
     pipeline: NotRequired[PipelineStatus]
     relabel: NotRequired[RelabelStatus | None]
     output: NotRequired[OutputStatus]
+    # Photos skipped because their sidecar's place holds a file Dropsight did not write (or
+    # not a valid sidecar): left as it is, never overwritten (added in 0.3).
+    odd_files: NotRequired[int]
 
 
 # What clients show when no service answers (`dropsight status --json`, exit 3).
@@ -296,7 +301,10 @@ ErrorCode = Literal[
     "bad_json",  # 400: body is not UTF-8 JSON
     "bad_path",  # 400: classify path not absolute or not classifiable
     "file_not_found",  # 404: classify path does not exist
-    "unavailable",  # 503: e.g. the model is still loading, or too many connections
+    "unavailable",  # 503: e.g. the model is still loading
+    # 503: too many connections or event streams just now (the body also has "state":
+    # "busy"); the service runs: never "not running" (added in 0.3)
+    "busy",
     "request_timeout",  # 408: the request did not arrive in time (added in 0.3)
     "internal_error",  # 500: a handler failed (logged); the server keeps running
     "http_error",  # protocol-level error from the HTTP parser
@@ -342,6 +350,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or config; `service`: nothing to watch
     NOT_RUNNING = 3  # a control command found no service
     BUSY = 4  # `backfill` refused: a running service labels the same folders
+    SERVICE_BUSY = 5  # a control command: the service runs but has no slot free; try again
     # sysexits' EX_SOFTWARE: `service` failed inside. Not 1 or 2, which the systemd unit never
     # restarts (RestartPreventExitStatus).
     INTERNAL = 70

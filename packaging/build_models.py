@@ -56,7 +56,7 @@ def _build(name: str, weights: Path | None, out: Path) -> Path:
     artifact = store.resolve(name, ModelSettings(name=name, weights=weights), "build_models")
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.tflite"
-    shutil.copyfile(artifact.tflite, target)
+    shutil.copyfile(artifact.path, target)
     store.write_meta(target, name, artifact.fingerprint)
     meta = json.loads(target.with_suffix(".json").read_text("utf-8"))
     _say(

@@ -21,7 +21,12 @@ from typing import Any
 from dropsight.config.edit import set_value
 from dropsight.config.settings import ConfigError
 from dropsight.daemon import APP_NAME, __version__
-from dropsight.daemon.api.client import ServiceClient, ServiceError, ServiceNotRunning
+from dropsight.daemon.api.client import (
+    ServiceBusy,
+    ServiceClient,
+    ServiceError,
+    ServiceNotRunning,
+)
 from dropsight.daemon.contracts import ErrorEntry, ExitCode, ServiceState, Status
 from dropsight.daemon.core import paths
 from dropsight.daemon.service import startfail
@@ -104,6 +109,9 @@ class TrayApp:
             except ServiceNotRunning as exc:
                 self._note_problem(str(exc))
                 client = None
+            except ServiceBusy as exc:  # it runs: keep the last status, ask again later
+                self._note_problem(str(exc))
+                return
         status = None
         if client is not None:
             try:

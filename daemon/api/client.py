@@ -56,6 +56,10 @@ class ServiceNotRunning(ServiceError):
     """No service answers: control.json is missing, unreadable or stale."""
 
 
+class ServiceBusy(ServiceError):
+    """The service runs but has no slot free for this request just now: try again."""
+
+
 class ServiceClient:
     """Talks to the running service over its loopback control API."""
 
@@ -84,7 +88,7 @@ class ServiceClient:
         except ServiceNotRunning:
             raise
         except ServiceError as exc:
-            if exc.code == "timeout":  # alive but busy: not stale
+            if exc.code in ("timeout", "busy"):  # alive but busy: not stale
                 raise
             raise ServiceNotRunning(
                 f"{not_running_message()}: stale {path} (port {port}: {exc})"
@@ -169,6 +173,8 @@ class ServiceClient:
             headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
             conn.request(ROUTES["events"], API_PREFIX + "events", headers=headers)
             response = conn.getresponse()
+            if response.status == 503:
+                raise ServiceBusy("events: too many event streams; try again", 503, "busy")
             if response.status != 200:
                 raise ServiceError(f"events: HTTP {response.status}", response.status)
             for raw in response:
@@ -238,7 +244,8 @@ class ServiceClient:
                 code, message = None, None
             else:
                 code, message = error["code"], error["message"]
-            raise ServiceError(
+            kind = ServiceBusy if code == "busy" else ServiceError
+            raise kind(
                 f"{route}: HTTP {response.status}: {message or response.reason}",
                 response.status,
                 code,

@@ -49,13 +49,16 @@ class Limits:
 
     # Connections whose request head is still arriving: one socket each, no thread.
     max_pending: int = 64
-    # Requests being answered, each on its own thread (event streams stay here for long).
+    # Requests being answered, each on its own thread.
     max_active: int = 32
     # Extra answering slots only for requests that bear the token, so `dropsight stop` and
     # status get through even when token holders (viewers' event streams, long classify
     # calls) fill the rest. Clients without the token never reach this far: their heads are
     # answered in a moment (401) or shed while pending.
     reserve: int = 8
+    # Event streams (`GET /v1/events` with the token) have slots of their own: they last for
+    # hours, and may never take the answering slots control requests need.
+    max_streams: int = 8
     # From accept to the whole head, and (checked by the server) to the whole body: one
     # deadline, not per read, so a byte every few seconds cannot keep a connection.
     request_timeout_s: float = 10.0
@@ -91,16 +94,20 @@ class Gate:
         self._trusted = trusted  # whether a head bears the token (gets the reserve)
         self._pending: dict[socket.socket, _Pending] = {}  # insertion order: oldest first
         self._active = 0
+        self._streams: set[socket.socket] = set()  # admitted event streams
         self._lock = threading.Lock()  # guards _active (released from answering threads)
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector = selectors.DefaultSelector()
         self._accept_paused_until: float | None = None
 
-    def release(self) -> None:
-        """A handed-on request is finished (called from its thread)."""
+    def release(self, sock: socket.socket | None = None) -> None:
+        """A handed-on request (on `sock`) is finished (called from its thread)."""
         with self._lock:
-            self._active -= 1
+            if sock is not None and sock in self._streams:
+                self._streams.discard(sock)
+            else:
+                self._active -= 1
 
     def stop(self) -> None:
         """Make run() return soon (from any thread)."""
@@ -204,14 +211,22 @@ class Gate:
 
     def _admit(self, pending: _Pending) -> None:
         limit = self.limits.max_active
+        trusted = self._trusted(pending.head)
+        stream = trusted and is_event_stream(pending.head)
         with self._lock:
-            room = self._active < limit or (
-                self._active < limit + self.limits.reserve and self._trusted(pending.head)
-            )
-            if room:
-                self._active += 1
+            if stream:
+                room = len(self._streams) < self.limits.max_streams
+                if room:
+                    self._streams.add(pending.sock)
+            else:
+                room = self._active < limit or (
+                    self._active < limit + self.limits.reserve and trusted
+                )
+                if room:
+                    self._active += 1
         if not room:
-            self._refuse(pending, 503, "unavailable", "too many requests; try again")
+            what = "event streams" if stream else "requests"
+            self._refuse(pending, 503, "busy", f"too many {what}; try again")
             return
         self._forget(pending)
         try:
@@ -219,7 +234,7 @@ class Gate:
             self._hand_off(pending.sock, pending.address, pending.head, pending.deadline)
         except Exception:
             log.exception("control API: could not hand a request on")
-            self.release()
+            self.release(pending.sock)
             with contextlib.suppress(OSError):
                 pending.sock.close()
 
@@ -250,9 +265,22 @@ class Gate:
             pending.sock.close()
 
 
+def is_event_stream(head: bytes) -> bool:
+    """Whether a request head asks for the event stream (`GET /v1/events`)."""
+    method, _, rest = head.partition(b" ")
+    target = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+    return method == b"GET" and target == b"/v1/events"
+
+
 def refusal(status: int, code: str, message: str) -> bytes:
-    """A complete HTTP/1.0 JSON error answer, as the server's own errors look."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode("ascii")
+    """A complete HTTP/1.0 JSON error answer, as the server's own errors look.
+
+    A refusal for want of slots also says `"state": "busy"`: the service runs.
+    """
+    answer: dict[str, object] = {"error": {"code": code, "message": message}}
+    if code == "busy":
+        answer["state"] = "busy"
+    body = json.dumps(answer).encode("ascii")
     head = (
         f"HTTP/1.0 {status} {HTTPStatus(status).phrase}\r\n"
         "Content-Type: application/json; charset=utf-8\r\n"

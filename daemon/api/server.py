@@ -137,7 +137,7 @@ class _Server(http.server.ThreadingHTTPServer):
             with self.threads_lock:
                 self.handler_threads.pop(threading.current_thread(), None)
                 self.admitted.pop(request, None)
-            self.gate.release()
+            self.gate.release(request)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

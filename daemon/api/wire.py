@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
 from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.outputs import sidecar
 
 T = TypeVar("T")
 
@@ -30,9 +30,13 @@ def narrow(value: object, kind: type[T], what: str = "answer") -> T:
 
 
 def read_sidecar(path: Path) -> SidecarRecord:
-    """A sidecar file to show (a file we may not have written: OSError or WireError)."""
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"{path} is not a sidecar: {exc}") from None
-    return narrow(data, SidecarRecord, str(path))
+    """A sidecar file to show (a file we may not have written: OSError or WireError).
+
+    Read as every reader does (`outputs.sidecar.load`): never blocking, at most 1 MB.
+    """
+    loaded = sidecar.load(path)
+    if loaded.record is not None:
+        return loaded.record
+    if loaded.kind == "absent":
+        raise FileNotFoundError(f"{path}: no such file")
+    raise WireError(f"{path} is not a Dropsight sidecar: {loaded.reason}")

@@ -55,6 +55,7 @@ class Summary:
     done: int = 0
     failed: int = 0
     unreachable: int = 0  # Ray: photos here that their worker's node could not read
+    odd: int = 0  # photos whose sidecar's place holds a file not ours: left alone
     seconds: float = 0.0
     nodes: dict[str, int] = field(default_factory=dict)  # Ray: photos labelled per node
 
@@ -70,6 +71,8 @@ class Summary:
     def text(self) -> str:
         """One line for people."""
         unreachable = f", {self.unreachable} unreadable on Ray's nodes" if self.unreachable else ""
+        if self.odd:
+            unreachable += f", {self.odd} skipped (their .json is not a Dropsight sidecar)"
         return (
             f"{self.done} labelled, {self.failed} failed{unreachable}, {self.skipped} already "
             f"current (of {self.found}) in {self.seconds:.1f} s ({self.rate:.1f} photos/s, "
@@ -92,9 +95,19 @@ def to_do(
             remove_stale_temp_files(folder, settings.watch.recursive, born)
         for photo in photo_filter.walk(root, settings.watch.recursive):
             summary.found += 1
-            state = sidecar.scan_state(photo, layout.sidecar_for(photo, root), fingerprint)
+            json_path = layout.sidecar_for(photo, root)
+            try:
+                state = sidecar.scan_state(photo, json_path, fingerprint)
+            except Exception:  # one bad file costs itself, never the run
+                log.exception("looking at %s failed; skipped", photo)
+                summary.failed += 1
+                continue
             if state == "current":
                 summary.skipped += 1
+            elif state == "odd":
+                summary.odd += 1
+                reason = sidecar.load(json_path).reason
+                log.warning("%s is not a Dropsight sidecar (%s): left as it is", json_path, reason)
             else:
                 yield photo, root
 

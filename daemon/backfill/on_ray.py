@@ -21,7 +21,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ def _dataset(
 ) -> Any:
     """The Ray Data pipeline: (read on the driver's node ->) an actor per node labelling."""
     actors, cpus = _pool(ray)
-    model = ray.put(artifact.tflite.read_bytes())
+    model = ray.put(artifact.path.read_bytes())
     rows = [{"path": os.fsencode(photo), "root": os.fsencode(root)} for photo, root in work]
     # Small enough batches that every actor gets many (an even finish), two in flight
     # per actor so its stages never drain between them.
@@ -131,9 +130,8 @@ def _dataset(
             # The file where it is (a node that sees the same path at the same size uses
             # it as is), else its bytes from the object store (in a list: fetched only
             # when needed, not by Ray before the constructor runs).
-            "model": {"path": str(artifact.tflite), "bytes": artifact.tflite.stat().st_size},
+            "model": ray_workers.ShippedModel.of(artifact, info),
             "model_ref": [model],
-            "info": asdict(info),
             "settings": settings,
             "cpus": cpus,
             "files": files,
@@ -217,6 +215,9 @@ def _collect(
                 if outcome == "not_written":
                     summary.failed += 1
                     continue
+                if outcome == "odd":
+                    summary.odd += 1
+                    continue
                 if outcome == "unreadable":
                     if os.path.lexists(photo):  # here, but its node could not read it
                         summary.unreachable += 1
@@ -240,6 +241,10 @@ def _collect(
 def _write(photo: Path, json_path: Path, record: SidecarRecord) -> bool:
     """Write a sidecar on the driver (`--ray-files driver`); False when it could not be."""
     if not os.path.lexists(photo):
+        return False
+    odd = sidecar.load(json_path)
+    if odd.kind == "odd":  # another program's file: never written over
+        log.warning("%s is not a Dropsight sidecar (%s): left as it is", json_path, odd.reason)
         return False
     try:
         sidecar.write(json_path, record)  # atomic: a kill leaves no half file

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ from dropsight.daemon.pipeline.decode import Prepared, decode_read
 from dropsight.daemon.pipeline.labelling import Rules, label
 from dropsight.daemon.pipeline.wiring import job_factory
 from dropsight.daemon.runtime import budget
-from dropsight.daemon.runtime.classifier import Classifier, LiteRTClassifier, ModelInfo
+from dropsight.daemon.runtime.classifier import Classifier, ModelInfo, open_artifact
 
 WAIT_S = 0.02  # how often a call checks whether its photos are written
 
-# What an actor returns per photo; `outcome`: labelled, current, unreadable or not_written.
+# What an actor returns per photo; `outcome`: labelled, current, odd, unreadable or not_written.
 COLUMNS = ("path", "root", "sidecar", "record", "outcome", "node")
 
 
@@ -92,14 +92,32 @@ class _Results:
         """Nothing held open."""
 
 
+@dataclass(frozen=True)
+class ShippedModel:
+    """The driver's model file and what it is: used in place where a node sees the same
+    file (path and size), else written from its bytes in Ray's object store."""
+
+    path: Path
+    size: int
+    info: ModelInfo
+
+    @classmethod
+    def of(cls, artifact: ModelArtifact, info: ModelInfo) -> ShippedModel:
+        """What the driver sends for `artifact`."""
+        return cls(artifact.path, artifact.path.stat().st_size, info)
+
+
 class NodeBackfill:
-    """A Ray actor using all the cores Ray gave it: labels batches of photos."""
+    """A Ray actor using all the cores Ray gave it: labels batches of photos.
+
+    The runtime is chosen on the node itself (nodes may differ): the same timed, remembered
+    choice as the service's, in the node's own cache folder.
+    """
 
     def __init__(
         self,
-        model: dict[str, Any],
+        model: ShippedModel,
         model_ref: list[Any],
-        info: dict[str, Any],
         settings: Settings,
         *,
         cpus: int,
@@ -107,22 +125,17 @@ class NodeBackfill:
     ) -> None:
         import ray
 
-        info["input_size"] = tuple(info["input_size"])
-        model_info = ModelInfo(**info)
-        tflite = Path(model["path"])
+        info = model.info
+        path = model.path
         self._copy: Path | None = None  # a model copy of our own, removed at the end
-        if not (tflite.is_file() and tflite.stat().st_size == model["bytes"]):
+        if not (path.is_file() and path.stat().st_size == model.size):
             self._copy = Path(tempfile.mkdtemp(prefix="dropsight-ray-"))
-            tflite = self._copy / f"{model_info.name}.tflite"
-            tflite.write_bytes(ray.get(model_ref[0]))
-        artifact = ModelArtifact(
-            model_info.name, model_info.fingerprint, tflite, model_info.input_size, "ray"
-        )
+            path = self._copy / f"{info.name}{model.path.suffix}"
+            path.write_bytes(ray.get(model_ref[0]))
+        artifact = ModelArtifact(info.name, info.fingerprint, path, info.input_size, "ray")
         settings = replace(settings, service=replace(settings.service, cores=cpus))
-        plan = budget.Request.of(settings).plan(model_info.gflops)
-        classifier = LiteRTClassifier(
-            artifact, model_info, lanes=plan.lanes, threads=plan.threads_per_lane
-        )
+        classifier = open_artifact(artifact, info, settings)
+        plan = budget.Request.of(settings).plan(info.gflops)
         self.node = ray.get_runtime_context().get_node_id()
         self._labeller: StagesLabeller | BytesLabeller = (
             StagesLabeller(settings, classifier)
@@ -181,8 +194,11 @@ class StagesLabeller:
         """Why the stages wrote no sidecar for a photo."""
         if not os.path.lexists(photo):
             return "unreadable"  # gone, or this node does not see the library
-        if sidecar.scan_state(photo, json_path, self._fingerprint) == "current":
+        state = sidecar.scan_state(photo, json_path, self._fingerprint)
+        if state == "current":
             return "current"  # labelled meanwhile (a retried batch after a lost node, say)
+        if state == "odd":
+            return "odd"  # another program's file holds the sidecar's place: left alone
         return "not_written"  # the writer logged why (disk full, permissions)
 
     def close(self) -> None:

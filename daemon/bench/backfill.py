@@ -109,7 +109,7 @@ class Clock:
 
 def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
     from dropsight.daemon.backfill.local import backfill_outputs, run_local
-    from dropsight.daemon.runtime.classifier import load_classifier
+    from dropsight.daemon.runtime.classifier import open_classifier
 
     s = replace(
         settings,
@@ -118,7 +118,7 @@ def _local(settings: Settings, library: Path, cores: int) -> dict[str, Any]:
     )
     clock, started = Clock(), time.monotonic()  # loading the model counts, as on Ray
     outputs = backfill_outputs(extra=[clock], entries=())  # timing only
-    summary = run_local(s, [library], load_classifier(s), outputs=outputs)
+    summary = run_local(s, [library], open_classifier(s), outputs=outputs)
     summary.seconds = time.monotonic() - started
     return {**summary.as_json(), **clock.figures(started)}
 

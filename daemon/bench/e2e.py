@@ -32,7 +32,7 @@ from dropsight.daemon.bench.main import (
 )
 from dropsight.daemon.photos import imaging
 from dropsight.daemon.pipeline.crashguard import CrashGuard
-from dropsight.daemon.runtime.classifier import Classifier, load_classifier
+from dropsight.daemon.runtime.classifier import Classifier, open_classifier
 from dropsight.daemon.service.service import Service
 
 HEAVY_GFLOPS = 2.0
@@ -47,7 +47,7 @@ GOALS = {  # from issue 12
 
 def bench_e2e(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
     """Bare before, bursts (ImageNet-size and 12 MP), single-photo latency, bare after."""
-    classifier = load_classifier(settings)
+    classifier = open_classifier(settings)
     heavy = classifier.info.gflops >= HEAVY_GFLOPS
     count = args.count or (128 if heavy else 600)
     files = photos(args.images, count)

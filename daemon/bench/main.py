@@ -23,9 +23,9 @@ from dropsight.config.settings import ModelSettings, Settings
 from dropsight.config.settings import load as load_settings
 from dropsight.daemon.contracts import ExitCode
 from dropsight.daemon.core import paths
-from dropsight.daemon.models import store
 from dropsight.daemon.photos import imaging
-from dropsight.daemon.runtime.classifier import Classifier, LiteRTClassifier, load_classifier
+from dropsight.daemon.runtime.choice import BASELINE
+from dropsight.daemon.runtime.classifier import Classifier, open_as
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "imagenet-sample-100"
 PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo
@@ -34,9 +34,19 @@ PHONE_SOURCES = 8  # distinct 12 MP photos made per run; the rest are copies
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Bench options."""
-    p.add_argument("--model", default="efficientnet-lite0", help="model to measure")
+    p.add_argument(
+        "--model",
+        choices=("efficientnet-lite0", "vgg16", "all"),
+        help="model to measure (default: efficientnet-lite0; both for --mode runtimes)",
+    )
     p.add_argument("--images", type=Path, help=f"folder of photos (default: {SAMPLE})")
-    p.add_argument("--mode", choices=("model", "e2e", "search", "backfill", "all"), default="all")
+    p.add_argument(
+        "--mode",
+        choices=("model", "e2e", "search", "backfill", "runtimes", "accuracy", "all"),
+        default="all",
+        help="runtimes: every runtime side by side, the pipeline's limit and the service burst; "
+        "accuracy: each runtime's label agreement with LiteRT fp32",
+    )
     p.add_argument(
         "--photos", type=int, default=1_000_000, help="search: synthetic photos in the index"
     )
@@ -131,9 +141,7 @@ def bench_settings(args: argparse.Namespace) -> Settings:
 
 def bare_classifier(settings: Settings) -> Classifier:
     """The model the plain way: one LiteRT interpreter using every core."""
-    artifact = store.resolve(settings.model.name, settings.model, "bench")
-    info = load_classifier(settings).info
-    return LiteRTClassifier(artifact, info, lanes=1, threads=os.cpu_count() or 1)
+    return open_as(BASELINE, settings, threads=os.cpu_count() or 1)
 
 
 def time_batches(fn: Callable[[np.ndarray], Any], x: np.ndarray, batch: int) -> float:
@@ -224,6 +232,23 @@ def _decode_ms(files: list[Path], *, draft: bool) -> float:
 def run_bench(args: argparse.Namespace) -> int:
     """Run the selected benchmarks and print their figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.model is None:
+        args.model = "all" if args.mode == "runtimes" else "efficientnet-lite0"
+    if args.mode in ("runtimes", "accuracy"):
+        from dropsight.daemon.bench import runtimes
+
+        work = Path(tempfile.mkdtemp(prefix="dropsight-bench-"))
+        try:
+            if args.mode == "runtimes":
+                figures = runtimes.bench_runtimes(args, work)
+            else:
+                figures = runtimes.bench_accuracy(args)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(figures, indent=None if args.json else 2))
+        return ExitCode.OK
+    if args.model == "all":
+        raise SystemExit("bench: --model all is for --mode runtimes and accuracy")
     settings = bench_settings(args)
     result: dict[str, Any] = {"cpu_count": os.cpu_count()}
     work = Path(tempfile.mkdtemp(prefix="dropsight-bench-"))

@@ -13,7 +13,9 @@ from typing import Any
 from dropsight.config.settings import MODEL_NAMES, Settings
 from dropsight.daemon.backfill.local import Summary, run_local
 from dropsight.daemon.cli.common import ExitCode, settings_for
+from dropsight.daemon.core import paths
 from dropsight.daemon.core.invocation import command_name
+from dropsight.daemon.core.lock import Claimed, FolderClaims
 
 log = logging.getLogger(__name__)
 
@@ -70,25 +72,17 @@ def command(args: argparse.Namespace) -> int:
     if busy:
         print(f"dropsight backfill: {busy}", file=sys.stderr)
         return ExitCode.BUSY
-    if args.ray:
-        try:
-            from dropsight.daemon.backfill.on_ray import RayUnavailable, run_ray
-        except ImportError:  # the installed desktop app leaves the cluster backfill out
-            print(
-                "dropsight backfill: --ray is not part of the installed app; with Python, "
-                "pip install 'dropsight[ray]' and run that dropsight",
-                file=sys.stderr,
-            )
-            return ExitCode.USAGE
-        try:
-            summary = run_ray(
-                settings, roots, args.ray, dry_run=args.dry_run, files=args.ray_files or "shared"
-            )
-        except RayUnavailable as exc:
-            print(f"dropsight backfill: {exc}", file=sys.stderr)
-            return ExitCode.USAGE
-    else:
-        summary = _local(settings, roots, dry_run=args.dry_run)
+    claims = FolderClaims(paths.state_dir() / "claims")
+    try:
+        if not args.dry_run:  # a dry run only counts
+            claims.claim(roots)
+    except Claimed as exc:
+        print(f"dropsight backfill: {exc}", file=sys.stderr)
+        return ExitCode.BUSY
+    with claims:
+        summary = _run(args, settings, roots)
+    if isinstance(summary, int):
+        return summary
     if args.json:
         print(json.dumps(summary.as_json()))
     elif args.dry_run:
@@ -106,19 +100,43 @@ def command(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if summary.failed or summary.unreachable else ExitCode.OK
 
 
-def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:
-    from dropsight.daemon.runtime.classifier import load_classifier
+def _run(args: argparse.Namespace, settings: Settings, roots: list[Path]) -> Summary | int:
+    """Label what is left, locally or on Ray: the summary, or an exit code."""
+    if args.ray:
+        try:
+            from dropsight.daemon.backfill.on_ray import RayUnavailable, run_ray
+        except ImportError:  # the installed desktop app leaves the cluster backfill out
+            print(
+                "dropsight backfill: --ray is not part of the installed app; with Python, "
+                "pip install 'dropsight[ray]' and run that dropsight",
+                file=sys.stderr,
+            )
+            return ExitCode.USAGE
+        try:
+            return run_ray(
+                settings, roots, args.ray, dry_run=args.dry_run, files=args.ray_files or "shared"
+            )
+        except RayUnavailable as exc:
+            print(f"dropsight backfill: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
+    return _local(settings, roots, dry_run=args.dry_run)
 
-    classifier = load_classifier(settings)  # says once when a stand-in labels
+
+def _local(settings: Settings, roots: list[Path], *, dry_run: bool) -> Summary:
+    from dropsight.daemon.runtime.classifier import open_classifier
+
+    classifier = open_classifier(settings)  # says once when a stand-in labels
     return run_local(settings, roots, classifier, dry_run=dry_run)
 
 
 def service_labelling(roots: list[Path]) -> str | None:
     """Why not to run now: a running, unpaused service watching any of these folders."""
-    from dropsight.daemon.api.client import ServiceClient, ServiceError
+    from dropsight.daemon.api.client import ServiceBusy, ServiceClient, ServiceError
 
     try:
         status = ServiceClient.connect().status()
+    except ServiceBusy:
+        return "a running service is too busy to say which folders it labels; try again"
     except ServiceError:
         return None
     if status.get("state") == "paused":

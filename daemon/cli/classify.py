@@ -38,7 +38,7 @@ def command(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from dropsight.daemon.pipeline.stages import Options, classify_paths
-    from dropsight.daemon.runtime.classifier import load_classifier
+    from dropsight.daemon.runtime.classifier import open_classifier
 
     if args.top is not None and not 1 <= args.top <= 1000:
         print("dropsight classify: error: --top must be from 1 to 1000", file=sys.stderr)
@@ -54,7 +54,7 @@ def command(args: argparse.Namespace) -> int:
         fallback="" if args.model else settings.model.fallback,
     )
     settings = replace(settings, model=model)
-    classifier = load_classifier(settings)
+    classifier = open_classifier(settings)
     info = classifier.info
     if info.is_fallback and args.verbose:
         print(

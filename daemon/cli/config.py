@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -41,6 +42,11 @@ def add_arguments(sub: Any, with_config: Any) -> None:
     )
     w.add_argument("action", choices=("add", "remove", "list"))
     w.add_argument("folders", nargs="*", type=Path, metavar="DIR")
+    w.add_argument(
+        "--force",
+        action="store_true",
+        help="add: watch a system folder (/, /usr, C:\\ ...) all the same",
+    )
     with_config(w)
     w.set_defaults(func=watch_command)
 
@@ -109,6 +115,15 @@ def watch_command(args: argparse.Namespace) -> int:
         print(f"dropsight watch {args.action}: name at least one folder", file=sys.stderr)
         return ExitCode.USAGE
     if args.action == "add":
+        system = [f for f in folders if is_system_folder(f)]
+        if system and not args.force:
+            print(
+                f"dropsight watch add: {system[0]} is a system folder: a service would write a"
+                " sidecar beside every image in it (and below). Name the folder your photos"
+                " are in, or add --force",
+                file=sys.stderr,
+            )
+            return ExitCode.USAGE
         return _add(path, folders)
     try:
         removed = edit.remove_folders(path, folders)
@@ -122,6 +137,48 @@ def watch_command(args: argparse.Namespace) -> int:
             print(f"(none left in the config: the service watches {edit.default_folder()})")
         print(f"({path}; {APPLIED})")
     return ExitCode.OK if removed else ExitCode.FAILED
+
+
+# Folders of the system or of all users, below which labelling would write across the
+# machine (the root of every drive counts too). One's own home is allowed.
+_SYSTEM_FOLDERS = [
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/Applications",
+    "/Library",
+    "/System",
+    "/Users",
+    "/Volumes",
+    "/private",
+]
+_WINDOWS_FOLDERS = ("Windows", "Program Files", "Program Files (x86)", "ProgramData", "Users")
+
+
+def is_system_folder(folder: Path) -> bool:
+    """Is `folder` a file-system root, or a folder of the system or of all users?"""
+    folder = Path(os.path.normpath(folder.absolute()))
+    if folder == Path.home():
+        return False  # one's own home is one's own (root's is /root)
+    if folder == Path(folder.anchor) or folder.parent == folder:
+        return True
+    if sys.platform == "win32":
+        return folder.parent == Path(folder.anchor) and folder.name in _WINDOWS_FOLDERS
+    return str(folder) in _SYSTEM_FOLDERS
 
 
 def _add(path: Path, folders: list[Path]) -> int:

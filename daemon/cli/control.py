@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dropsight.daemon.api.client import (
+    ServiceBusy,
     ServiceClient,
     ServiceError,
     ServiceNotRunning,
@@ -80,6 +81,9 @@ def run_command(name: str, as_json: bool) -> int:
             _write(out, json.dumps(status, indent=2) if as_json else format_status(status))
             return ExitCode.OK
         _actions(client)[name]()
+    except ServiceBusy as exc:
+        _write(err, busy_message(exc))
+        return ExitCode.SERVICE_BUSY
     except ServiceNotRunning as exc:
         log.debug("%s", exc)
         failure = startfail.read() if name == "status" else None
@@ -102,6 +106,11 @@ def run_command(name: str, as_json: bool) -> int:
     return ExitCode.OK
 
 
+def busy_message(exc: ServiceError) -> str:
+    """What a control command says when the service has no slot free for it."""
+    return f"Dropsight is running but busy ({exc}); try again in a moment"
+
+
 def _actions(client: ServiceClient) -> dict[str, Callable[[], None]]:
     return {
         "pause": client.pause,
@@ -113,14 +122,18 @@ def _actions(client: ServiceClient) -> dict[str, Callable[[], None]]:
 
 def format_status(status: Status) -> str:
     """A human summary of a status snapshot, a few lines long."""
+    odd = status.get("odd_files", 0)
     lines = [
         f"Dropsight {status['version']} (pid {status['pid']}): {status['state']}",
-        f"  Processed: {status['done']} done, {status['queued']} queued, {status['failed']} failed",
+        f"  Processed: {status['done']} done, {status['queued']} queued, {status['failed']} failed"
+        + (f", {odd} odd files (a .json that is not our sidecar: photo skipped)" if odd else ""),
     ]
     if status["current"]:
         lines.append(f"  Current:   {status['current']}")
     model = status["model"]
-    text = f"  Model:     {model['name']} ({model['runtime']})"
+    # "vgg16 on OpenVINO (fp32), 9 img/s"; older services only say the runtime.
+    running = model.get("runtime_summary") or f"{model['name']} ({model['runtime']})"
+    text = f"  Model:     {running}"
     if model["fallback"]:  # a calm state (README): the stand-in labels until the weights come
         text += f", standing in for {model['requested']}"
         if model.get("missing"):
@@ -171,6 +184,9 @@ def cmd_events(args: argparse.Namespace) -> int:
         client = ServiceClient.connect()
         for event in client.events():
             print(event_line(event, args.json), flush=True)
+    except ServiceBusy as exc:
+        print(busy_message(exc), file=sys.stderr)
+        return ExitCode.SERVICE_BUSY
     except ServiceNotRunning:
         print(not_running_message(), file=sys.stderr)
         return ExitCode.NOT_RUNNING
@@ -180,7 +196,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 def event_line(event: ResultEvent, as_json: bool) -> str:
     """One result event as `dropsight events` prints it."""
     if as_json:
-        return json.dumps(event, ensure_ascii=False)
+        return surrogates.escape(json.dumps(event, ensure_ascii=False))
     if event["status"] == "ok":
         score = event["score"]
         percent = f" {score * 100:.0f}%" if score is not None else ""

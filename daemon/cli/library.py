@@ -1,30 +1,29 @@
-"""`dropsight index`, `search` and `export`: getting at the results of a whole library."""
+"""`dropsight index` and `search`: getting at the results of a whole library (the index)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
+import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from dropsight.config.settings import Settings
 from dropsight.daemon.cli.common import ExitCode, settings_for, watched_folders
-from dropsight.daemon.contracts import SidecarRecord
-from dropsight.daemon.labels.names import display_name
+from dropsight.daemon.core import surrogates
+from dropsight.daemon.core.invocation import command_name
 
 if TYPE_CHECKING:
     from dropsight.daemon.outputs.index.library import Hit, Index
 
-EXPORT_TOP_K = 5
 HUMAN_LIMIT = 50  # results shown on screen unless --limit says otherwise
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
-    """The `index`, `search` and `export` sub-commands."""
+    """The `index` and `search` sub-commands."""
     i = sub.add_parser(
         "index",
         help="rebuild or inspect the library index that search uses",
@@ -67,19 +66,6 @@ def add_arguments(sub: Any, with_config: Any) -> None:
     with_config(s)
     s.set_defaults(func=search_command)
 
-    e = sub.add_parser(
-        "export",
-        help="write every photo's labels as CSV or JSON Lines",
-        description="One row per photo under the folders (default: the watched ones), read "
-        "from the sidecars: path, status, top-5 names and scores, categories, model, "
-        "processed_at. Streams: constant memory for any library size.",
-    )
-    e.add_argument("folders", nargs="*", type=Path, metavar="FOLDER")
-    e.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    e.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
-    with_config(e)
-    e.set_defaults(func=export_command)
-
 
 def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
     roots = [Path(f).expanduser().absolute() for f in folders] or watched_folders(settings)
@@ -98,22 +84,53 @@ def _roots(settings: Settings, folders: Sequence[Path]) -> list[Path] | None:
 
 def index_command(args: argparse.Namespace) -> int:
     """`dropsight index rebuild|status [FOLDER...]`."""
-    from dropsight.daemon.core.progress import track
     from dropsight.daemon.outputs.index.library import Index
-    from dropsight.daemon.outputs.index.sync import labelled, sync
+    from dropsight.daemon.outputs.index.repair import damaged_message
 
     settings = settings_for(args)
-    with Index() as index:
+    try:
         if args.action == "status":
-            print(f"{index.count()} photos in {index.path}")
+            with Index(read_only=True) as index:
+                print(f"{index.count()} photos in {index.path}")
             return ExitCode.OK
         roots = _roots(settings, args.folders)
         if roots is None:
             return ExitCode.USAGE
-        found = track(labelled(settings, roots), desc="index")
-        changes = sync(index, settings, roots, from_scratch=True, progress=found)
-        print(f"index rebuilt: {changes.summary()}; {index.count()} photos in {index.path}")
+        count, path, changes, aside = rebuild(settings, roots, progress=True)
+    except sqlite3.DatabaseError as exc:
+        print(f"dropsight index: the library index cannot be used: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    if aside is not None:
+        print(f"dropsight index: {damaged_message(aside)}", file=sys.stderr)
+    print(f"index rebuilt: {changes}; {count} photos in {path}")
     return ExitCode.OK
+
+
+def rebuild(
+    settings: Settings, roots: Sequence[Path], *, progress: bool = False
+) -> tuple[int, Path, str, Path | None]:
+    """Rebuild the index from the sidecars under `roots`, a damaged one set aside first (also
+    when the damage shows only while rebuilding). (photos, index path, changes, set aside)."""
+    from dropsight.daemon.core.progress import track
+    from dropsight.daemon.outputs.index.library import is_damage
+    from dropsight.daemon.outputs.index.repair import open_repairing, set_aside
+    from dropsight.daemon.outputs.index.sync import labelled, sync
+
+    index, aside = open_repairing()
+    try:
+        try:
+            found = track(labelled(settings, roots), desc="index") if progress else None
+            changes = sync(index, settings, roots, from_scratch=True, progress=found)
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            index.close()
+            aside = set_aside(index.path)
+            index, _ = open_repairing(index.path)
+            changes = sync(index, settings, roots, from_scratch=True)
+        return index.count(), index.path, changes.summary(), aside
+    finally:
+        index.close()
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -141,19 +158,61 @@ def search_command(args: argparse.Namespace) -> int:
         min_score = settings_for(args).output.xmp_min_score
     limit = args.limit if args.limit is not None or not human else HUMAN_LIMIT
     words = [t.text for t in terms]
-    with Index() as index:
-        hits = index.search(words, min_score=min_score, under=args.under, limit=limit)
-        _print_hits(hits, args)
-        if human or not hits:
-            _say_what_else(index, args, words, hits, min_score=min_score, limit=limit)
+    for attempt in (1, 2):
+        try:
+            with Index(read_only=True) as index:  # search never writes (a read-only index)
+                hits = index.search(words, min_score=min_score, under=args.under, limit=limit)
+                _print_hits(hits, args)
+                if human or not hits:
+                    _say_what_else(index, args, words, hits, min_score=min_score, limit=limit)
+            break
+        except sqlite3.DatabaseError as exc:
+            if attempt == 2 or not _repaired(args, exc):
+                return ExitCode.FAILED
     return ExitCode.OK if hits else ExitCode.FAILED
+
+
+def _repaired(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> bool:
+    """A damaged index met by `search`: set aside and rebuilt (said in one line), or why not."""
+    from dropsight.daemon.outputs.index.library import is_damage
+    from dropsight.daemon.outputs.index.repair import damaged_message, set_aside
+
+    me = command_name()
+    if not is_damage(exc):
+        print(f"dropsight search: the library index cannot be read: {exc}", file=sys.stderr)
+        return False
+    settings = settings_for(args)
+    roots = watched_folders(settings)
+    try:
+        from dropsight.daemon.outputs.index.library import default_path
+
+        aside = set_aside(default_path())
+        if roots:
+            rebuild(settings, roots)
+    except (OSError, sqlite3.Error) as again:
+        print(
+            f"dropsight search: the library index is damaged ({exc}) and cannot be rebuilt:"
+            f" {again}",
+            file=sys.stderr,
+        )
+        return False
+    if not roots:
+        print(
+            f"dropsight search: the library index was damaged: set aside as {aside.name};"
+            f" no folders watched, so rebuild it with `{me} index rebuild FOLDER`",
+            file=sys.stderr,
+        )
+        return True
+    print(f"dropsight search: {damaged_message(aside)}", file=sys.stderr)
+    return True
 
 
 def _print_hits(hits: list[Hit], args: argparse.Namespace) -> None:
     out = sys.stdout
     for hit in hits:
         if args.json:
-            out.write(json.dumps(hit.as_json(), ensure_ascii=False) + "\n")
+            # Names that are not UTF-8 as \udcXX escapes: the line is valid UTF-8 JSON.
+            out.write(surrogates.escape(json.dumps(hit.as_json(), ensure_ascii=False)) + "\n")
         elif args.paths:
             out.write(os.fsdecode(hit.path) + ("\0" if args.null else "\n"))
         else:
@@ -186,91 +245,3 @@ def _say_what_else(
         more = index.count_matching(words, min_score=0.0, under=args.under) - total
         if more > 0:
             print(f"{more} more below {min_score:.0%} (--min-score 0 shows them)", file=sys.stderr)
-
-
-# --- export ------------------------------------------------------------------------------------
-
-COLUMNS = [
-    "path",
-    "status",
-    *(f"{kind}{i}" for i in range(1, EXPORT_TOP_K + 1) for kind in ("name", "score")),
-    "categories",
-    "model",
-    "processed_at",
-    "error",
-]
-
-
-# One photo's export row: COLUMNS -> text, a score, or None (a field its sidecar lacks).
-Row = dict[str, str | float | None]
-
-
-def rows(settings: Settings, roots: Sequence[Path]) -> Iterator[Row]:
-    """One row per labelled photo under `roots`, read from the sidecars as they come."""
-    from dropsight.daemon.outputs import sidecar
-    from dropsight.daemon.outputs.index.sync import labelled
-
-    for photo, json_path, _mtime in labelled(settings, roots):
-        record = sidecar.read(json_path)
-        if record is not None:
-            yield row(photo, record)
-
-
-def row(photo: Path, record: SidecarRecord) -> Row:
-    """A photo's export row (read defensively: the sidecar is a file on disk)."""
-    out: Row = {
-        "path": os.fsdecode(os.fsencode(photo)),
-        "status": record.get("status"),
-        "categories": " ".join(record.get("categories") or []),
-        "model": (record.get("model") or {}).get("name"),
-        "processed_at": record.get("processed_at"),
-        "error": (record.get("error") or {"message": ""})["message"],
-    }
-    preds = record.get("predictions") or []
-    for i in range(EXPORT_TOP_K):
-        p = preds[i] if i < len(preds) else None
-        out[f"name{i + 1}"] = display_name(p) if p else ""
-        out[f"score{i + 1}"] = p["score"] if p else ""
-    return out
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """`dropsight export [FOLDER...] --format csv|jsonl [--output FILE]`."""
-    from dropsight.daemon.core.atomic import temp_path_for
-    from dropsight.daemon.core.progress import track
-
-    settings = settings_for(args)
-    roots = _roots(settings, args.folders)
-    if roots is None:
-        return ExitCode.USAGE
-    source = rows(settings, roots)
-    if args.output is None:
-        count = _write(sys.stdout, source, args.format)
-    else:
-        # Written beside the target and renamed at the end: a reader never sees half a file.
-        tmp = temp_path_for(args.output)
-        try:
-            with tmp.open("w", encoding="utf-8", newline="") as f:
-                count = _write(f, track(source, desc="export"), args.format)
-            tmp.replace(args.output)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        print(f"exported {count} photos to {args.output}", file=sys.stderr)
-    return ExitCode.OK
-
-
-def _write(out: TextIO, source: Iterable[Row], fmt: str) -> int:
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for r in source:
-            writer.writerow(r)
-            count += 1
-    else:
-        for r in source:
-            line = {**r, "categories": str(r["categories"]).split()}
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-            count += 1
-    return count

@@ -1,7 +1,7 @@
 """The `dropsight` command line: the parser, the service and tray commands, error handling.
 
 Each command group lives in a module of its own beside this one (classify, control, xmp,
-config, models, library, backfill); bench/ brings its own arguments.
+config, models, library, export, backfill); bench/ brings its own arguments.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from pathlib import Path
 
 from dropsight.config.settings import MODEL_NAMES, ConfigError, Settings
 from dropsight.daemon import __version__
-from dropsight.daemon.cli import backfill, classify, config, control, library, models, xmp
+from dropsight.daemon.cli import (
+    backfill,
+    classify,
+    config,
+    control,
+    export,
+    library,
+    models,
+    xmp,
+)
 from dropsight.daemon.cli.common import ExitCode, settings_for, with_config
 from dropsight.daemon.core import paths
 
@@ -107,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_autostart)
 
     # Each capability's commands live beside it.
-    for module in (config, models, library, backfill):
+    for module in (config, models, library, export, backfill):
         module.add_arguments(sub, with_config)
     control.add_event_arguments(sub, with_config)
     xmp.add_arguments(sub, with_config)

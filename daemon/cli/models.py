@@ -15,6 +15,7 @@ from dropsight.daemon.core import paths
 from dropsight.daemon.core.invocation import command_name
 from dropsight.daemon.models import registry, store, weights
 from dropsight.daemon.models.sources import source_for
+from dropsight.daemon.runtime import decisions
 
 
 def add_arguments(sub: Any, with_config: Any) -> None:
@@ -82,6 +83,15 @@ class CachedFile(TypedDict):
     bytes: int
 
 
+class RuntimeChoice(TypedDict):
+    """The runtime chosen for a model on this machine (timed at its first start)."""
+
+    runtime: str  # "openvino-fp32", as sidecars record it
+    device: str
+    img_s: float
+    reason: str
+
+
 class ModelEntry(TypedDict):
     """One line of `dropsight models --json`."""
 
@@ -94,7 +104,9 @@ class ModelEntry(TypedDict):
     missing: NotRequired[str]  # why there are no weights
     cache: list[CachedFile]
     running: bool
+    running_as: NotRequired[str]  # "vgg16 on OpenVINO (fp32), 9 img/s"
     why: NotRequired[str]  # why the running service uses it (a fallback)
+    runtimes: list[RuntimeChoice]  # chosen here, newest first (one per cores/batch setting)
 
 
 def describe(settings: Settings) -> list[ModelEntry]:
@@ -121,13 +133,26 @@ def describe(settings: Settings) -> list[ModelEntry]:
             "weights": found,
             "cache": [{"path": str(p), "bytes": p.stat().st_size} for p in _cached(name)],
             "running": running is not None and running["name"] == name,
+            "runtimes": [_runtime(d) for d in decisions.remembered(name)],
         }
+        if entry["running"] and running and running.get("runtime_summary"):
+            entry["running_as"] = str(running["runtime_summary"])
         if missing is not None:
             entry["missing"] = missing
         if entry["running"] and running and running["fallback"]:
             entry["why"] = f"stands in for {running['requested']}"
         out.append(entry)
     return out
+
+
+def _runtime(d: decisions.Decision) -> RuntimeChoice:
+    c = d.choice
+    return {
+        "runtime": f"{c.candidate.runtime}-{c.candidate.precision}",
+        "device": c.candidate.device,
+        "img_s": c.img_s,
+        "reason": c.reason,
+    }
 
 
 def _list(settings: Settings, as_json: bool) -> int:
@@ -153,6 +178,12 @@ def _list(settings: Settings, as_json: bool) -> int:
                 print(f"  get them: {command_name()} models get {m['name']}{size}")
         for entry in m["cache"]:
             print(f"  converted: {entry['path']} ({entry['bytes'] / 1e6:.0f} MB)")
+        if m.get("running_as"):
+            print(f"  running: {m['running_as']}")
+        for r in m["runtimes"][:1]:
+            speed = f", {r['img_s']:.3g} img/s" if r["img_s"] else ""
+            device = f" on {r['device'].upper()}" if r["device"] != "cpu" else ""
+            print(f"  runtime here: {r['runtime']}{device}{speed} ({r['reason']})")
         if m.get("why"):
             print(f"  the running service uses it: {m['why']}")
     return ExitCode.OK
@@ -221,7 +252,7 @@ def _import(source: Path) -> int:
     known = source_for("vgg16")
     assert known is not None
     try:
-        target = import_file(source, known.target, md5=known.md5)
+        target = import_file(source, known.target, md5=known.md5, size=known.size)
     except DownloadError as exc:
         print(f"dropsight models import: {exc}", file=sys.stderr)
         return ExitCode.FAILED
@@ -252,7 +283,7 @@ def _convert(name: str, settings: Settings) -> int:
     except (store.ModelUnavailable, weights.WeightsNotFound, ConfigError) as exc:
         print(f"dropsight models convert: {str(exc).splitlines()[0]}", file=sys.stderr)
         return ExitCode.FAILED
-    print(f"{name}: {artifact.tflite} ({artifact.origin})")
+    print(f"{name}: {artifact.path} ({artifact.origin})")
     return ExitCode.OK
 
 

@@ -79,23 +79,31 @@ def fetch(
     raise DownloadError(f"download failed: {job.host} rejects every request; check the URL")
 
 
-def import_file(source: Path, target: Path, *, md5: str) -> Path:
-    """Check a weights file the user already has, then copy it into place atomically."""
+def import_file(source: Path, target: Path, *, md5: str, size: int | None = None) -> Path:
+    """Check a weights file the user already has, then copy it into place atomically.
+
+    A known `size` is checked first, and the free space, before a byte is copied.
+    """
     expected = md5.strip().lower()
     if not source.is_file():
         raise DownloadError(f"{source} is not a file; give the path of the downloaded weights")
+    have = source.stat().st_size
+    if size is not None and have != size:
+        raise DownloadError(
+            f"{source} is not the {target.name} weights file: {have} bytes, expected {size}"
+        )
     _mkdir(target.parent)
     part = part_path(target)
+    _check_free_space(part, have, resumable=False)
     hasher = hashlib.md5(usedforsecurity=False)
-    size = source.stat().st_size
     done = 0
     try:
-        with source.open("rb") as src, _open_part(part, "wb") as dst:
+        with source.open("rb") as src, _open_part(part, "wb", resumable=False) as dst:
             while chunk := _read_source(src, source):
-                _write_all(dst, chunk, part, needed=size - done)
+                _write_all(dst, chunk, part, needed=have - done, resumable=False)
                 hasher.update(chunk)
                 done += len(chunk)
-            _sync(dst, part, needed=0)
+            _sync(dst, part, needed=0, resumable=False)
     except BaseException:
         part.unlink(missing_ok=True)  # a copy is never resumed: nothing half-written stays
         raise
@@ -394,30 +402,38 @@ def _read_source(f: BinaryIO, source: Path) -> bytes:
         raise DownloadError(f"cannot read {source}: {e.strerror or e}") from e
 
 
-def _disk_error(e: OSError, part: Path, needed: int | None) -> DownloadError:
+def _disk_error(
+    e: OSError, part: Path, needed: int | None, *, resumable: bool = True
+) -> DownloadError:
     if e.errno in _DISK_FULL:
-        return _no_space(part, needed)
+        return _no_space(part, needed, resumable=resumable)
     return DownloadError(
         f"cannot write {part}: {e.strerror or e}; check the folder and run it again"
     )
 
 
-def _no_space(part: Path, needed: int | None) -> DownloadError:
+def _no_space(part: Path, needed: int | None, *, resumable: bool = True) -> DownloadError:
     folder = part.parent
     how_much = f"need {max(math.ceil(needed / _MB), 1)} MB more" if needed else "free some space"
+    # What happens to the part is said truly: a download resumes it, a copy removes it.
+    left = (
+        f"a partial {PART_SUFFIX} file is kept to resume"
+        if resumable
+        else "nothing half-copied is left behind"
+    )
     return DownloadError(
         f"not enough disk space in {folder} for {part.name.removesuffix(PART_SUFFIX)}: "
-        f"{how_much}, then run it again (a partial {PART_SUFFIX} file is kept to resume)"
+        f"{how_much}, then run it again ({left})"
     )
 
 
-def _check_free_space(part: Path, needed: int) -> None:
+def _check_free_space(part: Path, needed: int, *, resumable: bool = True) -> None:
     try:
         free = shutil.disk_usage(part.parent).free
     except OSError:
         return  # cannot tell: writing will say
     if needed > free:
-        raise _no_space(part, needed - free)
+        raise _no_space(part, needed - free, resumable=resumable)
 
 
 def _mkdir(folder: Path) -> None:
@@ -428,32 +444,36 @@ def _mkdir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _open_part(part: Path, mode: _WriteMode, needed: int | None = None) -> Iterator[BinaryIO]:
+def _open_part(
+    part: Path, mode: _WriteMode, needed: int | None = None, *, resumable: bool = True
+) -> Iterator[BinaryIO]:
     # Unbuffered: a failed write raises here, never again from close() hiding the first error.
     try:
         f = part.open(mode, buffering=0)
     except OSError as e:
-        raise _disk_error(e, part, needed) from e
+        raise _disk_error(e, part, needed, resumable=resumable) from e
     with f:
         yield f
 
 
-def _write_all(f: BinaryIO, data: bytes, part: Path, *, needed: int | None) -> None:
+def _write_all(
+    f: BinaryIO, data: bytes, part: Path, *, needed: int | None, resumable: bool = True
+) -> None:
     view = memoryview(data)
     try:
         while view:
             written = f.write(view)
             view = view[written:]
     except OSError as e:
-        raise _disk_error(e, part, needed) from e
+        raise _disk_error(e, part, needed, resumable=resumable) from e
 
 
-def _sync(f: BinaryIO, part: Path, *, needed: int | None) -> None:
+def _sync(f: BinaryIO, part: Path, *, needed: int | None, resumable: bool = True) -> None:
     try:
         f.flush()
         os.fsync(f.fileno())
     except OSError as e:
-        raise _disk_error(e, part, needed) from e
+        raise _disk_error(e, part, needed, resumable=resumable) from e
 
 
 def _fsync_path(path: Path) -> None:

@@ -38,7 +38,7 @@ class ModelArtifact:
 
     name: str
     fingerprint: str
-    tflite: Path
+    path: Path  # the converted model file (.tflite: LiteRT and OpenVINO read it)
     input_size: tuple[int, int]
     origin: str  # where the weights or the file came from
 
@@ -70,7 +70,7 @@ def _read_artifact(tflite: Path, origin: str) -> ModelArtifact | None:
         return ModelArtifact(
             name=meta["name"],
             fingerprint=meta["fingerprint"],
-            tflite=tflite,
+            path=tflite,
             input_size=(int(meta["input_size"][0]), int(meta["input_size"][1])),
             origin=origin,
         )
@@ -95,7 +95,7 @@ def invalidate(artifact: ModelArtifact) -> None:
     """Delete a cache entry that failed to load, so the next resolve rebuilds it."""
     if artifact.origin == "bundled":
         return
-    for p in (_meta_path(artifact.tflite), artifact.tflite):
+    for p in (_meta_path(artifact.path), artifact.path):
         p.unlink(missing_ok=True)
 
 

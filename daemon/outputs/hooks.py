@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dropsight.config.settings import Settings
+from dropsight.config.settings import HOOK_PLACEHOLDERS, Settings
+from dropsight.daemon.outputs import hookrun
 from dropsight.daemon.outputs.events import result_event
 from dropsight.daemon.outputs.protocol import Context, Written
 
 log = logging.getLogger(__name__)
 
 HOOK_BACKLOG = 1000  # results waiting for a slow hook before new ones are skipped
-POLL_S = 0.2  # a running hook re-checks the close deadline this often
-FIELDS = ("photo", "sidecar", "status", "name", "score", "model")
+FIELDS = HOOK_PLACEHOLDERS  # validated at load (config/settings.py)
 
 
 def command_for(template: Sequence[str], w: Written) -> list[str]:
@@ -71,32 +69,16 @@ class HookSink:
             log.warning("on_result hook %s not run: the service is stopping", command[0])
             return
         try:
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
+            ran = hookrun.run(command, self._timeout_s, self._time_left)
         except OSError as exc:
             self._failed(command, str(exc))
             return
-        ends = time.monotonic() + self._timeout_s
-        while True:
-            # In slices: a close that begins meanwhile brings the deadline nearer.
-            wait_s = min(ends - time.monotonic(), self._time_left(), POLL_S)
-            try:
-                _out, err = process.communicate(timeout=max(0.0, wait_s))
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() < ends and self._time_left() > 0:
-                    continue
-                process.kill()
-                process.communicate()
-                if self._time_left() <= 0:
-                    self._failed(command, "still running when the service stopped; stopped")
-                else:
-                    self._failed(command, f"took longer than {self._timeout_s:g} s; stopped")
-                return
-        if process.returncode != 0:
-            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            self._failed(command, f"exit {process.returncode} {tail[0]}".strip())
+        if ran.stopped == "stopping":
+            self._failed(command, "still running when the service stopped; stopped")
+        elif ran.stopped is not None:
+            self._failed(command, f"took longer than {self._timeout_s:g} s; stopped")
+        elif ran.returncode != 0:
+            self._failed(command, f"exit {ran.returncode} {ran.last_line()}".strip())
 
     def _failed(self, command: list[str], why: str) -> None:
         log.warning("on_result hook %s failed: %s", command[0], why)

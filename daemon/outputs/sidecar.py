@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any, Literal, cast
 
+import msgspec
 import numpy as np
 
 from dropsight.config.settings import Settings
@@ -173,13 +175,96 @@ def write(path: Path, record: SidecarRecord) -> None:
     write_bytes_atomic(path, dumps(record).encode("utf-8"))
 
 
-def read(path: Path) -> SidecarRecord | None:
-    """An existing sidecar, or None when missing or not valid JSON."""
+MAX_BYTES = 1 << 20  # real sidecars are ~2 KB; a bigger file is not one of ours
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What is at a sidecar's path: our valid record, nothing, or a file that is not ours.
+
+    "odd": a file we did not write or that breaks the contract (not a regular file, too big,
+    not UTF-8 JSON, the wrong shape, another program's). It counts as absent for labelling,
+    but it is the user's: never overwritten or removed, and `reason` says why it is odd.
+    """
+
+    kind: Literal["ours", "absent", "odd"]
+    record: SidecarRecord | None = None
+    reason: str = ""
+
+
+ABSENT = Loaded("absent")
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of waiting for a writer
+    | getattr(os, "O_NOFOLLOW", 0)  # a symbolic link is the user's, not a sidecar of ours
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def load(path: Path) -> Loaded:
+    """The file at a sidecar's path, checked (type, size, shape) before it is trusted.
+
+    Never blocks (a FIFO, a device) and never reads more than MAX_BYTES; never raises.
+    """
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return cast(SidecarRecord, data) if isinstance(data, dict) else None
+        fd = os.open(path, _OPEN_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return ABSENT
+    except OSError as exc:
+        if path.is_symlink():
+            return Loaded("odd", reason="a symbolic link")
+        return Loaded("odd", reason=f"cannot be read: {exc.strerror or exc}")
+    try:
+        st = os.fstat(fd)
+        if S_ISDIR(st.st_mode):
+            # Nothing a write could replace (a rename onto a folder fails): the write is
+            # tried, fails loudly and is retried until the user clears the way.
+            return Loaded("absent", reason="a folder")
+        if not S_ISREG(st.st_mode):
+            return Loaded("odd", reason="not a regular file")
+        if st.st_size > MAX_BYTES:
+            return Loaded("odd", reason=f"larger than {MAX_BYTES // (1 << 20)} MB")
+        data = _read_at_most(fd, MAX_BYTES + 1)
+    except OSError as exc:
+        return Loaded("odd", reason=f"cannot be read: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:  # it grew while we looked
+        return Loaded("odd", reason=f"larger than {MAX_BYTES // (1 << 20)} MB")
+    return parse(data)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def parse(data: bytes) -> Loaded:
+    """A sidecar's bytes checked against the contract (`SidecarRecord`) and its writer."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return Loaded("odd", reason="not UTF-8 JSON")
+    try:
+        record = msgspec.convert(value, SidecarRecord)
+    except msgspec.ValidationError as exc:
+        return Loaded("odd", reason=f"not a Dropsight sidecar ({exc})")
+    if record["generator"]["name"] != APP_NAME:
+        return Loaded("odd", reason=f"written by {record['generator']['name'][:60]!r}")
+    return Loaded("ours", record)
+
+
+def read(path: Path) -> SidecarRecord | None:
+    """Our valid sidecar at `path`, or None (missing, or a file that is not ours: `load`)."""
+    return load(path).record
 
 
 def is_current(
@@ -217,19 +302,23 @@ def is_current(
     return image.get("stat") == _stat_of(stat)
 
 
-ScanState = Literal["current", "other_model", "stale"]
+ScanState = Literal["current", "other_model", "stale", "odd"]
 
 
 def scan_state(photo: Path, sidecar: Path, fingerprint: str) -> ScanState:
     """Cheap freshness for scans (no hashing): the photo's size and identity as recorded.
 
-    "other_model": the content is labelled, by a model other than `fingerprint`'s.
+    "other_model": the content is labelled, by a model other than `fingerprint`'s. "odd": the
+    sidecar's place holds a file that is not ours (`load`): the photo is left alone.
     """
     try:
         st = photo.stat()
     except OSError:
         return "stale"
-    record = read(sidecar)
+    loaded = load(sidecar)
+    if loaded.kind == "odd":
+        return "odd"
+    record = loaded.record
     if is_current(record, fingerprint, stat=st):
         return "current"
     if is_current(record, fingerprint, stat=st, any_model=True):

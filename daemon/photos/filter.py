@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dropsight.config.settings import WatchSettings
+from dropsight.config.settings import NOT_PHOTO_EXTENSIONS, WatchSettings
 from dropsight.daemon.core.atomic import TEMP_SUFFIX
 
 
@@ -21,8 +21,10 @@ class PhotoFilter:
 
     @classmethod
     def from_settings(cls, watch: WatchSettings) -> PhotoFilter:
-        """The filter the settings describe."""
-        return cls(frozenset(e.lower() for e in watch.extensions), watch.ignore)
+        """The filter the settings describe (never our own files, whatever they say)."""
+        return cls(
+            frozenset(e.lower() for e in watch.extensions) - NOT_PHOTO_EXTENSIONS, watch.ignore
+        )
 
     def ignored_name(self, name: str) -> bool:
         """True for names matched by an ignore pattern, and for our own temp files."""

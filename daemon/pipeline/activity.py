@@ -32,6 +32,7 @@ class Activity:
         self._errors: deque[ErrorEntry] = deque(maxlen=ERRORS_MAX)  # newest first
         # By watched root; cleared once nothing there waits to be written (the writer says).
         self._write_errors: dict[Path, str] = {}
+        self._odd: dict[Path, str] = {}  # photo -> why its sidecar's place is not ours
 
     def started(self, path: Path) -> None:
         """`path` is being decoded and classified."""
@@ -68,6 +69,7 @@ class Activity:
         top = record["predictions"][0] if record["predictions"] else None
         ok = record["status"] == "ok"
         with self._lock:
+            self._odd.pop(image, None)
             self.burst_done += 1
             if ok:
                 self.done += 1
@@ -107,6 +109,40 @@ class Activity:
         """Nothing under `root` waits to be written any more."""
         with self._lock:
             self._write_errors.pop(root, None)
+
+    def odd(self, photo: Path, sidecar: Path, reason: str) -> None:
+        """`photo`'s sidecar place holds a file that is not ours: left alone, photo skipped."""
+        with self._lock:
+            new = photo not in self._odd
+            self._odd[photo] = reason
+        if new:
+            self._said_odd(photo, sidecar, reason)
+
+    def odd_found(self, root: Path, found: dict[Path, tuple[Path, str]]) -> None:
+        """A scan of `root` found these odd files (photo -> (sidecar, reason)), only these."""
+        with self._lock:
+            before = {p for p in self._odd if p.is_relative_to(root)}
+            for photo in before - found.keys():
+                del self._odd[photo]
+            for photo, (_sidecar, reason) in found.items():
+                self._odd[photo] = reason
+        for photo in found.keys() - before:
+            self._said_odd(photo, *found[photo])
+
+    def not_odd(self, photo: Path) -> None:
+        """`photo` got a sidecar of ours after all (the odd file went)."""
+        with self._lock:
+            self._odd.pop(photo, None)
+
+    def odd_files(self) -> int:
+        """How many photos are skipped because an odd file holds their sidecar's place."""
+        with self._lock:
+            return len(self._odd)
+
+    def _said_odd(self, photo: Path, sidecar: Path, reason: str) -> None:
+        message = f"{sidecar} is not a Dropsight sidecar ({reason}): left as it is, photo skipped"
+        log.warning("%s", message)
+        self.error(photo, message)
 
     def error(self, path: Path | None, message: str) -> None:
         """Remember an error for status (newest first)."""

@@ -37,6 +37,7 @@ class Prepared:
     error: ImageError | None = None
     current: bool = False
     restamp: SidecarRecord | None = None  # the current sidecar, to record the new identity
+    odd: str | None = None  # why the sidecar's place holds a file not ours: left alone
     started: float = field(default_factory=time.monotonic)  # for the per-photo time in logs
 
     @property
@@ -65,7 +66,10 @@ def prepare(
     try:
         read = imaging.read_file(job.path, limits)
         facts = read.facts
-        record = sidecar.read(job.sidecar) if fingerprint is not None else None
+        loaded = sidecar.load(job.sidecar) if fingerprint is not None else sidecar.ABSENT
+        if loaded.kind == "odd":  # another program's file: never labelled over
+            return Prepared(job, facts, odd=loaded.reason, started=started)
+        record = loaded.record
         if record is not None and sidecar.is_current(
             record, fingerprint or "", sha256=facts.sha256, any_model=any_model
         ):

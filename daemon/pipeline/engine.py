@@ -132,7 +132,7 @@ class Engine:
             self.error = None
         pipeline.start()
         info = classifier.info
-        log.info("model %s ready (%s)", info.name, info.runtime)
+        log.info("model ready: %s", classifier.describe().summary(info.name))
         if old is not None:
             # "Current" now means this model's labels: look again. (The first model's look is
             # the scanner's catch-up scan; asking again here walked every folder twice.)
@@ -153,6 +153,7 @@ class Engine:
             "fallback": bool(info and info.is_fallback),
             "fallback_reason": info.fallback_reason if info else None,
             "runtime": info.runtime if info else None,
+            "runtime_summary": c.describe().summary(c.info.name) if c else None,
             "fingerprint": info.fingerprint if info else None,
             "error": self.error,
             "missing": missing,

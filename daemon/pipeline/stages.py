@@ -174,6 +174,10 @@ class Pipeline:
                 any_model=not self._relabel(),
                 limits=self._options.limits,
             )
+        if item.odd is not None:
+            self._activity.odd(job.path, job.sidecar, item.odd)
+            self._jobs.done(job.path)
+            return
         if item.current or item.vanished:
             if item.current:
                 self._activity.skipped_current()

@@ -200,6 +200,10 @@ class Writer:
             # Out of descriptors or memory when it was read: not the photo's fault.
             self._hold(item, record, str(item.error), held, requeue=True)
             return False
+        loaded = sidecar.load(job.sidecar)
+        if loaded.kind == "odd":  # appeared meanwhile, or `classify`: never written over
+            self._activity.odd(job.path, job.sidecar, loaded.reason)
+            return False
         try:
             sidecar.write(job.sidecar, record)
         except OSError as exc:

@@ -18,7 +18,7 @@ from dropsight.daemon.pipeline.engine import Engine
 from dropsight.daemon.pipeline.jobs import Guard
 from dropsight.daemon.pipeline.stages import Options, classify_file
 from dropsight.daemon.pipeline.wiring import Stages
-from dropsight.daemon.runtime.classifier import Classifier, load_classifier
+from dropsight.daemon.runtime.classifier import Classifier, open_classifier
 from dropsight.daemon.service.configwatch import ConfigStamp, restart_needed
 from dropsight.daemon.service.status import snapshot
 from dropsight.daemon.watch.folders import WatchedFolders
@@ -44,7 +44,7 @@ class Service:
         self,
         settings: Settings,
         *,
-        classifier_factory: Callable[[Settings], Classifier] = load_classifier,
+        classifier_factory: Callable[[Settings], Classifier] = open_classifier,
         reload_settings: Callable[[], Settings] | None = None,
         guard: Guard | None = None,
     ) -> None:
@@ -101,6 +101,7 @@ class Service:
             observers=[self.outputs],
             on_error=self.activity.error,
             orphans=Orphans(lambda: self.settings, photo_filter, self.outputs.forget),
+            on_odd=self.activity.odd_found,
         )
 
     def _error(self, path: Path | None, message: str) -> None:

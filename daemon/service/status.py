@@ -49,6 +49,7 @@ def snapshot(service: Service) -> Status:
         "config_path": str(settings.source or paths.config_file()),
         "log_path": str(logs.log_file()),
         "relabel": relabel,
+        "odd_files": a.odd_files(),
         "output": {
             "xmp": "beside" if settings.output.xmp == "beside" else "off",
             "xmp_name": settings.output.xmp_name,

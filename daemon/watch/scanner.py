@@ -54,6 +54,7 @@ class Scanner:
         observers: Sequence[WalkObserver] = (),
         on_error: Callable[[Path, str], None] = lambda _p, _m: None,
         orphans: Orphans | None = None,
+        on_odd: Callable[[Path, dict[Path, tuple[Path, str]]], None] = lambda _r, _f: None,
     ) -> None:
         self._roots = roots
         self._filter = photo_filter
@@ -78,6 +79,7 @@ class Scanner:
         self._born_ns = time.time_ns()  # temp files older than this are a dead process's
         self._on_error = on_error
         self._orphans = orphans
+        self._on_odd = on_odd
         self._too_long: set[Path] = set()
         # --- the scan barrier: full scans (every folder) begun and finished, counted ---
         self._begun = 0
@@ -177,34 +179,65 @@ class Scanner:
             def on_folder(folder: Path, names: set[str]) -> None:
                 orphans.beside(folder, root, names)
 
-        for path in self._filter.walk(root, self._recursive, on_folder):
-            if self._stop.is_set():
-                break
-            json_path = self._layout.sidecar_for(path, root)
-            if not sidecar.name_fits(json_path):
-                self._no_room(path)
-                continue
-            walk.passed(path, json_path)
-            if self._settler.is_pending(path) or self._queue.is_queued(path):
-                continue  # being written, or already on its way
-            state = sidecar.scan_state(path, json_path, fingerprint)
-            if state == "current":
-                continue
-            if state == "other_model":
-                other += 1
-                if not relabel:
+        odd: dict[Path, tuple[Path, str]] = {}
+        complete = True
+        try:
+            for path in self._filter.walk(root, self._recursive, on_folder):
+                if self._stop.is_set():
+                    break
+                try:
+                    q, o = self._one(path, root, fingerprint, relabel=relabel, walk=walk, odd=odd)
+                except Exception:  # one bad file costs itself, never the scan
+                    log.exception("scanning %s failed; skipped", path)
+                    self._on_error(path, "scanning it failed; skipped (see the log)")
                     continue
-            if self._recently_modified(path):
-                self._settler.touch(path, root, wait_close=False)  # maybe still being written
-            else:
-                queued += self._queue.put(path, root, fresh=False)
-        walk.finish(complete=not self._stop.is_set())
+                queued, other = queued + q, other + o
+        except Exception as exc:  # the walk itself: what was not seen is not forgotten
+            complete = False
+            log.exception("scanning %s stopped", root)
+            self._on_error(root, f"scanning stopped: {exc}")
+        complete = complete and not self._stop.is_set()
+        if complete:
+            self._on_odd(root, odd)
+        walk.finish(complete=complete)
         if orphans is not None and self._layout.out_folder is not None:
             orphans.sweep([root])
         took = time.monotonic() - started
         extra = f" ({other} labelled by another model)" if other else ""
         log.info("scanned %s in %.1f s: %d to do%s", root, took, queued, extra)
         return queued, other
+
+    def _one(
+        self,
+        path: Path,
+        root: Path,
+        fingerprint: str,
+        *,
+        relabel: bool,
+        walk: _Walk,
+        odd: dict[Path, tuple[Path, str]],
+    ) -> tuple[int, int]:
+        """Look at one photo; queue it when its sidecar is not current. (queued, other model)."""
+        json_path = self._layout.sidecar_for(path, root)
+        if not sidecar.name_fits(json_path):
+            self._no_room(path)
+            return 0, 0
+        walk.passed(path, json_path)
+        if self._settler.is_pending(path) or self._queue.is_queued(path):
+            return 0, 0  # being written, or already on its way
+        state = sidecar.scan_state(path, json_path, fingerprint)
+        if state == "current":
+            return 0, 0
+        if state == "odd":  # another program's file: left alone, counted, never queued
+            odd[path] = (json_path, sidecar.load(json_path).reason)
+            return 0, 0
+        other = int(state == "other_model")
+        if other and not relabel:
+            return 0, 1
+        if self._recently_modified(path):
+            self._settler.touch(path, root, wait_close=False)  # maybe still being written
+            return 0, other
+        return int(self._queue.put(path, root, fresh=False)), other
 
     def _no_room(self, photo: Path) -> None:
         """A photo whose sidecar name would be too long: said once, never labelled in vain."""

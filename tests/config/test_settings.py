@@ -67,6 +67,9 @@ log_level = "debug"
     [
         ('[model]\nname = "resnet"', ["model.name", "'resnet'", "'vgg16'", "'efficientnet-lite0'"]),
         ("[model]\ntop_k = 0", ["model.top_k", "from 1 to 1000"]),
+        ('[model]\nruntime = "onnx"', ["model.runtime", "'onnx'", "'auto'", "'openvino'"]),
+        ('[model]\ndevice = "tpu"', ["model.device", "'tpu'", "'gpu'", "'npu'"]),
+        ("[model]\nruntime = 1", ["model.runtime", "'litert'"]),
         ('[model]\ntop_k = "5"', ["model.top_k", "an integer"]),
         ("[model]\nmin_score = 2", ["model.min_score", "from 0 to 1"]),
         ('[watch]\nobserver = "inotify"', ["watch.observer", "'auto'", "'polling'"]),

@@ -22,7 +22,7 @@ from PIL import Image
 
 from dropsight.daemon.core.atomic import TEMP_SUFFIX
 from dropsight.daemon.outputs.sidecar import schema
-from dropsight.daemon.runtime.classifier import ModelInfo
+from dropsight.daemon.runtime.classifier import Description, ModelInfo
 from dropsight.daemon.service.service import Service
 
 FAKE_FINGERPRINT = "f" * 64
@@ -37,6 +37,10 @@ class FakeClassifier:
         self.calls = 0
         self.images = 0
         self.lock = threading.Lock()
+
+    def describe(self) -> Description:
+        """Not a real runtime: described as LiteRT's default."""
+        return Description("litert", "fp32")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class = mean brightness bucket, so different images get different labels."""

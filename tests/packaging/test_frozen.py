@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -239,9 +240,28 @@ def test_classify_json_on_a_photo(debian: Chroot, photos: dict[str, Path]) -> No
     assert len(lines) == 1, proc.stdout
     record = json.loads(lines[0])
     _assert_cat(record)
-    assert record["model"]["runtime"] == "litert"
+    assert re.fullmatch(r"(litert|openvino)-(fp32|bf16)", record["model"]["runtime"])
     top = record["predictions"][0]["label"]
     print(f"\nfrozen classify in the Debian root: {elapsed:.2f} s, {top}")
+
+
+def test_classify_on_openvino_writes_nothing_into_home(
+    debian: Chroot, photos: dict[str, Path]
+) -> None:
+    """The bundle's OpenVINO (CPU plugin, TFLite frontend) labels in the Python-less root,
+    and its telemetry writes nothing into the home folder (no ~/intel)."""
+    home = f"{debian.run_dir}/ov-home"
+    debian.host(home).mkdir()
+    config = f"{debian.run_dir}/openvino.toml"
+    debian.host(config).write_text('[model]\nruntime = "openvino"\n', "utf-8")
+    inside = f"{debian.run_dir}/photos/chelsea.jpg"
+    command = ["classify", "--config", config, "--model", "efficientnet-lite0", "--json", inside]
+    proc = debian.run(debian.exe, *command, env={**debian.env(), "HOME": home})
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout.splitlines()[0])
+    _assert_cat(record)
+    assert record["model"]["runtime"] in ("openvino-fp32", "openvino-bf16"), record["model"]
+    assert list(debian.host(home).iterdir()) == []
 
 
 def test_classify_json_on_a_raw_photo(debian: Chroot, photos: dict[str, Path]) -> None:

@@ -7,6 +7,7 @@ bytes (a name that is not UTF-8 still round-trips).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -93,16 +94,54 @@ class Hit:
         }
 
 
-class Index:
-    """A connection to the index (one per thread at a time)."""
+class IndexDamaged(sqlite3.DatabaseError):
+    """The index file fails SQLite's integrity check: set it aside and rebuild (repair.py)."""
 
-    def __init__(self, path: Path | None = None) -> None:
+
+def is_damage(exc: BaseException) -> bool:
+    """A DatabaseError that means a damaged file (not locked, read-only or a full disk)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def _check(db: sqlite3.Connection) -> None:
+    """SQLite's quick integrity check (pages, records, indexes), or IndexDamaged."""
+    try:
+        rows = db.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if is_damage(exc):
+            raise IndexDamaged(str(exc)) from None
+        raise
+    if [tuple(r) for r in rows] != [("ok",)]:
+        raise IndexDamaged("; ".join(str(r[0]) for r in rows))
+
+
+class Index:
+    """A connection to the index (one per thread at a time).
+
+    Opening checks the file's integrity (IndexDamaged); `read_only` never writes (search).
+    """
+
+    def __init__(self, path: Path | None = None, *, read_only: bool = False) -> None:
         self.path = path or default_path()
+        if read_only:
+            self._db = _open_read_only(self.path)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Private like every file of ours (README); SQLite gives -wal and -shm the same mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         # Used from one thread at a time; the service's output uses it on its own thread.
         self._db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
         )
+        try:
+            _check(self._db)
+            self._setup()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _setup(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable enough, far faster
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -308,6 +347,33 @@ class Index:
             clauses += " AND " + _under_clause("p.path")
             args += list(_under_args(under))
         return clauses, args
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """The index opened read-only (`mode=ro`): never a write, not even to create it.
+
+    A missing index is an empty one. On read-only media (no -shm can be made beside a WAL
+    file) it is opened as immutable: nobody can be writing it there.
+    """
+    if not path.exists():
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.executescript(_SCHEMA)
+        return db
+    uri = path.absolute().as_uri()
+    try:
+        return _checked(uri + "?mode=ro")
+    except sqlite3.OperationalError:
+        return _checked(uri + "?mode=ro&immutable=1")
+
+
+def _checked(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        _check(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _under_clause(column: str = "path") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -12,7 +13,8 @@ from pathlib import Path
 from dropsight.config.settings import Settings
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.outputs import sidecar
-from dropsight.daemon.outputs.index.library import Index, default_path
+from dropsight.daemon.outputs.index.library import Index, default_path, is_damage
+from dropsight.daemon.outputs.index.repair import damaged_message, open_repairing, set_aside
 from dropsight.daemon.outputs.protocol import Context, Found, Written
 from dropsight.daemon.photos.filter import PhotoFilter
 
@@ -132,6 +134,7 @@ class IndexSink:
 
     def __init__(self, ctx: Context, path: Path | None = None) -> None:
         self._on_error = ctx.on_error
+        self._request_walk = ctx.request_walk
         self._path = path or default_path()
         self._index: Index | None = None
         self._failed = False
@@ -204,23 +207,39 @@ class IndexSink:
             action(self._index)
             self._failed = False
         except (sqlite3.Error, OSError) as exc:
+            if is_damage(exc) and self._index is not None:  # damaged while in use
+                self._index.close()
+                self._index = None
+                with _reported(self, exc):
+                    self._rebuilt(set_aside(self._path))
+                return
             if not self._failed:  # once per spell of trouble, not once per photo
                 self._failed = True
                 log.error("the library index %s cannot be written: %s", self._path, exc)
                 self._on_error(self._path, f"library index not updated: {exc}")
 
     def _open(self) -> Index:
-        try:
-            index = Index(self._path)
-            index.count()
-            return index
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
-                raise  # locked, disk full: not damage
-            aside = self._path.with_name(self._path.name + ".damaged")
-            log.warning("the library index was damaged (%s); set aside as %s", exc, aside)
-            for suffix in ("", "-wal", "-shm"):
-                p = Path(str(self._path) + suffix)
-                if p.exists():
-                    p.replace(Path(str(aside) + suffix))
-            return Index(self._path)
+        index, aside = open_repairing(self._path)
+        if aside is not None:
+            self._rebuilt(aside)
+        return index
+
+    def _rebuilt(self, aside: Path) -> None:
+        """A damaged index went aside: say so, and walk every folder to fill the new one."""
+        message = damaged_message(aside)
+        log.warning("%s", message)
+        self._on_error(self._path, message)
+        self._reconcile = None  # the walk under way was reconciling the old file
+        self._request_walk()
+
+
+@contextlib.contextmanager
+def _reported(sink: IndexSink, cause: BaseException) -> Iterator[None]:
+    """Setting a damaged index aside may fail too (a read-only folder): report, never raise."""
+    try:
+        yield
+    except OSError as exc:
+        log.error(
+            "the library index %s is damaged (%s) and cannot be moved: %s", sink._path, cause, exc
+        )
+        sink._on_error(sink._path, f"library index damaged and cannot be set aside: {exc}")

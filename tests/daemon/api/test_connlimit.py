@@ -114,9 +114,9 @@ def test_the_token_has_a_reserve_when_answering_slots_are_full(
             wait_for(lambda: status_code(srv, token=False) == 503, 10, "both slots taken")
             with connect(srv) as anon:
                 anon.sendall(head(srv, "GET", "/v1/status", token=False, length=None))
-                assert answer(anon)[1]["error"] == {
-                    "code": "unavailable",
-                    "message": "too many requests; try again",
+                assert answer(anon)[1] == {
+                    "error": {"code": "busy", "message": "too many requests; try again"},
+                    "state": "busy",
                 }
             # The token's reserve slot: stop and status still get through.
             assert ServiceClient(srv.port, srv.token).status()["pid"]
@@ -184,3 +184,75 @@ def test_an_oversized_head_is_refused(app_home: Path, fake: FakeController) -> N
             sock.sendall(b"GET /v1/status HTTP/1.1\r\nX-Big: " + b"y" * 2000)
             status, body = answer(sock)
         assert (status, body["error"]["code"]) == (431, "too_large")
+
+
+def event_stream(srv: ControlServer) -> socket.socket:
+    """A token-bearing `GET /v1/events` that never reads what it is sent."""
+    sock = connect(srv)
+    sock.sendall(head(srv, "GET", "/v1/events", token=True, length=None))
+    return sock
+
+
+def refused_busy(sock: socket.socket) -> bool:
+    """Whether the server answered this connection 503 busy (an admitted stream gets 200)."""
+    if not closed_by_server(sock):
+        return False
+    sock.settimeout(5)
+    if not sock.recv(16, socket.MSG_PEEK).startswith(b"HTTP/1.0 503"):
+        return False
+    status, body = answer(sock)
+    return status == 503 and body.get("state") == "busy"
+
+
+def test_event_streams_never_take_the_control_slots(
+    app_home: Path, fake: FakeController, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20 item 7: 40 streams made `status` and `pause` say "not running" (exit 3)."""
+    from dropsight.daemon.cli.control import run_command
+    from dropsight.daemon.contracts import ExitCode
+
+    limits = Limits(max_pending=64, max_active=4, reserve=2, max_streams=3)
+    with serving(fake, limits) as srv:
+        streams = [event_stream(srv) for _ in range(40)]
+        try:
+            wait_for(lambda: fake.events.listeners() == 3, 10, "three streams admitted")
+            waiting, busy = list(streams), 0
+            deadline = time.monotonic() + 10
+            while busy < 37 and time.monotonic() < deadline:
+                refused = [s for s in waiting if refused_busy(s)]
+                waiting = [s for s in waiting if s not in refused]
+                busy += len(refused)
+            assert busy == 37
+            assert run_command("status", False) == ExitCode.OK
+            assert run_command("pause", False) == ExitCode.OK
+            assert fake.calls == ["pause"]
+        finally:
+            for s in streams:
+                s.close()
+    assert "not running" not in capsys.readouterr().err
+
+
+def test_a_service_with_no_slot_free_is_busy_not_gone(
+    app_home: Path, fake: FakeController, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dropsight.daemon.api.client import ServiceBusy
+    from dropsight.daemon.cli.control import run_command
+    from dropsight.daemon.contracts import ExitCode
+
+    limits = Limits(max_pending=8, max_active=1, reserve=0, max_streams=1, request_timeout_s=30)
+    with serving(fake, limits) as srv:
+        stuck = connect(srv)  # holds the one answering slot: its body never comes
+        stuck.sendall(head(srv, "POST", "/v1/pause", token=True, length=2))
+        stream = event_stream(srv)
+        try:
+            wait_for(lambda: status_code(srv, token=True) == 503, 10, "the slot taken")
+            with pytest.raises(ServiceBusy):
+                ServiceClient.connect()
+            assert run_command("status", False) == ExitCode.SERVICE_BUSY
+            err = capsys.readouterr().err
+            assert "busy" in err and "not running" not in err
+            with pytest.raises(ServiceBusy):
+                next(iter(ServiceClient(srv.port, srv.token).events()))
+        finally:
+            stuck.close()
+            stream.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -191,7 +192,10 @@ def test_two_node_ray_cluster_on_loopback_with_a_killed_driver(tmp_path: Path) -
     assert len(summary["nodes"]) == 2 and all(n > 0 for n in summary["nodes"].values()), summary
     assert len(sidecars(root)) == 200
     for p in sidecars(root):
-        assert load_valid(p)["status"] == "ok"
+        record = load_valid(p)
+        assert record["status"] == "ok"
+        # Each node chose its runtime through the same seam as the service.
+        assert re.fullmatch(r"(litert|openvino)-(fp32|bf16)", record["model"]["runtime"])
     assert not temp_files(root)
     print(f"\nray backfill on 2 nodes: {summary}")
 

@@ -109,7 +109,7 @@ def test_json_output(photos: dict[str, Path], tmp_path: Path) -> None:
         assert record["image"]["path"] == str(photos[name])
         check_facts(record, photos[name])
         assert record["model"]["name"] == "efficientnet-lite0"
-        assert record["model"]["runtime"] == "litert"
+        assert re.fullmatch(r"(litert|openvino)-(fp32|bf16)", record["model"]["runtime"])
         assert record["model"]["fallback_for"] is None
         assert [p["rank"] for p in record["predictions"]] == [1, 2, 3, 4, 5]
         scores = [p["score"] for p in record["predictions"]]

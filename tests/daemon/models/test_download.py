@@ -414,7 +414,35 @@ def test_import_file_disk_full_leaves_nothing(
     source.write_bytes(PAYLOAD)
     fill_disk_after(monkeypatch, 2 * CHUNK_BYTES)
     target = tmp_path / "models" / "w.h5"
-    with pytest.raises(DownloadError, match=r"^not enough disk space in .*: need 3 MB more"):
+    with pytest.raises(DownloadError, match=r"^not enough disk space in .*: need 3 MB more") as e:
         import_file(source, target, md5=PAYLOAD_MD5)
     assert not target.exists()
+    assert not part_path(target).exists()
+    # Issue 20 item 13: it said "a partial .part file is kept to resume" while deleting it.
+    assert "kept" not in str(e.value) and "nothing half-copied is left behind" in str(e.value)
+
+
+def test_import_file_checks_a_known_size_before_copying(tmp_path: Path) -> None:
+    """Issue 20 item 13: a 3 GB file was copied before the size it knew was checked."""
+    source = tmp_path / "huge.h5"
+    with source.open("wb") as f:  # sparse: 3 GB that cost no disk
+        f.truncate(3 << 30)
+    target = tmp_path / "models" / "w.h5"
+    with pytest.raises(DownloadError, match=r"is not the w\.h5 weights file: 3221225472 bytes"):
+        import_file(source, target, md5=PAYLOAD_MD5, size=len(PAYLOAD))
+    assert not target.parent.exists()  # refused before anything was made
+
+
+def test_import_file_checks_the_free_space_before_copying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "vgg16.h5"
+    source.write_bytes(PAYLOAD)
+    usage = download.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        download.shutil, "disk_usage", lambda _p: usage._replace(free=len(PAYLOAD) // 2)
+    )
+    target = tmp_path / "models" / "w.h5"
+    with pytest.raises(DownloadError, match=r"not enough disk space.*nothing half-copied"):
+        import_file(source, target, md5=PAYLOAD_MD5, size=len(PAYLOAD))
     assert not part_path(target).exists()

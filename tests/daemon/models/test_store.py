@@ -27,7 +27,7 @@ from dropsight.daemon.models.weights import (
 )
 from dropsight.daemon.outputs import sidecar
 from dropsight.daemon.photos.imaging import load as prepare
-from dropsight.daemon.runtime.classifier import Classifier, load_classifier
+from dropsight.daemon.runtime.classifier import Classifier, open_classifier
 from tests.daemon.outputs.test_sidecar import validate
 
 CATS = set(range(281, 286))
@@ -148,7 +148,7 @@ def test_no_vgg16_weights_through_store_and_classifier_stays_offline(
         store.resolve("vgg16", ModelSettings(), "cfg.toml")
     no_fallback = Settings(model=ModelSettings(name="vgg16", fallback=""))
     with pytest.raises(WeightsNotFound, match="VGG16 weights not found"):
-        load_classifier(no_fallback)
+        open_classifier(no_fallback)
     assert offline == []  # no download, no converter child
 
 
@@ -166,7 +166,7 @@ def test_fallback_model_is_used_with_the_reason(app_dir: Path, photos: dict[str,
     defaults = Settings()
     assert defaults.model.name == "vgg16"
     assert defaults.model.fallback == "efficientnet-lite0"
-    classifier = load_classifier(defaults)
+    classifier = open_classifier(defaults)
     info = classifier.info
     assert info.name == "efficientnet-lite0"
     assert info.requested == "vgg16"
@@ -194,11 +194,11 @@ def test_efficientnet_cache_entry(app_home: Path) -> None:
     artifact = store.resolve("efficientnet-lite0", ModelSettings(), "cfg.toml")
     weights = find_efficientnet_lite0().path
     assert artifact.fingerprint == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert artifact.tflite.is_relative_to(paths.cache_dir())
-    assert artifact.fingerprint[:16] in artifact.tflite.name  # keyed by weights ...
-    assert __version__ in artifact.tflite.name  # ... and app version
+    assert artifact.path.is_relative_to(paths.cache_dir())
+    assert artifact.fingerprint[:16] in artifact.path.name  # keyed by weights ...
+    assert __version__ in artifact.path.name  # ... and app version
     assert artifact.input_size == (224, 224)
-    assert artifact.tflite.read_bytes()[4:8] == b"TFL3"
+    assert artifact.path.read_bytes()[4:8] == b"TFL3"
     # a second resolve is a cache hit (no converter child)
     again = store.resolve("efficientnet-lite0", ModelSettings(), "cfg.toml")
     assert again == artifact
@@ -216,10 +216,10 @@ def test_corrupt_cached_model_is_rebuilt(
     # a private cache holding a copy of the good entry, so the shared one stays intact
     home = tmp_path / "private-home"
     monkeypatch.setenv("DROPSIGHT_HOME", str(home))
-    entry = paths.cache_dir() / "models" / good.tflite.name
+    entry = paths.cache_dir() / "models" / good.path.name
     entry.parent.mkdir(parents=True)
-    shutil.copy(good.tflite, entry)
-    shutil.copy(good.tflite.with_suffix(".json"), entry.with_suffix(".json"))
+    shutil.copy(good.path, entry)
+    shutil.copy(good.path.with_suffix(".json"), entry.with_suffix(".json"))
     size = entry.stat().st_size
     if damage == "truncated":  # an interrupted write or a full disk
         with entry.open("r+b") as f:
@@ -227,7 +227,7 @@ def test_corrupt_cached_model_is_rebuilt(
     else:  # same size, so only loading it can tell
         entry.write_bytes(np.random.default_rng(0).bytes(size))
 
-    classifier = load_classifier(EFFNET)
+    classifier = open_classifier(EFFNET)
 
     assert entry.read_bytes()[4:8] == b"TFL3"
     assert classifier.info.fingerprint == good.fingerprint
@@ -251,7 +251,7 @@ def test_litert_agrees_with_keras_efficientnet(photos: dict[str, Path]) -> None:
     from dropsight.daemon.models import keras_efficientnet_lite
 
     x = photo_batch(photos)
-    classifier = load_classifier(EFFNET)
+    classifier = open_classifier(EFFNET)
     lite = classifier.predict(x)
     model = keras_efficientnet_lite.build(find_efficientnet_lite0().path)
     keras_probs = np.asarray(model.predict(x, verbose=0))
@@ -266,7 +266,7 @@ def test_litert_agrees_with_keras_efficientnet(photos: dict[str, Path]) -> None:
 def vgg16_classifier(weights: Path) -> Classifier:
     """VGG16 on LiteRT from the generated weights (converted once per run, then cached)."""
     settings = Settings(model=ModelSettings(name="vgg16", weights=weights, fallback=""))
-    return load_classifier(settings)
+    return open_classifier(settings)
 
 
 @pytest.mark.slow
@@ -307,14 +307,14 @@ def test_vgg16_cache_is_shared_by_every_place_the_weights_are_found(
     at_app = place(vgg16_weights, app_dir / "models" / VGG16_WEIGHTS_FILE)
     from_app = store.resolve("vgg16", ModelSettings(), "cfg.toml")
     assert from_app.origin == "app"
-    assert (from_app.tflite, from_app.fingerprint) == (artifact.tflite, artifact.fingerprint)
+    assert (from_app.path, from_app.fingerprint) == (artifact.path, artifact.fingerprint)
     at_app.unlink()
     place(vgg16_weights, keras_home() / "models" / VGG16_WEIGHTS_FILE)
     from_keras = store.resolve("vgg16", ModelSettings(), "cfg.toml")
     assert from_keras.origin == "keras-cache"
-    assert from_keras.tflite == artifact.tflite
+    assert from_keras.path == artifact.path
     # and the default settings now load VGG16 itself, not the fallback
-    classifier = load_classifier(Settings())
+    classifier = open_classifier(Settings())
     assert classifier.info.name == "vgg16"
     assert not classifier.info.is_fallback
     assert classifier.info.fingerprint == first.info.fingerprint

@@ -217,7 +217,8 @@ def test_a_damaged_index_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     )
     service.start()
     try:
-        wait_for(lambda: default_path().with_name("library.sqlite3.damaged").exists(), 20, "aside")
+        state = default_path().parent
+        wait_for(lambda: any(state.glob("library.sqlite3.damaged-*")), 20, "set aside")
         with Index() as index:
             wait_for(lambda: index.count() == 1, 20, "rebuilt from the sidecars")
     finally:

@@ -325,7 +325,7 @@ def test_fallback_is_recorded_in_the_model_block() -> None:
     assert records["ok"]["model"]["fallback_for"] is None
     assert records["ok-fallback"]["model"]["fallback_for"] == "vgg16"
     assert records["ok"]["model"]["input_size"] == [224, 224]
-    assert records["ok"]["model"]["runtime"] == "litert"
+    assert records["ok"]["model"]["runtime"] == "litert-fp32"
 
 
 def test_categories_only_on_labelled_records() -> None:

@@ -20,7 +20,7 @@ from dropsight.daemon.photos.imaging import load as prepare
 from dropsight.daemon.pipeline import decode as stage
 from dropsight.daemon.pipeline.labelling import Rules
 from dropsight.daemon.pipeline.stages import Options, classify_paths
-from dropsight.daemon.runtime.classifier import load_classifier
+from dropsight.daemon.runtime.classifier import open_classifier
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -327,7 +327,7 @@ def test_one_pixel_image_classifies(tmp_path: Path, fmt: str) -> None:
     np.testing.assert_allclose(out.pixels[0, 0], (30, 120, 200), atol=4)
 
     settings = Settings(model=ModelSettings(name="efficientnet-lite0", fallback=""))
-    classifier = load_classifier(settings)
+    classifier = open_classifier(settings)
     (record,) = classify_paths(classifier, [path], Options(Rules(), "crop", 4))
     assert record["status"] == "ok", record["error"]
     assert len(record["predictions"]) == 5
@@ -522,7 +522,8 @@ def test_big_jpeg_uses_draft_and_matches_full_decode(
     assert draft_sizes, "JPEG draft mode was not used"
     w, h = draft_sizes[-1]
     assert w <= 4032 // 4  # libjpeg scaled while decoding ...
-    assert min(w, h) >= (256 if resize == "crop" else 224)  # ... but never below what is needed
+    need = 256 if resize == "crop" else 224
+    assert need <= min(w, h) < 2 * need  # ... never below what is needed, under twice that
 
     ref = full_decode(big_jpeg, resize)
     diff = np.abs(out.pixels - ref)
