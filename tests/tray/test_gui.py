@@ -822,3 +822,37 @@ def test_the_real_tray_keeps_its_icon_through_twenty_pauses_and_resumes(
         stderr = tray.stderr.read().decode() if tray.stderr else ""
         tray.stderr and tray.stderr.close()
     assert "Traceback" not in stderr, stderr
+
+
+def test_the_starting_message_goes_when_the_start_fails(
+    display: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that exits at once: "Starting the service..." goes at the next status poll,
+    not seconds later (issue 21 item 3)."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.tray.viewer import Viewer
+
+    monkeypatch.setattr(
+        desktop, "service_command", lambda: [sys.executable, "-c", "raise SystemExit(3)"]
+    )
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    try:
+
+        def pump_until(condition: Callable[[], object], what: str, timeout_s: float) -> None:
+            def check() -> object:
+                root.update()
+                return condition()
+
+            wait_for(check, timeout_s, what)
+
+        button = viewer.controls.service_button
+        pump_until(lambda: button.cget("text") == "Start service", "offline", 10)
+        button.invoke()
+        assert "Starting the service" in str(viewer.banner.cget("text"))
+        # The process ends within a second; the next poll (every second) drops the message.
+        pump_until(lambda: "Starting" not in str(viewer.banner.cget("text")), "the message gone", 4)
+        assert "not running" in str(viewer.banner.cget("text"))
+    finally:
+        viewer.close()
