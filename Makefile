@@ -46,6 +46,18 @@ typecheck: $(VENV)/.dev-deps
 pytest: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## screenshots: the tray icon, viewer, Find photos and Folders on a 1280x720 Xvfb, light
+## and dark, with a stand-in service and library (build/screenshots/*.png; needs Xvfb,
+## trayer and ImageMagick's import)
+.PHONY: screenshots
+screenshots: $(VENV)/.dev-deps
+	rm -rf build/screenshots
+	for theme in light dark; do \
+	  $(BIN)/python -m tests.tray.screens --screen 1280x720 --theme $$theme \
+	    --out build/screenshots || exit 1; \
+	done
+	@ls build/screenshots
+
 # ---- Packaging: frozen bundle, Windows installer, Linux release ------------------------------
 # make dist            build/models/*.tflite, then one onedir bundle dist/dropsight/ (PyInstaller)
 # make installer       dist/DropsightSetup.exe from a Windows bundle (run on Windows)

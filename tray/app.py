@@ -97,6 +97,8 @@ class TrayApp:
 
     def poll_once(self) -> None:
         """Refresh the status snapshot; connect, or start the service, when needed."""
+        # Reap closed viewers now, not at the next click: else each stays a defunct process.
+        self._viewers = [viewer for viewer in self._viewers if viewer.poll() is None]
         with contextlib.suppress(OSError):
             self._autostart = autostart.is_enabled()
         client = self._client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dropsight.tray.icons import fetching, model_of, model_title
 from dropsight.tray.layout import fit_window
 from dropsight.tray.menu import log_target, settings_file
 from dropsight.tray.search import SearchWindow
+from dropsight.tray.units import human_size
 from dropsight.tray.worker import is_open
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,21 @@ class Actions:
         self.get_model = get_model  # asks the service to download a model, then switch
 
     # Looked up at each use, so tests can watch what would be started or opened.
-    def _spawn(self, command: list[str]) -> None:
-        desktop.spawn(command)
+    def _spawn(self, command: list[str]) -> threading.Event:
+        """Start one of our programs; the Event is set when it has ended (and is reaped)."""
+        ended = threading.Event()
+        process = desktop.spawn(command)
+        if process is None:  # a test's stand-in for spawn
+            return ended
+
+        def reap() -> None:
+            # Reaped when it ends (a service that stops while the viewer is open), so the
+            # viewer leaves no defunct child behind.
+            process.wait()
+            ended.set()
+
+        threading.Thread(target=reap, name="reaper", daemon=True).start()
+        return ended
 
     def _open_path(self, path: Path) -> str | None:
         """Open with the desktop; a line to show when nothing could."""
@@ -73,9 +88,9 @@ class Actions:
         configured = status.get("config_path") if status else None
         return Path(configured) if configured else paths.config_file()
 
-    def start_service(self) -> None:
-        """Start `dropsight service` in the background."""
-        self._spawn(desktop.service_command())
+    def start_service(self) -> threading.Event:
+        """Start `dropsight service` in the background; the Event is set if it ends."""
+        return self._spawn(desktop.service_command())
 
     def stop_service(self) -> None:
         """Ask the running service to stop."""
@@ -264,9 +279,9 @@ class ControlBar:
         missing = model.get("missing") if model else None
         self._missing = missing["name"] if missing and not fetching(status) else None
         if missing and self._missing:
-            size = int(missing.get("download_bytes") or 0) / 2**20
+            size = human_size(int(missing.get("download_bytes") or 0))
             self.download_button.configure(
-                text=f"Download {model_title(self._missing)} ({size:.0f} MB)\u2026"
+                text=f"Download {model_title(self._missing)} ({size})\u2026"
             )
             self.download_button.grid()
         else:
@@ -294,10 +309,14 @@ class ControlBar:
             self._on_message("Stopping the service\u2026", lambda status: status is None)
         else:
             clicked = time.time()
-            self.actions.start_service()
+            ended = self.actions.start_service()
             self._on_message(
                 "Starting the service\u2026",
-                lambda status: status is not None or startfail.read(since=clicked) is not None,
+                lambda status: (
+                    status is not None
+                    or ended.is_set()
+                    or startfail.read(since=clicked) is not None
+                ),
             )
 
     def _download(self) -> None:

@@ -18,6 +18,7 @@ from dropsight.tray.icons import (
     is_fallback,
     model_of,
     model_title,
+    progress,
     summary,
     visual_state,
 )
@@ -50,6 +51,12 @@ class StatusHeader:
             self.frame, text="Rescan now", command=on_rescan, name="rescan"
         )
         self.rescan_button.grid(row=0, column=3)
+        # The work in hand (a burst of photos, a model download) as a bar under the line.
+        self.progress = ttk.Progressbar(
+            self.frame, mode="determinate", maximum=1.0, name="progress"
+        )
+        self.progress.grid(row=1, column=0, columnspan=4, sticky="ew", pady=(6, 0))
+        self.progress.grid_remove()
         # Wrapped, so a long message (a config error) never widens the window.
         self.banner = ttk.Label(root, style="Warn.TLabel", name="banner", wraplength=BANNER_WRAP_PX)
 
@@ -60,7 +67,7 @@ class StatusHeader:
             text = f"Working: {text}"
         model = model_of(status)
         if model and model.get("name"):
-            text += f"  \u00b7  model {model['name']}"
+            text += f"  \u00b7  {model_title(model['name'])}"
         self.status_label.configure(text=text[:1].upper() + text[1:])
         icon = icon_for(status).resize((ICON_PX, ICON_PX), Image.Resampling.LANCZOS)
         self._state_icon_image = ImageTk.PhotoImage(icon, master=self.root)
@@ -71,6 +78,12 @@ class StatusHeader:
             text="Resume" if paused else "Pause", state="normal" if connected else "disabled"
         )
         self.rescan_button.configure(state="normal" if connected else "disabled")
+        fraction = progress_fraction(status)
+        if fraction is None:
+            self.progress.grid_remove()
+        else:
+            self.progress.configure(value=fraction)
+            self.progress.grid()
 
     def show_banner(self, text: str | None) -> None:
         """Show a line under the controls (None: hide it)."""
@@ -79,6 +92,16 @@ class StatusHeader:
             return
         self.banner.configure(text=text)
         self.banner.grid()
+
+
+def progress_fraction(status: Status | None) -> float | None:
+    """How far the current work is (0..1): a model download, else the photos; None: none."""
+    fetch = fetching(status)
+    if fetch:
+        total = int(fetch.get("total_bytes") or 0)
+        return min(int(fetch.get("done_bytes") or 0) / total, 1.0) if total else None
+    counts = progress(status) if visual_state(status) == "working" else None
+    return counts[0] / counts[1] if counts else None
 
 
 def banner_for(

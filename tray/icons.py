@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 
 from dropsight.daemon.contracts import ModelFetchStatus, ModelStatus, Status
 from dropsight.tray.attention import reason_first, window_wording
+from dropsight.tray.units import human_rate, human_size
 
 ICON_SIZE_PX = 64
 # Drawn large and scaled down: Pillow's shapes have no anti-aliasing of their own.
@@ -119,9 +120,9 @@ def fetch_text(fetch: ModelFetchStatus) -> str:
     if stage == "verifying":
         return f"Checking the {title} download\u2026"
     done, total = int(fetch.get("done_bytes") or 0), int(fetch.get("total_bytes") or 0)
-    percent = f"{100 * done / total:.0f}%" if total else f"{done / 2**20:.0f} MB"
+    percent = f"{100 * done / total:.0f}% of {human_size(total)}" if total else human_size(done)
     rate, eta = float(fetch.get("rate_bps") or 0), fetch.get("eta_s")
-    extra = f" ({rate / 2**20:.1f} MB/s, {eta:.0f} s left)" if rate and eta is not None else ""
+    extra = f" ({human_rate(rate)}, {eta:.0f} s left)" if rate and eta is not None else ""
     return f"Downloading {title}: {percent}{extra}"
 
 

@@ -1,4 +1,4 @@
-"""Window sizes that fit the screen, and text that fits its place (one formatting helper)."""
+"""Window sizes that fit the screen, and text that fits its place."""
 
 from __future__ import annotations
 
@@ -47,15 +47,3 @@ def ellipsize(text: str, font: tkfont.Font | str, max_px: int, *, middle: bool =
         else:
             high = keep - 1
     return best
-
-
-def human_size(n_bytes: float) -> str:
-    """A byte count the way the desktop's file managers say it: "553 MB", "1.2 GB" (SI)."""
-    value = float(n_bytes)
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            if unit == "bytes":
-                return f"{int(value)} bytes"
-            return f"{value:.1f} {unit}" if abs(value) < 10 else f"{value:.0f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")

@@ -21,6 +21,7 @@ from dropsight.tray.icons import (
     tooltip_for,
     visual_state,
 )
+from dropsight.tray.units import human_size
 
 RECENT_MENU_ITEMS = 10
 MENU_TEXT_MAX_CHARS = 300
@@ -181,7 +182,7 @@ def _model_items(model: ModelStatus, client: Commands | None) -> list[MenuItem]:
     if fetch and fetch.get("stage") == "failed":
         items.append(MenuItem(f"Download failed: {fetch.get('error')}"[:120], enabled=False))
     size = int(missing.get("download_bytes") or 0)
-    label = f"Download {model_title(name)} ({size / 2**20:.0f} MB)\u2026"
+    label = f"Download {model_title(name)} ({human_size(size)})\u2026"
     action = (lambda: client.get_model(name)) if client is not None else None
     items.append(MenuItem(label, enabled=client is not None, action=action))
     return items

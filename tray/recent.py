@@ -18,6 +18,7 @@ from dropsight.tray.thumbs import thumbnail
 
 THUMB_PX = 44
 ROWS = 7
+MAX_ENTRIES = 40  # the service's recent results, then the library's latest
 
 Submit = Callable[[str, Callable[[], Any]], bool]  # background work; result comes back by kind
 OnSelect = Callable[[Path, Path | None], None]  # a photo and its sidecar
@@ -26,7 +27,9 @@ OnSelect = Callable[[Path, Path | None], None]  # a photo and its sidecar
 class RecentList:
     """A list of recent results; thumbnails are made off the UI thread as they are needed."""
 
-    def __init__(self, parent: tk.Misc, submit: Submit, on_select: OnSelect) -> None:
+    def __init__(
+        self, parent: tk.Misc, submit: Submit, on_select: OnSelect, rows: int = ROWS // 2
+    ) -> None:
         self._submit = submit
         self._on_select = on_select
         self.frame = ttk.LabelFrame(parent, text="Recent results", padding=(8, 4), name="recent")
@@ -35,7 +38,7 @@ class RecentList:
         self.tree = ttk.Treeview(
             self.frame,
             columns=("result", "score", "time"),
-            height=ROWS // 2,
+            height=rows,
             style="Recent.Treeview",
             name="recent_tree",
         )
@@ -59,10 +62,21 @@ class RecentList:
         self._requested: set[str] = set()
         self._key: tuple[Any, ...] = ()
         self._rows: dict[str, RecentResult] = {}
+        self._service: list[RecentResult] = []
+        self._library: list[RecentResult] = []
+
+    def set_library(self, latest: list[RecentResult]) -> None:
+        """The library index's latest results: shown after the service's own, so the list
+        is full at start (the service's list begins empty at each restart)."""
+        self._library = latest
+        self.update(self._service)
 
     def update(self, recent: list[RecentResult]) -> None:
-        """Show these results (the service's `recent`, newest first)."""
-        entries = [e for e in recent if e["image"]]
+        """Show these results (the service's `recent`, newest first), then the library's."""
+        self._service = recent
+        seen = {e["image"] for e in recent}
+        more = [e for e in self._library if e["image"] not in seen]
+        entries = [e for e in [*recent, *more] if e["image"]][:MAX_ENTRIES]
         key = tuple((e["image"], e["time"], e["status"]) for e in entries)
         if key == self._key:
             return

@@ -14,12 +14,13 @@ from dropsight.daemon.api.client import ServiceNotRunning
 from dropsight.daemon.contracts import SidecarRecord
 from dropsight.daemon.labels.names import display_name
 from dropsight.tray import theme
+from dropsight.tray.icons import model_title
 from dropsight.tray.layout import ellipsize
 
 TOP_K = 5
 PHOTO_BOX_PX = (460, 360)
 BAR_WIDTH_PX = 240
-BAR_HEIGHT_PX = 14
+BAR_HEIGHT_PX = 10
 
 
 @dataclass
@@ -70,12 +71,12 @@ class ResultPanel:
         preds = ttk.Frame(body, padding=(16, 0, 0, 0), name="predictions")
         preds.grid(row=1, column=1, sticky="nsew")
         ttk.Label(preds, text="Top 5", style="Title.TLabel").grid(
-            row=0, column=0, columnspan=2, sticky="w", pady=(0, 8)
+            row=0, column=0, sticky="w", pady=(0, 2)
         )
         self.pred_rows: list[PredictionRow] = []
         for i in range(TOP_K):
             label = ttk.Label(preds, text="", style="Pred.TLabel", name=f"pred{i}_label")
-            label.grid(row=1 + 2 * i, column=0, columnspan=2, sticky="w", pady=(6, 1))
+            label.grid(row=1 + 2 * i, column=0, columnspan=2, sticky="w", pady=(4, 0))
             bar = tk.Canvas(
                 preds,
                 width=BAR_WIDTH_PX,
@@ -92,7 +93,7 @@ class ResultPanel:
         for row in self.pred_rows:
             row.bar.configure(background=self._frame_bg)
         self.model_label = ttk.Label(preds, text="", name="model", style="Muted.TLabel")
-        self.model_label.grid(row=1 + 2 * TOP_K, column=0, columnspan=2, sticky="w", pady=(14, 0))
+        self.model_label.grid(row=0, column=1, sticky="e", pady=(0, 2))  # beside "Top 5"
 
     def show_photo(self, path: Path) -> None:
         """Show a photo (or why it cannot be shown)."""
@@ -156,7 +157,7 @@ class ResultPanel:
             row.bar.configure(background=colours.track)
             row.bar.create_rectangle(0, 0, width, BAR_HEIGHT_PX, fill=colour, width=0)
         if sidecar["model"]["name"]:
-            self.model_label.configure(text=f"Model: {sidecar['model']['name']}")
+            self.model_label.configure(text=f"by {model_title(sidecar['model']['name'])}")
 
     def show_error(self, exc: BaseException | str) -> None:
         """Say why there are no labels."""

@@ -199,7 +199,9 @@ class SearchWindow:
                 cell.grid_remove()
         pages = max(1, -(-len(self._hits) // size))
         if self._query:
-            found = f"{len(self._hits):,} photos of \u201c{' '.join(self._query)}\u201d"
+            count = len(self._hits)
+            photos = "photo" if count == 1 else "photos"
+            found = f"{count:,} {photos} of \u201c{' '.join(self._query)}\u201d"
             note = f" \u00b7 {self._note}" if self._note else ""
             self.summary.configure(text=f"{found} \u00b7 page {self._page + 1} of {pages}{note}")
         self.prev_button.state(["!disabled" if self._page > 0 else "disabled"])

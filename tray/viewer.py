@@ -18,15 +18,16 @@ from typing import Any
 from dropsight.config.settings import WatchSettings
 from dropsight.daemon.api.client import ServiceClient, ServiceError
 from dropsight.daemon.api.wire import read_sidecar
-from dropsight.daemon.contracts import ExitCode, Status
+from dropsight.daemon.contracts import ExitCode, RecentResult, Status
+from dropsight.daemon.outputs.index import library
 from dropsight.tray import logsetup, theme
 from dropsight.tray.attention import ConfigCheck, config_not_applied, config_path, with_problem
 from dropsight.tray.controls import Actions, ControlBar, Done
 from dropsight.tray.header import StatusHeader, banner_for
 from dropsight.tray.icons import visual_state
 from dropsight.tray.layout import fit_window
+from dropsight.tray.recent import MAX_ENTRIES, RecentList
 from dropsight.tray.recent import THUMB_PX as RECENT_THUMB_PX
-from dropsight.tray.recent import RecentList
 from dropsight.tray.result_panel import ResultPanel
 from dropsight.tray.worker import Worker
 
@@ -68,6 +69,7 @@ class Viewer:
         self._build()
         root.protocol("WM_DELETE_WINDOW", self.close)
         self._schedule(0, self._poll_status)
+        self._worker.submit("library", latest_in_library)
         self._schedule(RESULT_POLL_MS, self._drain_results)
 
     # --- layout -------------------------------------------------------------------------------
@@ -78,9 +80,9 @@ class Viewer:
         fit_window(root, WINDOW_PX, MIN_WINDOW_PX)
         self._build_style()
         root.columnconfigure(0, weight=1)
-        # The photo and the recent list share what the screen leaves (720 px screens too).
-        root.rowconfigure(3, weight=3)
-        root.rowconfigure(4, weight=2)
+        # The photo takes what the screen leaves (720 px screens too); the recent list keeps
+        # its rows (more of them on a taller screen).
+        root.rowconfigure(3, weight=1)
         self.header = StatusHeader(root, self.toggle_pause, self.rescan)
         self.header.frame.grid(row=0, column=0, sticky="ew")
         # Read by tests and accessibility tools.
@@ -117,7 +119,8 @@ class Viewer:
         style.configure("Recent.Treeview", rowheight=RECENT_THUMB_PX + 8)
 
     def _build_recent(self) -> None:
-        self.recent = RecentList(self.root, self._worker.submit, self.show_result)
+        rows = 3 if self.root.winfo_screenheight() < 900 else 5
+        self.recent = RecentList(self.root, self._worker.submit, self.show_result, rows)
         self.recent.frame.grid(row=4, column=0, sticky="nsew", padx=12, pady=(6, 12))
         self.recent_tree = self.recent.tree  # read by tests and accessibility tools
 
@@ -155,6 +158,7 @@ class Viewer:
             "sidecar": self.panel.show_sidecar,
             "sidecar!": self.panel.show_error,
             "thumb": self.recent.set_thumb,
+            "library": self.recent.set_library,
             "command": lambda _none: self._poll_status(),
             "command!": self._show_command_error,
         }
@@ -291,6 +295,14 @@ class Viewer:
             self.root.after_cancel(after_id)
         self._worker.stop()
         self.root.destroy()
+
+
+def latest_in_library() -> list[RecentResult]:
+    """The library index's latest results (none when there is no index yet)."""
+    if not library.default_path().exists():
+        return []
+    with library.Index() as index:
+        return index.latest(MAX_ENTRIES)
 
 
 def image_patterns(platform: str = sys.platform) -> str:

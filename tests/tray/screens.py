@@ -92,13 +92,34 @@ def build_library(folder: Path) -> list[tuple[Path, Path, str, float]]:
 
 
 def rect(widget: Any) -> dict[str, int]:
-    """Where a widget is on the screen."""
+    """Where a widget is on the screen; `clipped`: 1 if a parent cuts part of it off."""
+    x, y, w, h = (
+        widget.winfo_rootx(),
+        widget.winfo_rooty(),
+        widget.winfo_width(),
+        widget.winfo_height(),
+    )
+    clipped = 0
+    parent = widget.master
+    while parent is not None:
+        px, py = parent.winfo_rootx(), parent.winfo_rooty()
+        if (
+            x < px
+            or y < py
+            or x + w > px + parent.winfo_width()
+            or y + h > py + parent.winfo_height()
+        ):
+            clipped = 1
+        if parent.winfo_toplevel() is parent:
+            break
+        parent = parent.master
     return {
-        "x": widget.winfo_rootx(),
-        "y": widget.winfo_rooty(),
-        "w": widget.winfo_width(),
-        "h": widget.winfo_height(),
+        "x": x,
+        "y": y,
+        "w": w,
+        "h": h,
         "mapped": int(widget.winfo_ismapped()),
+        "clipped": clipped,
     }
 
 
@@ -171,6 +192,8 @@ def windows(display: str, theme: str, out: Path | None) -> dict[str, Any]:
                     "choose": viewer.choose_button,
                     "photo": viewer.photo_label,
                     "recent": viewer.recent_tree,
+                    "last prediction": viewer.panel.pred_rows[-1].bar,
+                    "model": viewer.panel.model_label,
                 }.items()
             },
         }
@@ -182,9 +205,9 @@ def windows(display: str, theme: str, out: Path | None) -> dict[str, Any]:
         pump_until(lambda: search.chip_counts, "category chips")
         opened = rect(search.window)
         search.search("cat")
-        pump_until(lambda: "photos of" in str(search.summary.cget("text")), "results")
+        pump_until(lambda: " of \u201c" in str(search.summary.cget("text")), "results")
         search.search("animal")
-        pump_until(lambda: "photos of" in str(search.summary.cget("text")), "results")
+        pump_until(lambda: " of \u201c" in str(search.summary.cget("text")), "results")
         search.cells[0].invoke()
         pump_until(lambda: search.detail_image.cget("image"), "the details photo")
         pump_until(lambda: all(c.cget("image") for c in search.shown_cells()), "thumbnails")

@@ -359,3 +359,20 @@ def test_the_tray_starts_without_tk() -> None:
     code = "import sys; sys.modules['tkinter'] = None; import dropsight.tray.app"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_closed_viewer_leaves_no_defunct_process(tmp_path: Path) -> None:
+    """The viewer's process is reaped at the next poll, not when the next viewer opens."""
+    viewers: list[subprocess.Popen[bytes]] = []
+
+    def spawn(_command: list[str]) -> subprocess.Popen[bytes]:
+        viewers.append(subprocess.Popen([sys.executable, "-c", "pass"]))  # opens and closes
+        return viewers[-1]
+
+    app = TrayApp(start_service=False, spawn=spawn)
+    app.open_viewer()
+    stat = Path(f"/proc/{viewers[0].pid}/stat")
+    wait_for(lambda: stat.read_text().split(")")[-1].split()[0] == "Z")  # closed: defunct
+    app.poll_once()
+    assert not stat.exists(), "the closed viewer is still a defunct child"

@@ -425,7 +425,13 @@ def test_viewer_controls_drive_a_real_service(
         dialog.remove_button.invoke()
         pump_until(lambda: len(service.status()["folders"]) == 1, "the folder dropped")
         assert load(config).watch.folders == (second,)
-        dialog.close()
+        dialog.close_button.invoke()
+        assert not dialog.alive
+        dialog = controls.open_folders()  # Escape closes it too
+        dialog.window.focus_force()
+        pump_until(lambda: dialog.window.winfo_viewable(), "the folders dialog again")
+        dialog.window.event_generate("<Escape>")
+        pump_until(lambda: not dialog.alive, "Escape to close the dialog")
 
         # Settings, log, start at login, XMP.
         controls.settings_button.invoke()
@@ -529,7 +535,7 @@ def test_viewer_first_run_offers_vgg16_and_shows_the_download(display: str, tmp_
                 wait_for(check, 20, what)
 
             pump_until(lambda: button.winfo_ismapped(), "the download offer")
-            assert button.cget("text") == "Download VGG16 (528 MB)\u2026"
+            assert button.cget("text") == "Download VGG16 (553 MB)\u2026"
             assert "until VGG16 is downloaded" in str(viewer.banner.cget("text"))
             root.update_idletasks()
             box = (0, 0, root.winfo_width(), root.winfo_height())
@@ -616,7 +622,7 @@ def test_find_photos_window(display: str, tmp_path: Path, monkeypatch: pytest.Mo
         for name, count in window.chip_counts.items():  # a click opens what the chip says
             window.search(name)
             pump_until(
-                lambda: str(window.summary.cget("text")).startswith(f"{count:,} photos"),  # noqa: B023
+                lambda: str(window.summary.cget("text")).startswith(f"{count:,} photo"),  # noqa: B023
                 f"{count} photos for the {name} chip",
             )
         window.entry.delete(0, "end")
@@ -727,3 +733,126 @@ def test_the_xmp_box_shows_what_the_service_does(
         server.stop()
         service.stop()
         service.join()
+
+
+def test_viewer_fills_recent_results_from_the_library_and_shows_progress(
+    display: str, tmp_path: Path
+) -> None:
+    """At start the recent list holds the library's latest results (the service's own list
+    starts empty); a working service's progress is a real progress bar (issue 21 item 7)."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.tray.viewer import Viewer
+    from tests.tray.screens import build_library
+
+    photos = build_library(tmp_path / "Pictures")
+    controller = FakeController()  # working: 13 of 340, and no recent results of its own
+    server = ControlServer(controller)
+    server.start()
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    try:
+
+        def pump_until(condition: Callable[[], object], what: str) -> None:
+            def check() -> object:
+                root.update()
+                return condition()
+
+            wait_for(check, 20, what)
+
+        tree = viewer.recent_tree
+        pump_until(lambda: len(tree.get_children()) == len(photos), "the library's results")
+        newest_first = [str(tree.item(iid, "text")).strip() for iid in tree.get_children()]
+        assert sorted(newest_first) == sorted(p.name for p, *_ in photos)
+        bar = viewer.header.progress
+        pump_until(bar.winfo_ismapped, "the progress bar")
+        assert float(bar.cget("value")) == pytest.approx(13 / 340)
+        controller.state = "idle"
+        pump_until(lambda: not bar.winfo_ismapped(), "the bar hidden when idle")
+    finally:
+        viewer.close()
+        server.stop()
+
+
+@pytest.mark.timeout(180)
+def test_the_real_tray_keeps_its_icon_through_twenty_pauses_and_resumes(
+    display: str,
+    any_tray: subprocess.Popen[bytes],
+    fake_service: subprocess.Popen[bytes],
+) -> None:
+    """`dropsight tray` in trayer, tint2 and wmsystemtray: after each of 20 state changes of
+    the service (pause, resume, ...) its icon window keeps its size (issue 21 item 1: the
+    repro left it 1x24 after two pause/resume cycles)."""
+    import re
+
+    env = dict(os.environ, PYSTRAY_BACKEND="xorg", DISPLAY=display)
+    tray = subprocess.Popen(
+        [sys.executable, "-m", "dropsight.tray", "--no-start-service"],
+        cwd=desktop.working_dir(),
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    paused_title = "Dropsight: paused, 327 waiting, 1 failed"
+
+    def size(title: str) -> tuple[int, int] | None:
+        for line in window_tree().splitlines():
+            if f'"{title}"' in line and "SystemTrayIcon" in line:
+                found = re.search(r"\)\s+(\d+)x(\d+)[+-]", line)
+                return (int(found.group(1)), int(found.group(2))) if found else None
+        return None
+
+    try:
+        wait_for(lambda: (size(TRAY_TITLE) or (0, 0))[0] >= 16, 20, "the docked icon")
+        first = size(TRAY_TITLE)
+        client = ServiceClient.connect()
+        sizes = []
+        for change in range(20):
+            paused = change % 2 == 0
+            client.pause() if paused else client.resume()
+            title = paused_title if paused else TRAY_TITLE
+            wait_for(lambda: window_named(title), 10, title)  # noqa: B023
+            time.sleep(0.4)  # no tray says "done re-embedding": give a broken one time
+            sizes.append(size(title))
+        changed = [(n + 1, s) for n, s in enumerate(sizes) if s != first]
+        assert not changed, f"the icon was {first}, then (change, size): {changed}"
+        tray.send_signal(signal.SIGTERM)
+        assert tray.wait(20) == 0
+    finally:
+        stop_process(tray)
+        stderr = tray.stderr.read().decode() if tray.stderr else ""
+        tray.stderr and tray.stderr.close()
+    assert "Traceback" not in stderr, stderr
+
+
+def test_the_starting_message_goes_when_the_start_fails(
+    display: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that exits at once: "Starting the service..." goes at the next status poll,
+    not seconds later (issue 21 item 3)."""
+    tk = pytest.importorskip("tkinter", reason="Python built without Tk (python3-tk)")
+
+    from dropsight.tray.viewer import Viewer
+
+    monkeypatch.setattr(
+        desktop, "service_command", lambda: [sys.executable, "-c", "raise SystemExit(3)"]
+    )
+    root = tk.Tk(className="Dropsight")
+    viewer = Viewer(root)
+    try:
+
+        def pump_until(condition: Callable[[], object], what: str, timeout_s: float) -> None:
+            def check() -> object:
+                root.update()
+                return condition()
+
+            wait_for(check, timeout_s, what)
+
+        button = viewer.controls.service_button
+        pump_until(lambda: button.cget("text") == "Start service", "offline", 10)
+        button.invoke()
+        assert "Starting the service" in str(viewer.banner.cget("text"))
+        # The process ends within a second; the next poll (every second) drops the message.
+        pump_until(lambda: "Starting" not in str(viewer.banner.cget("text")), "the message gone", 4)
+        assert "not running" in str(viewer.banner.cget("text"))
+    finally:
+        viewer.close()

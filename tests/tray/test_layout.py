@@ -54,6 +54,7 @@ def test_every_window_fits_the_screen(screen: str) -> None:
         if not inside(window, whole):
             problems.append(f"{name} window {window} is larger than {screen}")
         for widget, box in widgets.items():
-            if not box["mapped"] or box["w"] < 8 or box["h"] < 8 or not inside(box, window):
+            shown = box["mapped"] and not box["clipped"] and min(box["w"], box["h"]) >= 8
+            if not shown or not inside(box, window):
                 problems.append(f"{name}: {widget} {box} is not shown whole in {window}")
     assert not problems, "\n".join(problems)

@@ -319,13 +319,13 @@ def test_first_run_offers_the_download_calmly(client: FakeClient, host: FakeHost
     items = build_menu(status, client, host, False)
     texts = labels(items)
     assert "Labelling with EfficientNet-Lite0 until VGG16 is downloaded" in texts
-    offer = by_label(items)["Download VGG16 (528 MB)\u2026"]
+    offer = by_label(items)["Download VGG16 (553 MB)\u2026"]
     assert offer.enabled and offer.action is not None
     offer.action()
     assert client.calls == ["get_model vgg16"]
     assert tooltip_for(status) == "Dropsight: idle, 11 done, 1 failed with EfficientNet-Lite0"
     offline = build_menu(status, None, host, False)
-    assert not by_label(offline)["Download VGG16 (528 MB)\u2026"].enabled
+    assert not by_label(offline)["Download VGG16 (553 MB)\u2026"].enabled
 
 
 def test_download_progress_then_failure_in_menu_and_tooltip(
@@ -343,15 +343,17 @@ def test_download_progress_then_failure_in_menu_and_tooltip(
     }
     status = make_status("idle", model=dict(MISSING_VGG16, fetch=fetch))
     texts = labels(build_menu(status, client, host, False))
-    assert "Downloading VGG16: 50% (10.0 MB/s, 25 s left)" in texts
+    assert "Downloading VGG16: 50% of 524 MB (10 MB/s, 25 s left)" in texts
     assert not [t for t in texts if t.startswith("Download VGG16")]
-    assert tooltip_for(status).endswith("\u00b7 Downloading VGG16: 50% (10.0 MB/s, 25 s left)")
+    assert tooltip_for(status).endswith(
+        "\u00b7 Downloading VGG16: 50% of 524 MB (10 MB/s, 25 s left)"
+    )
     failed = dict(fetch, stage="failed", error="no network: cannot reach the server")
     texts = labels(
         build_menu(make_status(model=dict(MISSING_VGG16, fetch=failed)), client, host, False)
     )
     assert "Download failed: no network: cannot reach the server" in texts
-    assert "Download VGG16 (528 MB)\u2026" in texts  # try again
+    assert "Download VGG16 (553 MB)\u2026" in texts  # try again
 
 
 def test_relabel_on_demand_is_offered_with_the_count(client: FakeClient, host: FakeHost) -> None:
@@ -365,3 +367,14 @@ def test_relabel_on_demand_is_offered_with_the_count(client: FakeClient, host: F
         for i in build_menu(make_status(relabel=None), client, host, False)
         if "Re-label" in i.label
     ]
+
+
+def test_sizes_are_written_one_way() -> None:
+    """One helper for every size (the menu said "528 MB" beside the download's "553 MB")."""
+    from dropsight.tray.units import human_rate, human_size
+
+    assert human_size(553_467_096) == "553 MB"
+    assert human_size(1_234_000_000) == "1.2 GB"
+    assert human_size(999) == "999 bytes"
+    assert human_size(5_500) == "5.5 kB"
+    assert human_rate(10 * 2**20) == "10 MB/s"

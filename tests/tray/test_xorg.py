@@ -159,3 +159,54 @@ def test_install_leaves_other_backends_alone() -> None:
         pass
 
     assert xorg.install(OtherIcon()) is None
+
+
+@pytest.mark.timeout(90)
+def test_the_icon_docks_again_in_a_tray_that_restarts(
+    display: str, panel: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The panel restarts (a desktop session reloading its panel): the icon docks in the new
+    tray manager, which announces itself with a MANAGER message, and only then."""
+    from tests.tray.x11 import TRAYER, stop_process, tray_owner
+
+    icon = xorg_icon(monkeypatch, "Dropsight: idle")
+    dispatcher = xorg.install(icon)
+    assert dispatcher is not None
+    failures: list[BaseException] = []
+    restarted: list[subprocess.Popen[bytes]] = []
+
+    def setup(icon: Any) -> None:
+        try:
+            icon.visible = True
+            wait_for(lambda: docked(icon), 15, "the icon to dock", window_tree)
+            stop_process(panel)
+            wait_for(lambda: not tray_owner(), 10, "no tray")
+            wait_for(lambda: not docked(icon), 10, "the icon back on the root window")
+            for _attempt in range(3):  # trayer (GTK 2) now and then dies while starting
+                tray = subprocess.Popen(
+                    TRAYER, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                restarted.append(tray)
+                deadline = time.monotonic() + 10
+                while tray.poll() is None and time.monotonic() < deadline:
+                    if tray_owner():  # (X may give the new one the old window's id)
+                        break
+                    time.sleep(0.1)
+                if tray.poll() is None and tray_owner():
+                    break
+                stop_process(tray)
+            else:
+                pytest.fail("trayer did not start again in three tries")
+            wait_for(lambda: docked(icon), 15, "the icon docked in the new tray", window_tree)
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+        finally:
+            icon.stop()
+
+    try:
+        icon.run(setup=setup)
+    finally:
+        dispatcher.close()
+        for tray in restarted:
+            stop_process(tray)
+    assert not failures, failures

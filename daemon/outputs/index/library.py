@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from dropsight.daemon.contracts import SidecarRecord
+from dropsight.daemon.contracts import RecentResult, SidecarRecord
 from dropsight.daemon.core import paths
 from dropsight.daemon.labels import query
 from dropsight.daemon.labels.classes import info
@@ -219,6 +219,26 @@ class Index:
             sql, args = sql + " WHERE " + _under_clause(), _under_args(under)
         for path, sidecar, mtime_ns in self._db.execute(sql, args):
             yield Path(os.fsdecode(path)), Path(os.fsdecode(sidecar)), int(mtime_ns)
+
+    def latest(self, limit: int = 20) -> list[RecentResult]:
+        """The photos labelled last, newest first, as `Status.recent` lists them."""
+        rows = self._db.execute(
+            "SELECT p.path, p.sidecar, p.status, p.processed_at, l.class_index, l.score"
+            " FROM photos AS p LEFT JOIN labels AS l ON l.photo = p.id AND l.rank = 1"
+            " ORDER BY p.processed_at DESC, p.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {
+                "image": os.fsdecode(path),
+                "sidecar": os.fsdecode(sidecar),
+                "status": str(status),
+                "label": info(class_index).name if class_index is not None else None,
+                "score": float(score) if score is not None else None,
+                "time": str(processed_at),
+            }
+            for path, sidecar, status, processed_at, class_index, score in rows
+        ]
 
     def count(self) -> int:
         """How many photos are indexed."""
