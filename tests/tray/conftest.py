@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import select
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tray import screens
 from tests.tray.x11 import (
     SCREEN,
     TINT2RC,
@@ -31,32 +30,8 @@ def xvfb() -> Iterator[str]:
     destroyed, and an X server dying under a live connection ends the process (XIOError).
     """
     need("Xvfb")
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{SCREEN[0]}x{SCREEN[1]}x24",
-            "-nolisten",
-            "tcp",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], 20)
-        number = os.read(read_fd, 64).decode().strip() if ready else ""
-        if not number:
-            pytest.fail("Xvfb did not report a display number")
-        yield f":{number}"
-    finally:
-        os.close(read_fd)
-        stop_process(server)
+    with screens.xvfb(f"{SCREEN[0]}x{SCREEN[1]}") as display:
+        yield display
 
 
 @pytest.fixture
